@@ -1,0 +1,57 @@
+# The two commands in README.md: `make demo` (the main job) and `make test` (everything CI runs).
+# Both set up a fresh Debian machine themselves: system packages, a virtualenv, the project.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# System packages: OCR (tesseract + Chinese pack), legacy .doc (catdoc, antiword),
+# libmagic for type sniffing, Chromium + driver for the report's browser test.
+APT_PACKAGES := tesseract-ocr tesseract-ocr-eng tesseract-ocr-chi-sim catdoc antiword \
+	libmagic1 chromium chromium-driver
+CONTRIB := contrib/instructgen-plugin-template contrib/instructgen-ray
+
+.PHONY: setup system venv demo test lint typecheck pytest docs clean
+
+setup: system venv
+
+system:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing system packages:$$missing"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml $(wildcard contrib/*/pyproject.toml) $(wildcard tests/fixtures/*/pyproject.toml)
+	$(BIN)/pip install -q -e '.[dev]'
+	@for d in $(CONTRIB); do [ -f $$d/pyproject.toml ] && $(BIN)/pip install -q -e "$$d[test]" || true; done
+	@for d in tests/fixtures/*/; do [ -f $$d/pyproject.toml ] && $(BIN)/pip install -q -e "$$d" || true; done
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: setup
+	@$(BIN)/python -m instructgen.demo
+
+lint: venv
+	$(BIN)/ruff check core plugins contrib tests benchmarks
+	$(BIN)/ruff format --check core plugins contrib tests benchmarks
+
+typecheck: venv
+	$(BIN)/mypy
+
+pytest: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+docs: venv
+	@if [ -f mkdocs.yml ]; then $(BIN)/mkdocs build --strict -q -d build/site; fi
+
+test: setup lint typecheck pytest docs
+
+clean:
+	rm -rf $(VENV) build site .mypy_cache .ruff_cache

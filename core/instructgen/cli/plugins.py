@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import click
+
+from instructgen.cli._common import emit_json, handles_errors, json_option
+
+
+@click.command()
+@json_option
+@handles_errors
+def plugins(as_json: bool) -> None:
+    """List installed plugins, their versions and what each registers."""
+    from instructgen import plugins as pm
+
+    regs = pm.get_registries()
+    rows = []
+    for info in pm.plugin_infos():
+        registers = {kind: reg.by_plugin(info.name) for kind, reg in regs.items()}
+        rows.append({
+            "name": info.name,
+            "version": info.version,
+            "distribution": info.distribution,
+            "module": info.module,
+            "source": info.source,
+            "blocked": info.blocked,
+            "error": info.error,
+            "registers": {k: v for k, v in registers.items() if v},
+        })
+    conflicts = [c for reg in regs.values() for c in reg.conflicts]
+    if as_json:
+        emit_json({"plugins": rows, "conflicts": conflicts})
+        return
+    for row in rows:
+        state = " (blocked)" if row["blocked"] else (" (ERROR)" if row["error"] else "")
+        dist = f" [{row['distribution']} {row['version']}]" if row["distribution"] else ""
+        click.echo(f"{row['name']}{dist}{state}")
+        for kind, names in row["registers"].items():
+            click.echo(f"  {kind}: {', '.join(names)}")
+        if row["error"]:
+            click.echo(f"  error: {row['error']}")
+    for c in conflicts:
+        click.echo(f"warning: {c}")

@@ -1,0 +1,262 @@
+"""The engine contract, and the seed's engine names.
+
+An engine turns one ``Request`` into a ``Completion`` with one async call.
+
+Engines translate; they never retry, sleep or cache. The dispatcher (``dispatch.py``) does all of
+that for every engine, built-in or third-party. SDK clients are created with their own retries
+switched off, and SDK imports happen inside methods so registering an engine costs nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from instructgen.errors import MissingKeyError
+
+__all__ = [
+    "Completion",
+    "Engine",
+    "Message",
+    "Price",
+    "Request",
+    "Usage",
+    "create_engine",
+    "engine_class",
+]
+
+EngineKind = Literal["chat", "completion"]
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+@dataclass(frozen=True)
+class Request:
+    """One generation request, chat (``messages``) or completion (``prompt``).
+
+    Engines of either kind accept both shapes: ``as_messages()`` / ``as_prompt()`` convert.
+    ``extra`` carries provider-specific options; it is part of the cache key.
+    """
+
+    messages: tuple[Message, ...] = ()
+    prompt: str | None = None
+    max_tokens: int = 256
+    temperature: float = 1.0
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    n: int = 1
+    seed: int | None = None
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.messages and self.prompt is None:
+            raise ValueError("a Request needs messages or a prompt")
+
+    @classmethod
+    def chat(cls, content: str, *, system: str | None = None, **options: Any) -> Request:
+        msgs = [Message("system", system)] if system else []
+        msgs.append(Message("user", content))
+        return cls(messages=tuple(msgs), **options)
+
+    def as_messages(self) -> list[dict[str, str]]:
+        if self.messages:
+            return [{"role": m.role, "content": m.content} for m in self.messages]
+        return [{"role": "user", "content": self.prompt or ""}]
+
+    def as_prompt(self) -> str:
+        if self.prompt is not None:
+            return self.prompt
+        return "\n\n".join(m.content for m in self.messages)
+
+    def canonical(self) -> dict[str, Any]:
+        """A JSON-ready, order-stable form used for cache keys (never includes credentials)."""
+        return {
+            "messages": [[m.role, m.content] for m in self.messages],
+            "prompt": self.prompt,
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "stop": list(self.stop),
+            "n": self.n,
+            "seed": self.seed,
+            "presence_penalty": self.presence_penalty,
+            "frequency_penalty": self.frequency_penalty,
+            "extra": {k: self.extra[k] for k in sorted(self.extra)},
+        }
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+        )
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What came back: one text per sample, its finish reason (``stop``, ``length``, ...)."""
+
+    texts: tuple[str, ...]
+    finish_reasons: tuple[str | None, ...] = ()
+    usage: Usage = field(default_factory=Usage)
+    model: str | None = None
+
+    @property
+    def text(self) -> str:
+        return self.texts[0] if self.texts else ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "texts": list(self.texts),
+            "finish_reasons": list(self.finish_reasons),
+            "usage": [self.usage.prompt_tokens, self.usage.completion_tokens],
+            "model": self.model,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Completion:
+        pt, ct = d.get("usage") or (0, 0)
+        return cls(
+            texts=tuple(d["texts"]),
+            finish_reasons=tuple(d.get("finish_reasons") or ()),
+            usage=Usage(int(pt), int(ct)),
+            model=d.get("model"),
+        )
+
+
+@dataclass(frozen=True)
+class Price:
+    """US dollars per million tokens."""
+
+    input: float
+    output: float
+
+    def cost(self, usage: Usage) -> float:
+        return (usage.prompt_tokens * self.input + usage.completion_tokens * self.output) / 1e6
+
+
+class Engine(ABC):
+    """Base class of every engine.
+
+    Subclasses set the capability attributes and implement ``acomplete``. The constructor takes
+    the key positionally (the seed's ``ChatGPT("sk-...")``) or reads ``key_env_vars``; the key is
+    kept in a private attribute and never shown by ``repr``.
+    """
+
+    name: ClassVar[str] = ""
+    kind: ClassVar[EngineKind] = "chat"
+    default_model: ClassVar[str] = ""
+    key_env_vars: ClassVar[tuple[str, ...]] = ()
+    needs_key: ClassVar[bool] = True
+    prices: ClassVar[Mapping[str, Price]] = {}
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        model: str | None = None,
+        base_url: str | None = None,
+        timeout: float = 60.0,
+        prices: Mapping[str, Price] | None = None,
+        **options: Any,
+    ) -> None:
+        self._api_key = api_key or self._key_from_env()
+        if self.needs_key and not self._api_key and not self._key_optional(base_url):
+            raise MissingKeyError(self.name or type(self).__name__, self.key_env_vars)
+        self.model = model or self.default_model
+        self.base_url = base_url
+        self.timeout = timeout
+        self.options = dict(options)
+        self._prices = {**self.prices, **(prices or {})}
+
+    def _key_from_env(self) -> str | None:
+        for var in self.key_env_vars:
+            value = os.environ.get(var)
+            if value:
+                return value
+        return None
+
+    def _key_optional(self, base_url: str | None) -> bool:
+        """Engines pointed at a local server may run without a key; override to allow it."""
+        return False
+
+    @property
+    def api_key(self) -> str | None:
+        return self._api_key
+
+    @abstractmethod
+    async def acomplete(self, request: Request) -> Completion:
+        """Send one request and return the completion, or raise an ``EngineError`` subclass."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook with a no-op default
+        """Release clients; the dispatcher calls it when a run ends."""
+
+    def price(self) -> Price | None:
+        """The price for ``self.model``: exact name first, then the longest matching prefix."""
+        if self.model in self._prices:
+            return self._prices[self.model]
+        best = [k for k in self._prices if self.model.startswith(k)]
+        return self._prices[max(best, key=len)] if best else None
+
+    def identity(self) -> dict[str, Any]:
+        """What identifies this engine's outputs in a cache key (no credentials)."""
+        return {"engine": self.name, "model": self.model, "kind": self.kind}
+
+    def __repr__(self) -> str:
+        base = f", base_url={self.base_url!r}" if self.base_url else ""
+        return f"{type(self).__name__}(model={self.model!r}{base}, api_key=***)"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        raise TypeError("engines hold credentials and are not picklable; build one per process")
+
+
+
+def engine_class(name: str) -> type[Engine]:
+    """The engine class registered as ``name`` (or an alias), from the loaded plugins."""
+    from instructgen import plugins
+
+    cls = plugins.engines().get(name)
+    return cls  # type: ignore[no-any-return]
+
+
+def create_engine(spec: str | Engine, **kwargs: Any) -> Engine:
+    """Build an engine from ``"name"`` or ``"name:model"`` (e.g. ``"openai:gpt-4o-mini"``).
+
+    An ``Engine`` instance is returned as is.
+    """
+    if isinstance(spec, Engine):
+        return spec
+    name, _, model = spec.partition(":")
+    if model and "model" not in kwargs:
+        kwargs["model"] = model
+    return engine_class(name)(**kwargs)
+
+
+def __getattr__(attr: str) -> type[Engine]:
+    # The seed's class names (ChatGPT, Davinci, Medium, J2Grande, ...) resolve lazily through
+    # the engine registry, so importing this module imports no SDK.
+    if attr[:1].isupper():
+        from instructgen import plugins
+
+        seeds = plugins.engines().seed_names()
+        if attr in seeds:
+            return engine_class(seeds[attr])
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")

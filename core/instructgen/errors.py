@@ -1,0 +1,162 @@
+"""Typed errors. Every error a person can cause or fix carries what they need to fix it.
+
+The CLI maps them to exit codes: ``UsageError`` and its subclasses exit 2 (bad input or usage),
+every other ``InstructgenError`` exits 1 (the run failed). Messages never contain API keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "AuthenticationError",
+    "BadRequestError",
+    "BudgetExceededError",
+    "ConfigError",
+    "DatasetError",
+    "EngineError",
+    "ExtractionError",
+    "InstructgenError",
+    "MalformedResponseError",
+    "MissingKeyError",
+    "PluginError",
+    "Problem",
+    "RateLimitError",
+    "TaskFileError",
+    "TransientEngineError",
+    "UnknownNameError",
+    "UsageError",
+]
+
+
+class InstructgenError(Exception):
+    """Base of every error instructgen raises on purpose."""
+
+    exit_code = 1
+
+
+class UsageError(InstructgenError):
+    """Bad input or usage: the user must change something before rerunning (exit 2)."""
+
+    exit_code = 2
+
+
+class ConfigError(UsageError):
+    """A bad option, flag or parameter value."""
+
+
+class UnknownNameError(UsageError):
+    """A name (engine, filter, exporter, ...) that no loaded plugin registered."""
+
+    def __init__(self, kind: str, name: str, known: Sequence[str]) -> None:
+        self.kind, self.name, self.known = kind, name, list(known)
+        hint = ", ".join(sorted(known)) or "none registered"
+        super().__init__(f"unknown {kind} {name!r}; known: {hint}")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One located problem in an input file: ``FILE:LINE: FIELD: message``."""
+
+    file: str
+    line: int | None
+    field: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        field = f" {self.field}:" if self.field else ""
+        return f"{where}:{field} {self.message}"
+
+
+class TaskFileError(UsageError):
+    """A seed-task file with one or more problems; ``problems`` lists all of them."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = list(problems)
+        shown = "\n".join(str(p) for p in self.problems[:50])
+        more = len(self.problems) - 50
+        if more > 0:
+            shown += f"\n... and {more} more problems"
+        super().__init__(shown)
+
+
+class MissingKeyError(UsageError):
+    """An engine needs an API key and none was given or found in the environment."""
+
+    def __init__(self, engine: str, env_vars: Sequence[str]) -> None:
+        self.engine, self.env_vars = engine, list(env_vars)
+        names = " or ".join(env_vars)
+        super().__init__(
+            f"engine {engine!r} needs an API key: set {names} or pass api_key=... "
+            "(for a local OpenAI-compatible server set OPENAI_BASE_URL and any key)"
+        )
+
+
+class PluginError(InstructgenError):
+    """A plugin failed to load or raised inside a hook."""
+
+    def __init__(self, plugin: str, message: str) -> None:
+        self.plugin = plugin
+        super().__init__(f"plugin {plugin!r}: {message}")
+
+
+class EngineError(InstructgenError):
+    """A request an engine could not complete.
+
+    ``retryable`` tells the dispatcher whether another attempt may succeed; ``status`` is the
+    HTTP status when there was one; ``retry_after`` is the server's advice in seconds.
+    """
+
+    retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        engine: str | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.engine, self.status, self.retry_after = engine, status, retry_after
+        prefix = f"{engine}: " if engine else ""
+        super().__init__(prefix + message)
+
+
+class TransientEngineError(EngineError):
+    """5xx, 408, timeouts, connection resets: worth another attempt after a backoff."""
+
+    retryable = True
+
+
+class RateLimitError(TransientEngineError):
+    """429: the dispatcher slows down and honours ``retry_after``."""
+
+
+class MalformedResponseError(TransientEngineError):
+    """A reply that does not parse or lacks required fields."""
+
+
+class AuthenticationError(EngineError):
+    """401/403: a wrong key or no access; retrying cannot help."""
+
+
+class BadRequestError(EngineError):
+    """400/404/422: the request or model name is wrong; retrying cannot help."""
+
+
+class BudgetExceededError(InstructgenError):
+    """Sending more would exceed ``--max-cost``; what was done is cached and a rerun resumes."""
+
+
+class ExtractionError(InstructgenError):
+    """A document could not be read; directory runs skip the file and record this reason."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path, self.reason = path, reason
+        super().__init__(f"{path}: {reason}")
+
+
+class DatasetError(UsageError):
+    """A dataset folder or file that cannot be loaded or exported."""

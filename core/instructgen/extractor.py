@@ -1,0 +1,43 @@
+"""The extractor contract: one file in, its text out.
+
+Extractors run in worker processes (``documents/``), so ``extract`` is synchronous and must be
+importable without side effects. A file that cannot be read raises ``ExtractionError`` with a
+reason a person understands ("encrypted PDF", "tesseract not installed: apt-get install ...").
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+__all__ = ["Extracted", "Extractor"]
+
+
+@dataclass
+class Extracted:
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class Extractor(ABC):
+    name: ClassVar[str] = ""
+    extensions: ClassVar[tuple[str, ...]] = ()
+    mime_types: ClassVar[tuple[str, ...]] = ()
+    priority: ClassVar[int] = 0
+
+    def unavailable_reason(self) -> str | None:
+        """``None`` when usable here, else why not and how to fix it (missing binary, ...)."""
+        return None
+
+    def sniff(self, head: bytes) -> bool:
+        """True when the first bytes of a file look like a format this extractor reads.
+
+        Used for files whose extension is wrong or missing. Default: no opinion.
+        """
+        return False
+
+    @abstractmethod
+    def extract(self, path: Path) -> Extracted:
+        """Return the file's text, or raise ``ExtractionError``."""

@@ -1,0 +1,53 @@
+"""Every hook a plugin can implement.
+
+Collector hooks receive a typed registry and call ``registry.add(...)``; they must not import an
+SDK or any heavy library (do that inside the registered class's methods), so that loading
+plugins stays cheap and ``instructgen --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from instructgen.registry import (
+        EngineRegistry,
+        ExporterRegistry,
+        ExtractorRegistry,
+        FilterRegistry,
+    )
+
+hookspec = pluggy.HookspecMarker("instructgen")
+hookimpl = pluggy.HookimplMarker("instructgen")
+
+
+# -- generation -------------------------------------------------------------------------------
+
+
+@hookspec
+def register_engines(registry: EngineRegistry) -> None:
+    """Register engine classes (subclasses of ``instructgen.Engine``) with names and aliases."""
+
+
+@hookspec
+def register_filters(registry: FilterRegistry) -> None:
+    """Register instruction and instance filters (subclasses of ``instructgen.Filter``)."""
+
+
+# -- documents --------------------------------------------------------------------------------
+
+
+@hookspec
+def register_extractors(registry: ExtractorRegistry) -> None:
+    """Register extractors (subclasses of ``instructgen.Extractor``) with the extensions and
+    MIME types they read."""
+
+
+# -- output -----------------------------------------------------------------------------------
+
+
+@hookspec
+def register_exporters(registry: ExporterRegistry) -> None:
+    """Register dataset output formats (subclasses of ``instructgen.Exporter``)."""

@@ -1,0 +1,165 @@
+"""Typed registries handed to the collector hooks (``register_engines(registry)``, ...).
+
+A plugin calls ``registry.add(...)``; the plugin manager records which plugin registered each
+entry, so ``instructgen plugins`` can show it and name clashes can be reported. The first
+registration of a name wins (plugins are called in a deterministic order, see ``plugins.py``);
+a later one is dropped with a warning naming both plugins.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from instructgen.errors import UnknownNameError
+
+log = logging.getLogger("instructgen.plugins")
+
+T = TypeVar("T")
+
+__all__ = [
+    "Entry",
+    "EngineRegistry",
+    "ExporterRegistry",
+    "ExtractorRegistry",
+    "FilterRegistry",
+    "Registry",
+]
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    name: str
+    obj: T
+    plugin: str
+    aliases: tuple[str, ...] = ()
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class Registry(Generic[T]):
+    """Name → object, with aliases, case-insensitive lookup and the registering plugin."""
+
+    kind = "entry"
+
+    def __init__(self) -> None:
+        self._entries: dict[str, Entry[T]] = {}
+        self._lookup: dict[str, str] = {}
+        self._plugin = "<unknown>"
+        self.conflicts: list[str] = []
+
+    # The plugin manager sets the current plugin before calling each hook implementation.
+    def _set_plugin(self, plugin: str) -> None:
+        self._plugin = plugin
+
+    def _add(self, name: str, obj: T, aliases: Sequence[str] = (), **meta: Any) -> Entry[T]:
+        if not name or not isinstance(name, str):
+            raise ValueError(f"{self.kind} name must be a non-empty string, got {name!r}")
+        entry = Entry(name, obj, self._plugin, tuple(aliases), dict(meta))
+        for key in (name, *aliases):
+            owner = self._lookup.get(key.lower())
+            if owner is not None:
+                first = self._entries[owner].plugin
+                msg = (
+                    f"{self.kind} {key!r} from plugin {self._plugin!r} ignored: "
+                    f"already registered by plugin {first!r}"
+                )
+                self.conflicts.append(msg)
+                log.warning(msg)
+                if key == name:
+                    return self._entries[owner]
+                continue
+            self._lookup[key.lower()] = name
+        self._entries[name] = entry
+        return entry
+
+    def get(self, name: str) -> T:
+        return self.entry(name).obj
+
+    def entry(self, name: str) -> Entry[T]:
+        key = self._lookup.get(name.lower())
+        if key is None:
+            raise UnknownNameError(self.kind, name, self.names())
+        return self._entries[key]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._lookup
+
+    def names(self) -> list[str]:
+        return list(self._entries)
+
+    def entries(self) -> list[Entry[T]]:
+        return list(self._entries.values())
+
+    def __iter__(self) -> Iterator[Entry[T]]:
+        return iter(self.entries())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def by_plugin(self, plugin: str) -> list[str]:
+        return [e.name for e in self._entries.values() if e.plugin == plugin]
+
+
+class EngineRegistry(Registry[type]):
+    """Engine classes. ``add(SomeEngine, aliases=("x",), seed_name="ChatGPT")``."""
+
+    kind = "engine"
+
+    def add(self, engine_cls: type, *, name: str | None = None, aliases: Sequence[str] = (),
+            seed_name: str | None = None) -> None:
+        self._add(name or engine_cls.name, engine_cls, aliases, seed_name=seed_name)
+
+    def seed_names(self) -> dict[str, str]:
+        """Seed class names (``ChatGPT``...) → engine names."""
+        return {e.meta["seed_name"]: e.name for e in self if e.meta.get("seed_name")}
+
+
+class ExtractorRegistry(Registry[type]):
+    """Extractor classes, indexed by the extensions and MIME types they read."""
+
+    kind = "extractor"
+
+    def add(self, extractor_cls: type, *, name: str | None = None,
+            extensions: Sequence[str] | None = None, mime_types: Sequence[str] | None = None,
+            priority: int | None = None) -> None:
+        exts = extensions if extensions is not None else getattr(extractor_cls, "extensions", ())
+        mimes = mime_types if mime_types is not None else getattr(extractor_cls, "mime_types", ())
+        prio = priority if priority is not None else getattr(extractor_cls, "priority", 0)
+        self._add(
+            name or extractor_cls.name, extractor_cls,
+            extensions=tuple(e.lower().lstrip(".") for e in exts),
+            mime_types=tuple(mimes), priority=prio,
+        )
+
+    def for_extension(self, ext: str) -> list[Entry[type]]:
+        """Extractors reading ``ext``, highest priority first, then by name."""
+        ext = ext.lower().lstrip(".")
+        found = [e for e in self if ext in e.meta["extensions"]]
+        return sorted(found, key=lambda e: (-e.meta["priority"], e.name))
+
+    def for_mime(self, mime: str) -> list[Entry[type]]:
+        found = [e for e in self if mime in e.meta["mime_types"]]
+        return sorted(found, key=lambda e: (-e.meta["priority"], e.name))
+
+
+class FilterRegistry(Registry[type]):
+    """Filter classes for instructions (``stage="instruction"``) or instances."""
+
+    kind = "filter"
+
+    def add(self, filter_cls: type, *, name: str | None = None, aliases: Sequence[str] = (),
+            default: bool = True) -> None:
+        self._add(name or filter_cls.name, filter_cls, aliases, default=default,
+                  stage=getattr(filter_cls, "stage", "instruction"))
+
+
+class ExporterRegistry(Registry[type]):
+    """Dataset output formats."""
+
+    kind = "exporter"
+
+    def add(self, exporter_cls: type, *, name: str | None = None,
+            aliases: Sequence[str] = ()) -> None:
+        self._add(name or exporter_cls.name, exporter_cls, aliases)

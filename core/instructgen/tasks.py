@@ -1,0 +1,165 @@
+"""Seed tasks: the ``tasks.jsonl`` format, validated line by line against the JSON Schema.
+
+Every problem is reported as ``FILE:LINE: FIELD: message``; ``load_tasks`` collects all of them
+before raising one ``TaskFileError``, so a user fixes a file in one pass.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from instructgen.errors import Problem, TaskFileError
+
+__all__ = ["Instance", "SeedTask", "check_tasks", "load_tasks", "task_schema"]
+
+
+@dataclass(frozen=True)
+class Instance:
+    input: str
+    output: str
+
+
+@dataclass(frozen=True)
+class SeedTask:
+    id: str
+    instruction: str
+    instances: tuple[Instance, ...]
+    name: str = ""
+    is_classification: bool = False
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    line: int | None = field(default=None, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.extra,
+            "id": self.id,
+            "name": self.name,
+            "instruction": self.instruction,
+            "instances": [{"input": i.input, "output": i.output} for i in self.instances],
+            "is_classification": self.is_classification,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], line: int | None = None) -> SeedTask:
+        known = {"id", "name", "instruction", "instances", "is_classification"}
+        return cls(
+            id=d["id"],
+            instruction=d["instruction"],
+            instances=tuple(Instance(i["input"], i["output"]) for i in d["instances"]),
+            name=d.get("name") or d["id"],
+            is_classification=bool(d.get("is_classification", False)),
+            extra={k: v for k, v in d.items() if k not in known},
+            line=line,
+        )
+
+
+@cache
+def task_schema() -> dict[str, Any]:
+    text = resources.files("instructgen").joinpath("schemas/tasks.schema.json").read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def _field_path(path: Any) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _validator() -> Any:
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(task_schema())
+
+
+def _lines(path: Path, problems: list[Problem]) -> Iterator[tuple[int, str]]:
+    name = str(path)
+    try:
+        fh = path.open("rb")
+    except OSError as exc:
+        problems.append(Problem(name, None, None, f"cannot read: {exc.strerror or exc}"))
+        return
+    with fh:
+        for lineno, raw in enumerate(fh, start=1):
+            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                problems.append(Problem(
+                    name, lineno, None,
+                    f"not UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
+                    "save the file as UTF-8",
+                ))
+                continue
+            yield lineno, text
+
+
+def check_tasks(path: str | Path) -> tuple[list[SeedTask], list[Problem]]:
+    """Parse and validate a task file; return the good tasks and every problem found."""
+    path = Path(path)
+    name = str(path)
+    problems: list[Problem] = []
+    tasks: list[SeedTask] = []
+    if path.is_dir():
+        return [], [Problem(name, None, None, "is a directory, expected a .jsonl file")]
+    validator = _validator()
+    first_line: dict[str, int] = {}
+    seen_content = False
+    for lineno, text in _lines(path, problems):
+        if not text.strip():
+            continue
+        seen_content = True
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            problems.append(Problem(name, lineno, None,
+                                    f"invalid JSON: {exc.msg} (column {exc.colno})"))
+            continue
+        if not isinstance(obj, dict):
+            problems.append(Problem(name, lineno, None,
+                                    f"expected a JSON object, got {type(obj).__name__}"))
+            continue
+        errors = sorted(validator.iter_errors(obj), key=lambda e: list(map(str, e.path)))
+        for err in errors:
+            field_name = _field_path(err.path)
+            if err.validator == "required":
+                missing = err.message.split("'")[1] if "'" in err.message else ""
+                field_name = _field_path([*err.path, missing]) if missing else field_name
+                msg = "required field is missing"
+            elif err.validator == "type":
+                msg = f"expected {err.validator_value}, got {type(err.instance).__name__}"
+            elif err.validator in ("minLength", "pattern"):
+                msg = "must be a non-empty string"
+            elif err.validator == "minItems":
+                msg = "needs at least one {input, output} instance"
+            else:
+                msg = err.message
+            problems.append(Problem(name, lineno, field_name or None, msg))
+        if errors:
+            continue
+        task_id = obj["id"]
+        if task_id in first_line:
+            problems.append(Problem(name, lineno, "id",
+                                    f"duplicate id {task_id!r} (first on line {first_line[task_id]})"))
+            continue
+        first_line[task_id] = lineno
+        tasks.append(SeedTask.from_dict(obj, line=lineno))
+    if not seen_content and not problems:
+        problems.append(Problem(name, None, None, "empty file: no tasks found"))
+    return tasks, problems
+
+
+def load_tasks(path: str | Path) -> list[SeedTask]:
+    """Load seed tasks, raising ``TaskFileError`` with every problem if the file is not valid."""
+    tasks, problems = check_tasks(path)
+    if problems:
+        raise TaskFileError(problems)
+    return tasks
