@@ -25,7 +25,7 @@ system:
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -U pip
+	$(BIN)/pip install -q -U pip setuptools wheel
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml $(wildcard contrib/*/pyproject.toml) $(wildcard tests/fixtures/*/pyproject.toml)
 	$(BIN)/pip install -q -e '.[dev]'

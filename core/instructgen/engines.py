@@ -228,13 +228,11 @@ class Engine(ABC):
         raise TypeError("engines hold credentials and are not picklable; build one per process")
 
 
-
 def engine_class(name: str) -> type[Engine]:
     """The engine class registered as ``name`` (or an alias), from the loaded plugins."""
     from instructgen import plugins
 
-    cls = plugins.engines().get(name)
-    return cls  # type: ignore[no-any-return]
+    return plugins.engines().get(name)
 
 
 def create_engine(spec: str | Engine, **kwargs: Any) -> Engine:

@@ -172,8 +172,18 @@ def unregister_plugin(name: str) -> None:
 
 
 def _plugin_order() -> list[tuple[str, object]]:
-    # Entry points in name order, then in-process plugins in registration order.
-    return [(n, p) for n, p in pm.list_name_plugin() if p is not None]
+    """Built-in plugins first, then third-party entry points by name, then in-process plugins
+    in registration order: a third-party plugin cannot silently take a built-in name."""
+    registered = [(n, p) for n, p in pm.list_name_plugin() if p is not None]
+
+    def rank(item: tuple[int, tuple[str, object]]) -> tuple[int, str, int]:
+        index, (name, _) = item
+        info = _state.infos.get(name)
+        if info is None or info.source == "in-process":
+            return (2, "", index)
+        return (0 if info.distribution == "instructgen" else 1, name, index)
+
+    return [item for _, item in sorted(enumerate(registered), key=rank)]
 
 
 def _collect(hook_name: str, registry: Registry[Any]) -> None:

@@ -13,15 +13,19 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from instructgen.engines import Engine
 from instructgen.errors import UnknownNameError
+from instructgen.exporter import Exporter
+from instructgen.extractor import Extractor
+from instructgen.filter import Filter
 
 log = logging.getLogger("instructgen.plugins")
 
 T = TypeVar("T")
 
 __all__ = [
-    "Entry",
     "EngineRegistry",
+    "Entry",
     "ExporterRegistry",
     "ExtractorRegistry",
     "FilterRegistry",
@@ -102,13 +106,19 @@ class Registry(Generic[T]):
         return [e.name for e in self._entries.values() if e.plugin == plugin]
 
 
-class EngineRegistry(Registry[type]):
+class EngineRegistry(Registry[type[Engine]]):
     """Engine classes. ``add(SomeEngine, aliases=("x",), seed_name="ChatGPT")``."""
 
     kind = "engine"
 
-    def add(self, engine_cls: type, *, name: str | None = None, aliases: Sequence[str] = (),
-            seed_name: str | None = None) -> None:
+    def add(
+        self,
+        engine_cls: type[Engine],
+        *,
+        name: str | None = None,
+        aliases: Sequence[str] = (),
+        seed_name: str | None = None,
+    ) -> None:
         self._add(name or engine_cls.name, engine_cls, aliases, seed_name=seed_name)
 
     def seed_names(self) -> dict[str, str]:
@@ -116,50 +126,70 @@ class EngineRegistry(Registry[type]):
         return {e.meta["seed_name"]: e.name for e in self if e.meta.get("seed_name")}
 
 
-class ExtractorRegistry(Registry[type]):
+class ExtractorRegistry(Registry[type[Extractor]]):
     """Extractor classes, indexed by the extensions and MIME types they read."""
 
     kind = "extractor"
 
-    def add(self, extractor_cls: type, *, name: str | None = None,
-            extensions: Sequence[str] | None = None, mime_types: Sequence[str] | None = None,
-            priority: int | None = None) -> None:
+    def add(
+        self,
+        extractor_cls: type[Extractor],
+        *,
+        name: str | None = None,
+        extensions: Sequence[str] | None = None,
+        mime_types: Sequence[str] | None = None,
+        priority: int | None = None,
+    ) -> None:
         exts = extensions if extensions is not None else getattr(extractor_cls, "extensions", ())
         mimes = mime_types if mime_types is not None else getattr(extractor_cls, "mime_types", ())
         prio = priority if priority is not None else getattr(extractor_cls, "priority", 0)
         self._add(
-            name or extractor_cls.name, extractor_cls,
+            name or extractor_cls.name,
+            extractor_cls,
             extensions=tuple(e.lower().lstrip(".") for e in exts),
-            mime_types=tuple(mimes), priority=prio,
+            mime_types=tuple(mimes),
+            priority=prio,
         )
 
-    def for_extension(self, ext: str) -> list[Entry[type]]:
+    def for_extension(self, ext: str) -> list[Entry[type[Extractor]]]:
         """Extractors reading ``ext``, highest priority first, then by name."""
         ext = ext.lower().lstrip(".")
         found = [e for e in self if ext in e.meta["extensions"]]
         return sorted(found, key=lambda e: (-e.meta["priority"], e.name))
 
-    def for_mime(self, mime: str) -> list[Entry[type]]:
+    def for_mime(self, mime: str) -> list[Entry[type[Extractor]]]:
         found = [e for e in self if mime in e.meta["mime_types"]]
         return sorted(found, key=lambda e: (-e.meta["priority"], e.name))
 
 
-class FilterRegistry(Registry[type]):
+class FilterRegistry(Registry[type[Filter]]):
     """Filter classes for instructions (``stage="instruction"``) or instances."""
 
     kind = "filter"
 
-    def add(self, filter_cls: type, *, name: str | None = None, aliases: Sequence[str] = (),
-            default: bool = True) -> None:
-        self._add(name or filter_cls.name, filter_cls, aliases, default=default,
-                  stage=getattr(filter_cls, "stage", "instruction"))
+    def add(
+        self,
+        filter_cls: type[Filter],
+        *,
+        name: str | None = None,
+        aliases: Sequence[str] = (),
+        default: bool = True,
+    ) -> None:
+        self._add(
+            name or filter_cls.name,
+            filter_cls,
+            aliases,
+            default=default,
+            stage=getattr(filter_cls, "stage", "instruction"),
+        )
 
 
-class ExporterRegistry(Registry[type]):
+class ExporterRegistry(Registry[type[Exporter]]):
     """Dataset output formats."""
 
     kind = "exporter"
 
-    def add(self, exporter_cls: type, *, name: str | None = None,
-            aliases: Sequence[str] = ()) -> None:
+    def add(
+        self, exporter_cls: type[Exporter], *, name: str | None = None, aliases: Sequence[str] = ()
+    ) -> None:
         self._add(name or exporter_cls.name, exporter_cls, aliases)

@@ -93,11 +93,15 @@ def _lines(path: Path, problems: list[Problem]) -> Iterator[tuple[int, str]]:
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                problems.append(Problem(
-                    name, lineno, None,
-                    f"not UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
-                    "save the file as UTF-8",
-                ))
+                problems.append(
+                    Problem(
+                        name,
+                        lineno,
+                        None,
+                        f"not UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
+                        "save the file as UTF-8",
+                    )
+                )
                 continue
             yield lineno, text
 
@@ -120,12 +124,14 @@ def check_tasks(path: str | Path) -> tuple[list[SeedTask], list[Problem]]:
         try:
             obj = json.loads(text)
         except json.JSONDecodeError as exc:
-            problems.append(Problem(name, lineno, None,
-                                    f"invalid JSON: {exc.msg} (column {exc.colno})"))
+            problems.append(
+                Problem(name, lineno, None, f"invalid JSON: {exc.msg} (column {exc.colno})")
+            )
             continue
         if not isinstance(obj, dict):
-            problems.append(Problem(name, lineno, None,
-                                    f"expected a JSON object, got {type(obj).__name__}"))
+            problems.append(
+                Problem(name, lineno, None, f"expected a JSON object, got {type(obj).__name__}")
+            )
             continue
         errors = sorted(validator.iter_errors(obj), key=lambda e: list(map(str, e.path)))
         for err in errors:
@@ -147,8 +153,14 @@ def check_tasks(path: str | Path) -> tuple[list[SeedTask], list[Problem]]:
             continue
         task_id = obj["id"]
         if task_id in first_line:
-            problems.append(Problem(name, lineno, "id",
-                                    f"duplicate id {task_id!r} (first on line {first_line[task_id]})"))
+            problems.append(
+                Problem(
+                    name,
+                    lineno,
+                    "id",
+                    f"duplicate id {task_id!r} (first on line {first_line[task_id]})",
+                )
+            )
             continue
         first_line[task_id] = lineno
         tasks.append(SeedTask.from_dict(obj, line=lineno))

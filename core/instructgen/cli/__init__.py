@@ -16,13 +16,37 @@ from instructgen import __version__
 
 # name -> (module, attribute, one-line help shown by --help without importing the module)
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "generate": ("instructgen.cli.generate", "generate", "Generate a dataset from seed tasks (Self-Instruct)."),
-    "from-dir": ("instructgen.cli.from_dir", "from_dir", "Generate a dataset from a directory of documents."),
-    "extract": ("instructgen.cli.extract", "extract", "Show what a directory run would read, chunk and skip."),
-    "validate": ("instructgen.cli.validate", "validate", "Check a tasks.jsonl file against the schema."),
+    "generate": (
+        "instructgen.cli.generate",
+        "generate",
+        "Generate a dataset from seed tasks (Self-Instruct).",
+    ),
+    "from-dir": (
+        "instructgen.cli.from_dir",
+        "from_dir",
+        "Generate a dataset from a directory of documents.",
+    ),
+    "extract": (
+        "instructgen.cli.extract",
+        "extract",
+        "Show what a directory run would read, chunk and skip.",
+    ),
+    "validate": (
+        "instructgen.cli.validate",
+        "validate",
+        "Check a tasks.jsonl file against the schema.",
+    ),
     "export": ("instructgen.cli.export", "export", "Write a saved dataset in another format."),
-    "report": ("instructgen.cli.report", "report", "Write a self-contained HTML report of a dataset."),
-    "plugins": ("instructgen.cli.plugins", "plugins", "List installed plugins and what they register."),
+    "report": (
+        "instructgen.cli.report",
+        "report",
+        "Write a self-contained HTML report of a dataset.",
+    ),
+    "plugins": (
+        "instructgen.cli.plugins",
+        "plugins",
+        "List installed plugins and what they register.",
+    ),
 }
 
 

@@ -55,8 +55,11 @@ def handles_errors(func: F) -> F:
                 raise
             as_json = bool(ctx.params.get("as_json"))
             if as_json:
-                payload: dict[str, Any] = {"ok": False, "error": type(exc).__name__,
-                                           "message": str(exc)}
+                payload: dict[str, Any] = {
+                    "ok": False,
+                    "error": type(exc).__name__,
+                    "message": str(exc),
+                }
                 if isinstance(exc, TaskFileError):
                     payload["problems"] = [str(p) for p in exc.problems]
                 emit_json(payload)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from instructgen.cli._common import emit_json, handles_errors, json_option
@@ -13,19 +15,21 @@ def plugins(as_json: bool) -> None:
     from instructgen import plugins as pm
 
     regs = pm.get_registries()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for info in pm.plugin_infos():
         registers = {kind: reg.by_plugin(info.name) for kind, reg in regs.items()}
-        rows.append({
-            "name": info.name,
-            "version": info.version,
-            "distribution": info.distribution,
-            "module": info.module,
-            "source": info.source,
-            "blocked": info.blocked,
-            "error": info.error,
-            "registers": {k: v for k, v in registers.items() if v},
-        })
+        rows.append(
+            {
+                "name": info.name,
+                "version": info.version,
+                "distribution": info.distribution,
+                "module": info.module,
+                "source": info.source,
+                "blocked": info.blocked,
+                "error": info.error,
+                "registers": {k: v for k, v in registers.items() if v},
+            }
+        )
     conflicts = [c for reg in regs.values() for c in reg.conflicts]
     if as_json:
         emit_json({"plugins": rows, "conflicts": conflicts})

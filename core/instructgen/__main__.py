@@ -1,0 +1,3 @@
+from instructgen.cli import main
+
+main()
