@@ -27,16 +27,15 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -U pip setuptools wheel
 
-$(VENV)/.installed: $(BIN)/python pyproject.toml $(wildcard contrib/*/pyproject.toml) $(wildcard tests/fixtures/*/pyproject.toml)
+$(VENV)/.installed: $(BIN)/python pyproject.toml $(wildcard contrib/*/pyproject.toml)
 	$(BIN)/pip install -q -e '.[dev]'
 	@for d in $(CONTRIB); do [ -f $$d/pyproject.toml ] && $(BIN)/pip install -q -e "$$d[test]" || true; done
-	@for d in tests/fixtures/*/; do [ -f $$d/pyproject.toml ] && $(BIN)/pip install -q -e "$$d" || true; done
 	touch $@
 
 venv: $(VENV)/.installed
 
 demo: setup
-	@$(BIN)/python -m instructgen.demo
+	@PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/demo.sh
 
 lint: venv
 	$(BIN)/ruff check core plugins contrib tests benchmarks
