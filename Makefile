@@ -37,9 +37,11 @@ venv: $(VENV)/.installed
 demo: setup
 	@PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/demo.sh
 
+LINT_DIRS := $(wildcard core plugins contrib tests benchmarks examples docs/*.py)
+
 lint: venv
-	$(BIN)/ruff check core plugins contrib tests benchmarks
-	$(BIN)/ruff format --check core plugins contrib tests benchmarks
+	$(BIN)/ruff check $(LINT_DIRS)
+	$(BIN)/ruff format --check $(LINT_DIRS)
 
 typecheck: venv
 	$(BIN)/mypy
