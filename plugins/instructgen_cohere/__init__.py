@@ -1,0 +1,134 @@
+"""Cohere engine ``cohere`` (chat, v2 API; seed name Medium)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+from instructgen.engine_errors import from_exception, from_status
+from instructgen.engines import Completion, Engine, Price, Request, Usage
+from instructgen.hookspecs import hookimpl
+from instructgen.registry import EngineRegistry
+
+__all__ = ["CohereEngine"]
+
+# US dollars per million tokens (cohere.com/pricing); override with prices={...}.
+PRICES = {
+    "command-r7b-12-2024": Price(0.0375, 0.15),
+    "command-r-08-2024": Price(0.15, 0.60),
+    "command-r-plus-08-2024": Price(2.50, 10.00),
+    "command-a-03-2025": Price(2.50, 10.00),
+}
+
+_FINISH = {"COMPLETE": "stop", "STOP_SEQUENCE": "stop", "MAX_TOKENS": "length"}
+
+
+class CohereEngine(Engine):
+    name = "cohere"
+    kind = "chat"
+    default_model = "command-r-08-2024"
+    key_env_vars = ("CO_API_KEY", "COHERE_API_KEY")
+    prices = PRICES
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        model: str | None = None,
+        base_url: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        base_url = base_url or os.environ.get("CO_API_URL") or None
+        super().__init__(api_key, model=model, base_url=base_url, **kwargs)
+        self._client: Any = None
+
+    def client(self) -> Any:
+        if self._client is None:
+            import cohere
+
+            kw: dict[str, Any] = {
+                "api_key": self.api_key,
+                "timeout": self.timeout,
+                "max_retries": 0,
+                "log_warning_experimental_features": False,
+            }
+            if self.base_url:
+                kw["base_url"] = self.base_url
+            self._client = cohere.AsyncClientV2(**kw)
+        return self._client
+
+    async def _one(self, request: Request) -> Completion:
+        from cohere.core.api_error import ApiError
+
+        params: dict[str, Any] = {
+            "model": self.model,
+            "messages": request.as_messages(),
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+            "p": min(max(request.top_p, 0.01), 0.99),
+            "request_options": {"max_retries": 0},
+        }
+        if request.stop:
+            params["stop_sequences"] = list(request.stop)
+        if request.seed is not None:
+            params["seed"] = request.seed
+        if request.presence_penalty:
+            params["presence_penalty"] = min(request.presence_penalty, 1.0)
+        if request.frequency_penalty:
+            params["frequency_penalty"] = min(request.frequency_penalty, 1.0)
+        params.update(request.extra)
+        try:
+            r = await self.client().chat(**params)
+        except ApiError as exc:
+            if exc.status_code is None or exc.status_code == 200:
+                raise from_exception(
+                    ValueError(f"unparseable body: {exc.body!r}"[:300]), engine=self.name
+                ) from None
+            raise from_status(
+                exc.status_code, _message(exc.body), engine=self.name, headers=exc.headers
+            ) from None
+        except Exception as exc:
+            raise from_exception(exc, engine=self.name) from None
+        try:
+            text = "".join(c.text for c in (r.message.content or []) if c.type == "text")
+        except (AttributeError, TypeError) as exc:
+            raise from_exception(exc, engine=self.name) from None
+        tokens = getattr(r.usage, "billed_units", None) or getattr(r.usage, "tokens", None)
+        usage = Usage(
+            int(getattr(tokens, "input_tokens", 0) or 0),
+            int(getattr(tokens, "output_tokens", 0) or 0),
+        )
+        reason = _FINISH.get(str(r.finish_reason), str(r.finish_reason).lower())
+        return Completion((text,), (reason,), usage, self.model)
+
+    async def acomplete(self, request: Request) -> Completion:
+        if request.n == 1:
+            return await self._one(request)
+        # The v2 chat API returns one message per call: n samples are n calls.
+        parts = await asyncio.gather(*(self._one(request) for _ in range(request.n)))
+        usage = sum((p.usage for p in parts), Usage())
+        return Completion(
+            tuple(p.text for p in parts),
+            tuple(p.finish_reasons[0] for p in parts),
+            usage,
+            self.model,
+        )
+
+    async def aclose(self) -> None:
+        self._client = None
+
+
+def _message(body: Any) -> str:
+    if isinstance(body, dict):
+        msg = body.get("message") or body.get("error")
+        if isinstance(msg, dict):
+            msg = msg.get("message")
+        if msg:
+            return str(msg)
+    return str(body)[:300]
+
+
+@hookimpl
+def register_engines(registry: EngineRegistry) -> None:
+    registry.add(CohereEngine, aliases=("medium",), seed_name="Medium")

@@ -1,0 +1,158 @@
+"""OpenAI engines: ``openai`` (chat; seed name ChatGPT) and ``openai-completions`` (Davinci).
+
+``base_url`` / ``OPENAI_BASE_URL`` point them at any OpenAI-compatible server (vLLM, Ollama,
+llama.cpp server, LM Studio); a key is then optional.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from instructgen.engine_errors import from_exception, from_status
+from instructgen.engines import Completion, Engine, Price, Request, Usage
+from instructgen.hookspecs import hookimpl
+from instructgen.registry import EngineRegistry
+
+__all__ = ["OpenAIChatEngine", "OpenAICompletionsEngine"]
+
+# US dollars per million tokens (openai.com/api/pricing); override with prices={...}.
+PRICES = {
+    "gpt-4o-mini": Price(0.15, 0.60),
+    "gpt-4o": Price(2.50, 10.00),
+    "gpt-4.1-nano": Price(0.10, 0.40),
+    "gpt-4.1-mini": Price(0.40, 1.60),
+    "gpt-4.1": Price(2.00, 8.00),
+    "gpt-3.5-turbo-instruct": Price(1.50, 2.00),
+    "gpt-3.5-turbo": Price(0.50, 1.50),
+}
+
+
+class _OpenAIBase(Engine):
+    key_env_vars = ("OPENAI_API_KEY",)
+    prices = PRICES
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        model: str | None = None,
+        base_url: str | None = None,
+        organization: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+        super().__init__(api_key, model=model, base_url=base_url, **kwargs)
+        self.organization = organization
+        self._client: Any = None
+
+    def _key_optional(self, base_url: str | None) -> bool:
+        return bool(base_url)  # local OpenAI-compatible servers usually need no key
+
+    def client(self) -> Any:
+        if self._client is None:
+            from openai import AsyncOpenAI
+
+            self._client = AsyncOpenAI(
+                api_key=self.api_key or "no-key",
+                base_url=self.base_url,
+                organization=self.organization,
+                max_retries=0,
+                timeout=self.timeout,
+            )
+        return self._client
+
+    def _common(self, request: Request) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "model": self.model,
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+            "n": request.n,
+        }
+        if request.stop:
+            params["stop"] = list(request.stop)[:4]
+        if request.seed is not None:
+            params["seed"] = request.seed
+        if request.presence_penalty:
+            params["presence_penalty"] = request.presence_penalty
+        if request.frequency_penalty:
+            params["frequency_penalty"] = request.frequency_penalty
+        params.update(request.extra)
+        return params
+
+    async def _call(self, create: Any, params: dict[str, Any]) -> Any:
+        import openai
+
+        try:
+            return await create(**params)
+        except openai.APIStatusError as exc:
+            raise from_status(
+                exc.status_code, _message(exc), engine=self.name, headers=dict(exc.response.headers)
+            ) from None
+        except Exception as exc:
+            raise from_exception(exc, engine=self.name) from None
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+
+def _message(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])
+    return str(getattr(exc, "message", "") or type(exc).__name__)
+
+
+def _usage(u: Any) -> Usage:
+    if u is None:
+        return Usage()
+    return Usage(int(u.prompt_tokens or 0), int(u.completion_tokens or 0))
+
+
+class OpenAIChatEngine(_OpenAIBase):
+    """OpenAI chat completions (``/v1/chat/completions``)."""
+
+    name = "openai"
+    kind = "chat"
+    default_model = "gpt-4o-mini"
+
+    async def acomplete(self, request: Request) -> Completion:
+        params = self._common(request)
+        params["messages"] = request.as_messages()
+        r = await self._call(self.client().chat.completions.create, params)
+        try:
+            texts = tuple(c.message.content or "" for c in r.choices)
+            reasons = tuple(c.finish_reason for c in r.choices)
+        except (AttributeError, TypeError) as exc:
+            raise from_exception(exc, engine=self.name) from None
+        return Completion(texts, reasons, _usage(r.usage), getattr(r, "model", None))
+
+
+class OpenAICompletionsEngine(_OpenAIBase):
+    """OpenAI legacy completions (``/v1/completions``), as the Self-Instruct paper used."""
+
+    name = "openai-completions"
+    kind = "completion"
+    default_model = "gpt-3.5-turbo-instruct"
+
+    async def acomplete(self, request: Request) -> Completion:
+        params = self._common(request)
+        params["prompt"] = request.as_prompt()
+        r = await self._call(self.client().completions.create, params)
+        try:
+            texts = tuple(c.text or "" for c in r.choices)
+            reasons = tuple(c.finish_reason for c in r.choices)
+        except (AttributeError, TypeError) as exc:
+            raise from_exception(exc, engine=self.name) from None
+        return Completion(texts, reasons, _usage(r.usage), getattr(r, "model", None))
+
+
+@hookimpl
+def register_engines(registry: EngineRegistry) -> None:
+    registry.add(OpenAIChatEngine, aliases=("chatgpt",), seed_name="ChatGPT")
+    registry.add(OpenAICompletionsEngine, aliases=("davinci",), seed_name="Davinci")

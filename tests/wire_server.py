@@ -1,0 +1,355 @@
+"""A local HTTP server that speaks the OpenAI, Cohere v2 and AI21 wire formats.
+
+Tests point the real SDKs at it (no network, no keys). It can inject latency and faults
+(429 with Retry-After, 500, connection resets, malformed JSON, truncated output, 401) and counts
+requests per body hash and per API key, so tests can prove that nothing finished is paid twice.
+
+    server = WireServer().start()
+    server.responder = lambda call: "text for " + call.prompt[:20]
+    server.inject("429", times=2, retry_after=0.1)
+    ...
+    server.stop()
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+FAULTS = ("429", "500", "503", "408", "reset", "malformed", "truncate", "401", "400", "hang")
+
+
+@dataclass
+class WireCall:
+    provider: str  # "openai" | "cohere" | "ai21"
+    kind: str  # "chat" | "completion"
+    path: str
+    body: dict[str, Any]
+    api_key: str | None
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def prompt(self) -> str:
+        if self.kind == "completion":
+            p = self.body.get("prompt", "")
+            return p if isinstance(p, str) else "\n\n".join(p)
+        return "\n\n".join(_content_text(m.get("content")) for m in self.messages)
+
+    @property
+    def key(self) -> str:
+        return body_hash(self.body)
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(c.get("text", "") for c in content if isinstance(c, dict))
+    return ""
+
+
+def body_hash(body: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def default_responder(call: WireCall) -> str:
+    digest = hashlib.sha256(call.prompt.encode()).hexdigest()[:8]
+    return f"Answer {digest} to a prompt of {len(call.prompt)} characters."
+
+
+@dataclass
+class Fault:
+    kind: str
+    times: int
+    retry_after: float | None = None
+    match: Callable[[WireCall], bool] | None = None
+
+
+class WireServer:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.responder: Callable[[WireCall], str | list[str]] = default_responder
+        self.latency = 0.0
+        self.faults: list[Fault] = []
+        self.calls: list[WireCall] = []
+        self.successes: Counter[str] = Counter()
+        self.by_api_key: Counter[str] = Counter()
+        self.failures: Counter[str] = Counter()
+        self.model_seen: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> WireServer:
+        server = self
+
+        class Handler(_Handler):
+            owner = server
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 512
+
+            def server_bind(self) -> None:
+                self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                super().server_bind()
+
+        self._httpd = Server((self.host, 0), Handler)
+        self.port = self._httpd.server_address[1]
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def __enter__(self) -> WireServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- addresses for the SDKs -------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def openai_base_url(self) -> str:
+        return f"{self.url}/v1"
+
+    @property
+    def cohere_base_url(self) -> str:
+        return self.url
+
+    @property
+    def ai21_api_host(self) -> str:
+        return f"{self.url}/studio/v1"
+
+    def base_url_for(self, engine_name: str) -> str:
+        if engine_name.startswith("openai"):
+            return self.openai_base_url
+        if engine_name == "cohere":
+            return self.cohere_base_url
+        if engine_name == "ai21":
+            return self.ai21_api_host
+        raise ValueError(engine_name)
+
+    # -- faults and counters --------------------------------------------------------------
+
+    def inject(
+        self,
+        kind: str,
+        *,
+        times: int = 1,
+        retry_after: float | None = None,
+        match: Callable[[WireCall], bool] | None = None,
+    ) -> None:
+        if kind not in FAULTS:
+            raise ValueError(f"unknown fault {kind!r}; known: {FAULTS}")
+        with self._lock:
+            self.faults.append(Fault(kind, times, retry_after, match))
+
+    def reset_counts(self) -> None:
+        with self._lock:
+            self.calls.clear()
+            self.successes.clear()
+            self.by_api_key.clear()
+            self.failures.clear()
+
+    @property
+    def requests(self) -> list[WireCall]:
+        return list(self.calls)
+
+    def success_count_by_request(self) -> dict[str, int]:
+        return dict(self.successes)
+
+    def paid_twice(self) -> list[str]:
+        return [k for k, n in self.successes.items() if n > 1]
+
+    def _take_fault(self, call: WireCall) -> Fault | None:
+        with self._lock:
+            for fault in self.faults:
+                if fault.times > 0 and (fault.match is None or fault.match(call)):
+                    fault.times -= 1
+                    return fault
+        return None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    owner: WireServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # silence
+        pass
+
+    def do_POST(self) -> None:
+        srv = self.owner
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw or b"{}")
+        except json.JSONDecodeError:
+            self._json(400, {"error": {"message": "invalid JSON body"}})
+            return
+        path = self.path.split("?")[0]
+        auth = self.headers.get("Authorization", "")
+        api_key = auth[7:] if auth.startswith("Bearer ") else None
+        if path.endswith("/v1/chat/completions") and not path.startswith("/studio"):
+            provider, kind = "openai", "chat"
+        elif path.endswith("/v1/completions"):
+            provider, kind = "openai", "completion"
+        elif path.endswith("/v2/chat"):
+            provider, kind = "cohere", "chat"
+        elif path.startswith("/studio/v1") and path.endswith("/chat/completions"):
+            provider, kind = "ai21", "chat"
+        else:
+            self._json(404, {"error": {"message": f"no route {path}"}})
+            return
+        call = WireCall(provider, kind, path, body, api_key, list(body.get("messages") or []))
+        with srv._lock:
+            srv.calls.append(call)
+            srv.model_seen[str(body.get("model"))] += 1
+        if srv.latency:
+            time.sleep(srv.latency)
+        fault = srv._take_fault(call)
+        truncate = False
+        if fault is not None:
+            with srv._lock:
+                srv.failures[fault.kind] += 1
+            if fault.kind == "truncate":
+                truncate = True
+            else:
+                self._fault(fault)
+                return
+        if api_key in (None, "", "invalid"):
+            self._json(401, {"error": {"message": "invalid api key", "type": "auth"}})
+            return
+        out = srv.responder(call)
+        texts = [out] if isinstance(out, str) else list(out)
+        n = int(body.get("n") or 1)
+        if len(texts) < n:
+            texts = (texts * n)[:n]
+        finish = "length" if truncate else "stop"
+        if truncate:
+            texts = [t[: max(1, len(t) // 2)] for t in texts]
+        prompt_tokens = max(1, len(call.prompt.split()))
+        completion_tokens = sum(max(1, len(t.split())) for t in texts)
+        with srv._lock:
+            srv.successes[call.key] += 1
+            srv.by_api_key[api_key or ""] += 1
+        self._json(200, _reply(call, texts, finish, prompt_tokens, completion_tokens))
+
+    def _fault(self, fault: Fault) -> None:
+        kind = fault.kind
+        if kind == "reset":
+            self.connection.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+            )
+            self.connection.close()
+            self.close_connection = True
+            return
+        if kind == "hang":
+            time.sleep(fault.retry_after or 30)
+            self.close_connection = True
+            return
+        if kind == "malformed":
+            payload = b'{"choices": [ this is not json'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+            return
+        status = int(kind)
+        headers = {}
+        if fault.retry_after is not None:
+            headers["Retry-After"] = f"{fault.retry_after:g}"
+        messages = {
+            429: "rate limit exceeded",
+            500: "internal error",
+            503: "overloaded",
+            408: "timeout",
+            401: "invalid api key",
+            400: "bad request",
+        }
+        self._json(
+            status, {"error": {"message": messages[status]}, "message": messages[status]}, headers
+        )
+
+    def _json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
+        payload = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+def _reply(call: WireCall, texts: list[str], finish: str, pt: int, ct: int) -> dict[str, Any]:
+    model = call.body.get("model", "model")
+    rid = "r-" + call.key
+    if call.provider == "openai" and call.kind == "chat":
+        return {
+            "id": rid,
+            "object": "chat.completion",
+            "created": 0,
+            "model": model,
+            "choices": [
+                {
+                    "index": i,
+                    "message": {"role": "assistant", "content": t},
+                    "finish_reason": finish,
+                }
+                for i, t in enumerate(texts)
+            ],
+            "usage": {"prompt_tokens": pt, "completion_tokens": ct, "total_tokens": pt + ct},
+        }
+    if call.provider == "openai":
+        return {
+            "id": rid,
+            "object": "text_completion",
+            "created": 0,
+            "model": model,
+            "choices": [
+                {"index": i, "text": t, "finish_reason": finish, "logprobs": None}
+                for i, t in enumerate(texts)
+            ],
+            "usage": {"prompt_tokens": pt, "completion_tokens": ct, "total_tokens": pt + ct},
+        }
+    if call.provider == "cohere":
+        return {
+            "id": rid,
+            "finish_reason": "MAX_TOKENS" if finish == "length" else "COMPLETE",
+            "message": {"role": "assistant", "content": [{"type": "text", "text": texts[0]}]},
+            "usage": {
+                "billed_units": {"input_tokens": pt, "output_tokens": ct},
+                "tokens": {"input_tokens": pt, "output_tokens": ct},
+            },
+        }
+    return {  # ai21
+        "id": rid,
+        "model": model,
+        "choices": [
+            {"index": i, "message": {"role": "assistant", "content": t}, "finish_reason": finish}
+            for i, t in enumerate(texts)
+        ],
+        "usage": {"prompt_tokens": pt, "completion_tokens": ct, "total_tokens": pt + ct},
+    }
