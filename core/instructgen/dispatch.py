@@ -12,6 +12,7 @@ a rate-limited run converges on what the provider allows instead of hammering it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -162,10 +163,8 @@ class _AdaptiveGate:
             while True:
                 wait = self.pause_until - time.monotonic()
                 if wait > 0:
-                    try:
+                    with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(self._cond.wait(), timeout=wait)
-                    except asyncio.TimeoutError:
-                        pass
                     continue
                 if self.in_flight < max(1, int(self.limit)):
                     self.in_flight += 1
