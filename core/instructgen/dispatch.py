@@ -222,7 +222,7 @@ class Dispatcher:
             cfg = self.config
             self._gate = _AdaptiveGate(cfg.concurrency)
             if cfg.rpm:
-                self._rpm = TokenBucket(cfg.rpm / 60.0, max(1.0, cfg.rpm / 60.0))
+                self._rpm = TokenBucket(cfg.rpm / 60.0, 1.0)  # no burst: never above the cap
             if cfg.tpm:
                 self._tpm = TokenBucket(cfg.tpm / 60.0, cfg.tpm / 60.0 * 10)
         return self._gate
@@ -273,13 +273,16 @@ class Dispatcher:
         worst = self.worst_case_cost(request)
         est_tokens = _prompt_tokens(request) + request.max_tokens * request.n
         for attempt in range(1, cfg.max_attempts + 1):
-            if cfg.max_cost is not None and self.stats.cost + self._reserved + worst > cfg.max_cost:
-                raise BudgetExceededError(
-                    f"stopping before the budget of ${cfg.max_cost:.2f} is exceeded "
-                    f"(spent ${self.stats.cost:.4f}); finished requests are cached: rerun the "
-                    "same command with a higher --max-cost to resume"
-                )
             async with gate:
+                if (
+                    cfg.max_cost is not None
+                    and self.stats.cost + self._reserved + worst > cfg.max_cost
+                ):
+                    raise BudgetExceededError(
+                        f"stopping before the budget of ${cfg.max_cost:.2f} is exceeded "
+                        f"(spent ${self.stats.cost:.4f}); finished requests are cached: rerun the "
+                        "same command with a higher --max-cost to resume"
+                    )
                 if self._rpm is not None:
                     await self._rpm.acquire(1)
                 if self._tpm is not None:

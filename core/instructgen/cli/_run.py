@@ -1,0 +1,222 @@
+"""What `generate` and `from-dir` share: the common flags, building the engine, cache and
+dispatcher from them, rendering progress, and writing run.json atomically.
+
+    @click.command()
+    @run_options
+    def generate(..., **common):
+        opts = RunOptions.from_kwargs(common)
+        engine = opts.build_engine()
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from instructgen.progress import ProgressEvent
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_OPTIONS = [
+    click.option(
+        "--engine",
+        "engine_name",
+        required=True,
+        help="Engine name or alias: openai, openai-completions, cohere, ai21, chatgpt, "
+        "davinci, medium, j2-grande, or any plugin's (see `instructgen plugins`).",
+    ),
+    click.option("--model", default=None, help="Model name (default: the engine's)."),
+    click.option(
+        "--base-url",
+        default=None,
+        help="API base URL, e.g. a local OpenAI-compatible server "
+        "(http://localhost:11434/v1 for Ollama).",
+    ),
+    click.option(
+        "--out",
+        "out",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Output folder: dataset, run.json and the cache (rerun to resume).",
+    ),
+    click.option(
+        "--concurrency",
+        type=click.IntRange(min=1),
+        default=16,
+        show_default=True,
+        help="Requests in flight at once.",
+    ),
+    click.option(
+        "--rpm",
+        type=click.FloatRange(min=0, min_open=True),
+        default=None,
+        help="Requests-per-minute limit.",
+    ),
+    click.option(
+        "--tpm",
+        type=click.FloatRange(min=0, min_open=True),
+        default=None,
+        help="Tokens-per-minute limit.",
+    ),
+    click.option(
+        "--timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        default=120.0,
+        show_default=True,
+        help="Seconds to wait for one answer.",
+    ),
+    click.option(
+        "--seed",
+        type=int,
+        default=42,
+        show_default=True,
+        help="Random seed: same seed and cache give the same dataset.",
+    ),
+    click.option("--no-cache", is_flag=True, help="Neither read nor write the response cache."),
+    click.option(
+        "--max-cost",
+        type=click.FloatRange(min=0, min_open=True),
+        default=None,
+        help="Stop before spending more than this many US dollars.",
+    ),
+    click.option(
+        "--dry-run",
+        is_flag=True,
+        help="Print the first prompts and the estimated requests, tokens and cost; send nothing.",
+    ),
+    click.option("--json", "as_json", is_flag=True, help="Print one JSON object."),
+]
+
+
+def run_options(func: F) -> F:
+    for option in reversed(_OPTIONS):
+        func = option(func)
+    return func
+
+
+@dataclass
+class RunOptions:
+    engine_name: str
+    model: str | None
+    base_url: str | None
+    out: Path | None
+    concurrency: int
+    rpm: float | None
+    tpm: float | None
+    timeout: float
+    seed: int
+    no_cache: bool
+    max_cost: float | None
+    dry_run: bool
+    as_json: bool
+
+    @classmethod
+    def pop_from(cls, kwargs: dict[str, Any]) -> RunOptions:
+        names = cls.__dataclass_fields__
+        return cls(**{k: kwargs.pop(k) for k in list(names)})
+
+    def build_engine(self) -> Any:
+        from instructgen.engines import create_engine
+
+        kw: dict[str, Any] = {"timeout": self.timeout}
+        if self.model:
+            kw["model"] = self.model
+        if self.base_url:
+            kw["base_url"] = self.base_url
+        return create_engine(self.engine_name, **kw)
+
+    def dispatch_config(self) -> Any:
+        from instructgen.dispatch import DispatchConfig
+
+        return DispatchConfig(
+            concurrency=self.concurrency,
+            rpm=self.rpm,
+            tpm=self.tpm,
+            timeout=self.timeout,
+            max_cost=self.max_cost,
+        )
+
+    def cache_path(self) -> Path | None:
+        if self.no_cache or self.out is None:
+            return None
+        return self.out / "cache.sqlite3"
+
+
+class ProgressRenderer:
+    """A live status line on a terminal, plain lines (at most one a second) otherwise."""
+
+    def __init__(self, enabled: bool = True, stream: Any = None) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._last = 0.0
+        self._stage: str | None = None
+        self._dirty = False
+
+    def __call__(self, ev: ProgressEvent) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        stage_changed = ev.stage != self._stage
+        if not self.tty and not stage_changed and now - self._last < 1.0:
+            return
+        self._stage, self._last = ev.stage, now
+        total = f"/{ev.total}" if ev.total else ""
+        parts = [f"{ev.stage}: {ev.done}{total}"]
+        if ev.cached:
+            parts.append(f"{ev.cached} cached")
+        if ev.failed:
+            parts.append(f"{ev.failed} failed")
+        if ev.retried:
+            parts.append(f"{ev.retried} retried")
+        tokens = ev.prompt_tokens + ev.completion_tokens
+        if tokens:
+            parts.append(f"{tokens:,} tokens")
+        if ev.cost:
+            parts.append(f"${ev.cost:.4f}")
+        if ev.eta_s is not None:
+            parts.append(f"ETA {int(ev.eta_s) // 60}m{int(ev.eta_s) % 60:02d}s")
+        if ev.message:
+            parts.append(ev.message)
+        line = " | ".join(parts)
+        if self.tty:
+            self.stream.write(
+                "\r\x1b[2K" + line[: os.get_terminal_size().columns - 1]
+                if _has_terminal()
+                else "\r" + line
+            )
+            self._dirty = True
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty and self._dirty:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._dirty = False
+
+
+def _has_terminal() -> bool:
+    try:
+        os.get_terminal_size()
+    except OSError:
+        return False
+    return True
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(
+        json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
+    )
+    os.replace(tmp, path)

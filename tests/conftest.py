@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from wire_server import WireServer
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+ENGINES = ["openai", "openai-completions", "cohere", "ai21"]
+TEST_KEY = "sk-test-DO-NOT-LEAK-0123456789"
+
+
+@pytest.fixture
+def wire_server() -> Iterator[WireServer]:
+    with WireServer() as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in (
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "CO_API_KEY",
+        "COHERE_API_KEY",
+        "CO_API_URL",
+        "AI21_API_KEY",
+        "AI21_API_HOST",
+        "INSTRUCTGEN_LOAD_PLUGINS",
+        "INSTRUCTGEN_BLOCK_PLUGINS",
+        "INSTRUCTGEN_STRICT_PLUGINS",
+    ):
+        monkeypatch.delenv(var, raising=False)
+
+
+def make_engine(server: WireServer, name: str, key: str = TEST_KEY, **kw: Any) -> Any:
+    """A real engine (real SDK) pointed at the local wire server."""
+    import instructgen
+
+    return instructgen.engine(name, api_key=key, base_url=server.base_url_for(name), **kw)
+
+
+def engine_env(server: WireServer, name: str, key: str = TEST_KEY) -> dict[str, str]:
+    """Environment and CLI flags for running `instructgen` against the wire server."""
+    return {
+        "key_var": {
+            "openai": "OPENAI_API_KEY",
+            "openai-completions": "OPENAI_API_KEY",
+            "cohere": "CO_API_KEY",
+            "ai21": "AI21_API_KEY",
+        }[name],
+        "key": key,
+        "base_url": server.base_url_for(name),
+    }
