@@ -1,0 +1,312 @@
+"""``InstructionDataset``: rows of instruction / text (input) / target (output) plus provenance.
+
+Saved as a Hugging Face ``datasets`` folder (``DIR/data``) plus ``DIR/metadata.json``;
+``load(DIR)`` gives back exactly what was saved. ``datasets`` is imported only when saving,
+loading or converting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import threading
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from instructgen.errors import DatasetError
+
+__all__ = ["COLUMNS", "InstructionDataset", "default_cache_path"]
+
+COLUMNS = (
+    "instruction",
+    "text",
+    "target",
+    "engine",
+    "model",
+    "seed_task_ids",
+    "is_classification",
+    "source",
+)
+FORMAT_VERSION = 1
+T = TypeVar("T")
+
+
+def _features() -> Any:
+    from datasets import Features, Sequence, Value
+
+    return Features(
+        {
+            "instruction": Value("string"),
+            "text": Value("string"),
+            "target": Value("string"),
+            "engine": Value("string"),
+            "model": Value("string"),
+            "seed_task_ids": Sequence(Value("string")),
+            "is_classification": Value("bool"),
+            "source": Value("string"),
+        }
+    )
+
+
+def default_cache_path() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "instructgen" / "responses.sqlite3"
+
+
+def _normalise(row: dict[str, Any]) -> dict[str, Any]:
+    missing = [c for c in ("instruction", "target") if c not in row]
+    if missing:
+        raise DatasetError(f"row lacks the column(s) {', '.join(missing)}: {str(row)[:200]}")
+    out = {
+        "instruction": str(row["instruction"]),
+        "text": str(row.get("text", row.get("input", "")) or ""),
+        "target": str(row["target"]),
+        "engine": str(row.get("engine") or ""),
+        "model": str(row.get("model") or ""),
+        "seed_task_ids": [str(x) for x in (row.get("seed_task_ids") or [])],
+        "is_classification": bool(row.get("is_classification", False)),
+        "source": str(row.get("source") or ""),
+    }
+    return out
+
+
+def run_sync(factory: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine from sync code, also inside a running loop (notebooks)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(factory())  # type: ignore[arg-type]
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(factory())  # type: ignore[arg-type]
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    value: T = box["value"]
+    return value
+
+
+class InstructionDataset:
+    """An instruction-tuning dataset. Iterate for row dicts; ``run_report`` describes the run."""
+
+    def __init__(
+        self, rows: Iterable[dict[str, Any]] = (), run_report: dict[str, Any] | None = None
+    ) -> None:
+        self.rows: list[dict[str, Any]] = [_normalise(r) for r in rows]
+        self.run_report: dict[str, Any] = dict(run_report or {})
+
+    # -- container --------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.rows)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.rows[i]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, InstructionDataset) and self.rows == other.rows
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"InstructionDataset(rows={len(self.rows)})"
+
+    # -- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def from_records(cls, records: Iterable[dict[str, Any]]) -> InstructionDataset:
+        return cls(records)
+
+    @classmethod
+    def from_jsonl(cls, path: str | Path) -> InstructionDataset:
+        rows = []
+        path = Path(path)
+        with path.open(encoding="utf-8-sig") as fh:
+            for lineno, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise DatasetError(f"{path}:{lineno}: invalid JSON: {exc.msg}") from None
+        return cls(rows)
+
+    @classmethod
+    def from_hf(cls, dataset: Any) -> InstructionDataset:
+        return cls(dataset.to_list())
+
+    def to_hf(self) -> Any:
+        from datasets import Dataset
+
+        return Dataset.from_list(self.rows, features=_features())
+
+    # -- persistence ----------------------------------------------------------------------------
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``path/data`` (a ``datasets`` folder) and ``path/metadata.json``. Other files in
+        ``path`` (run.json, the cache) are left alone; the data folder is replaced atomically."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        tmp = path / f".data.tmp-{os.getpid()}"
+        old = path / f".data.old-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.to_hf().save_to_disk(str(tmp))
+        target = path / "data"
+        if target.exists():
+            os.replace(target, old)
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+        meta = {
+            "format": "instructgen-dataset",
+            "version": FORMAT_VERSION,
+            "columns": list(COLUMNS),
+            "rows": len(self.rows),
+            "run_report": self.run_report,
+        }
+        tmp_meta = path / f".metadata.json.tmp-{os.getpid()}"
+        tmp_meta.write_text(
+            json.dumps(meta, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
+        )
+        os.replace(tmp_meta, path / "metadata.json")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> InstructionDataset:
+        path = Path(path)
+        meta_path, data = path / "metadata.json", path / "data"
+        if not meta_path.is_file() or not data.is_dir():
+            raise DatasetError(
+                f"{path}: not a saved instructgen dataset (expected metadata.json and data/)"
+            )
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise DatasetError(f"{meta_path}: invalid JSON: {exc.msg}") from None
+        if meta.get("format") != "instructgen-dataset":
+            raise DatasetError(f"{meta_path}: not an instructgen dataset")
+        if int(meta.get("version", 0)) > FORMAT_VERSION:
+            raise DatasetError(
+                f"{path}: saved by a newer instructgen (format "
+                f"{meta['version']}); upgrade to load it"
+            )
+        from datasets import load_from_disk
+
+        return cls(load_from_disk(str(data)).to_list(), meta.get("run_report") or {})
+
+    def export(self, fmt: str, path: str | Path) -> Path:
+        """Write the dataset with the exporter plugin registered as ``fmt``."""
+        from instructgen import plugins
+
+        exporter = plugins.exporters().get(fmt)()
+        return exporter.export(self, Path(path))
+
+    # -- generation (the seed's API) -------------------------------------------------------------
+
+    @classmethod
+    async def agenerate_dataset(
+        cls,
+        path: str | Path | Sequence[Any],
+        engine: Any,
+        num_instructions_for_finetuning: int = 5,
+        num_instructions: int = 10,
+        *,
+        cache: bool | str | Path = True,
+        config: Any = None,
+        progress: Any = None,
+        seed: int = 42,
+        filters: Sequence[Any] | None = None,
+        **params: Any,
+    ) -> InstructionDataset:
+        """Self-Instruct from a tasks.jsonl file (or a list of ``SeedTask``s).
+
+        ``cache``: ``True`` = the user cache (``~/.cache/instructgen``), a path, or ``False``.
+        ``config``: a ``DispatchConfig`` (concurrency, rpm, tpm, max_cost, ...). Other keyword
+        arguments go to ``run_self_instruct`` (num_prompt_instructions, bootstrap_params, ...).
+        """
+        from instructgen.dispatch import Dispatcher
+        from instructgen.engines import create_engine
+        from instructgen.selfinstruct import build_filters, run_self_instruct
+        from instructgen.tasks import SeedTask, load_tasks
+
+        tasks = (
+            list(path)
+            if isinstance(path, Sequence) and not isinstance(path, str)
+            else load_tasks(path)
+        )
+        tasks = [t if isinstance(t, SeedTask) else SeedTask.from_dict(t) for t in tasks]
+        eng = create_engine(engine)
+        store = _open_cache(cache)
+        try:
+            async with Dispatcher(eng, config=config, cache=store, progress=progress) as d:
+                result = await run_self_instruct(
+                    tasks,
+                    d,
+                    num_instructions_for_finetuning=num_instructions_for_finetuning,
+                    num_instructions=num_instructions,
+                    seed=seed,
+                    filters=build_filters(filters) if filters is not None else None,
+                    progress=progress,
+                    **params,
+                )
+                report = {
+                    **result.report,
+                    "engine": eng.name,
+                    "model": eng.model,
+                    "requests": d.stats.to_dict(),
+                }
+        finally:
+            if store is not None:
+                store.close()
+        return cls(result.rows, report)
+
+    @classmethod
+    def generate_dataset(
+        cls,
+        path: str | Path | Sequence[Any],
+        engine: Any,
+        num_instructions_for_finetuning: int = 5,
+        num_instructions: int = 10,
+        **kwargs: Any,
+    ) -> InstructionDataset:
+        return run_sync(
+            lambda: cls.agenerate_dataset(
+                path, engine, num_instructions_for_finetuning, num_instructions, **kwargs
+            )
+        )
+
+    @classmethod
+    async def agenerate_dataset_from_dir(
+        cls, path: str | Path, engine: Any, **kwargs: Any
+    ) -> InstructionDataset:
+        """A directory of documents → question/answer pairs (and optionally Self-Instruct)."""
+        from instructgen.documents import agenerate_from_dir
+
+        result: InstructionDataset = await agenerate_from_dir(path, engine, **kwargs)
+        return result
+
+    @classmethod
+    def generate_dataset_from_dir(
+        cls, path: str | Path, engine: Any, **kwargs: Any
+    ) -> InstructionDataset:
+        return run_sync(lambda: cls.agenerate_dataset_from_dir(path, engine, **kwargs))
+
+
+def _open_cache(cache: bool | str | Path) -> Any:
+    from instructgen.cache import Cache
+
+    if cache is False or cache is None:
+        return None
+    return Cache(default_cache_path() if cache is True else Path(cache))
