@@ -18,7 +18,7 @@ from typing import Any
 
 from instructgen.dispatch import Dispatcher
 from instructgen.engines import Completion
-from instructgen.errors import ConfigError, EngineError
+from instructgen.errors import AuthenticationError, ConfigError, EngineError
 from instructgen.filter import Filter
 from instructgen.progress import ProgressCallback, ProgressEvent, emit
 from instructgen.selfinstruct import prompts
@@ -263,7 +263,10 @@ async def _gather(
     async def one(req: Any, sample: int) -> Completion | EngineError:
         try:
             return await dispatcher.complete(req, sample=sample)
+        except AuthenticationError:
+            raise  # a wrong key fails every request: stop at once
         except EngineError as exc:
+            log.warning("request failed: %s", exc)
             return exc
 
     return list(await asyncio.gather(*(one(r, s) for r, s in items)))

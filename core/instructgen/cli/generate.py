@@ -1,0 +1,263 @@
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+from pathlib import Path
+from typing import Any
+
+import click
+
+from instructgen.cli._common import EXIT_FAILED, emit_json, handles_errors
+from instructgen.cli._run import ProgressRenderer, RunOptions, run_options, write_json_atomic
+
+
+@click.command()
+@click.argument("tasks", type=click.Path(path_type=Path))
+@click.option(
+    "-n",
+    "--num-instructions-for-finetuning",
+    "n_examples",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Size of the dataset: the number of examples it will hold.",
+)
+@click.option(
+    "--num-instructions",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Cap on the new instructions generated.",
+)
+@click.option(
+    "--num-prompt-instructions",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Instructions listed in each bootstrap prompt.",
+)
+@click.option(
+    "--rouge-tokenizer",
+    type=click.Choice(["default", "unicode"]),
+    default="default",
+    show_default=True,
+    help="'unicode' for instructions in non-Latin scripts.",
+)
+@click.option(
+    "--allow-non-ascii",
+    is_flag=True,
+    help="Keep instructions that start with a non-ASCII character.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    default=None,
+    help="Also export the dataset in this format (jsonl, alpaca, sharegpt, openai, "
+    "parquet) into --out.",
+)
+@run_options
+@handles_errors
+def generate(
+    tasks: Path,
+    n_examples: int,
+    num_instructions: int,
+    num_prompt_instructions: int,
+    rouge_tokenizer: str,
+    allow_non_ascii: bool,
+    fmt: str | None,
+    **common: Any,
+) -> None:
+    """Generate a dataset from seed TASKS (a tasks.jsonl file) with Self-Instruct.
+
+    Rerunning the same command resumes from the cache in --out; deleting --out starts afresh.
+    """
+    from instructgen import plugins
+    from instructgen.tasks import load_tasks
+
+    opts = RunOptions.pop_from(common)
+    seed_tasks = load_tasks(tasks)  # exit 2 with FILE:LINE: FIELD on a bad file
+    if fmt is not None:
+        plugins.exporters().get(fmt)  # unknown format: exit 2 before anything is sent
+    if opts.dry_run:
+        _dry_run(seed_tasks, opts, n_examples, num_instructions, num_prompt_instructions)
+        return
+    out = opts.out or Path(f"{tasks.stem}-dataset")
+    opts.out = out
+    result = asyncio.run(
+        _generate(
+            seed_tasks,
+            opts,
+            n_examples,
+            num_instructions,
+            num_prompt_instructions,
+            rouge_tokenizer,
+            allow_non_ascii,
+        )
+    )
+    dataset, report = result
+    dataset.save(out)
+    exported = None
+    if fmt is not None:
+        ext = plugins.exporters().get(fmt).extension
+        exported = str(dataset.export(fmt, out / f"dataset.{ext}"))
+    report["output"] = {"dir": str(out), "exported": exported}
+    write_json_atomic(out / "run.json", report)
+    summary = {
+        "ok": len(dataset) > 0,
+        "examples": len(dataset),
+        "requested": n_examples,
+        "instructions": report.get("instructions_generated"),
+        "out": str(out),
+        "exported": exported,
+        "requests": report["requests"],
+    }
+    if opts.as_json:
+        emit_json(summary)
+    else:
+        req = report["requests"]
+        click.echo(
+            f"wrote {len(dataset)} of {n_examples} examples "
+            f"({report.get('instructions_generated')} instructions) to {out}; "
+            f"{req['requests_completed']} requests sent, {req['requests_cached']} cached, "
+            f"{req['prompt_tokens'] + req['completion_tokens']:,} tokens, "
+            f"${req['cost_usd']:.4f}"
+        )
+    if len(dataset) == 0:
+        click.echo(
+            "error: no examples were produced; see run.json for failed requests and filter drops",
+            err=True,
+        )
+        click.get_current_context().exit(EXIT_FAILED)
+    if len(dataset) < n_examples:
+        click.echo(
+            f"warning: only {len(dataset)} of {n_examples} examples: raise "
+            "--num-instructions to generate more",
+            err=True,
+        )
+
+
+async def _generate(
+    seed_tasks: list[Any],
+    opts: RunOptions,
+    n_examples: int,
+    num_instructions: int,
+    num_prompt_instructions: int,
+    rouge_tokenizer: str,
+    allow_non_ascii: bool,
+) -> tuple[Any, dict[str, Any]]:
+    from instructgen.cache import Cache
+    from instructgen.dataset import InstructionDataset
+    from instructgen.dispatch import Dispatcher
+    from instructgen.selfinstruct import build_filters, run_self_instruct
+
+    engine = opts.build_engine()
+    cache_path = opts.cache_path()
+    cache = Cache(cache_path) if cache_path else None
+    renderer = ProgressRenderer(enabled=not opts.as_json)
+    filters = build_filters(
+        options={
+            "rouge": {"tokenizer": rouge_tokenizer},
+            "leading-char": {"allow_non_ascii": allow_non_ascii},
+        }
+    )
+    try:
+        async with Dispatcher(
+            engine, config=opts.dispatch_config(), cache=cache, progress=renderer
+        ) as d:
+            result = await run_self_instruct(
+                seed_tasks,
+                d,
+                num_instructions_for_finetuning=n_examples,
+                num_instructions=num_instructions,
+                num_prompt_instructions=num_prompt_instructions,
+                seed=opts.seed,
+                filters=filters,
+                progress=renderer,
+            )
+            report = {
+                **result.report,
+                "engine": engine.name,
+                "model": engine.model,
+                "requests": d.stats.to_dict(),
+            }
+    finally:
+        renderer.close()
+        if cache is not None:
+            cache.close()
+    return InstructionDataset(result.rows, report), report
+
+
+def _dry_run(
+    seed_tasks: list[Any],
+    opts: RunOptions,
+    n_examples: int,
+    num_instructions: int,
+    num_prompt_instructions: int,
+) -> None:
+    """First prompts and an upper-bound estimate; builds no client and needs no key."""
+    from instructgen.dispatch import estimate_tokens
+    from instructgen.engines import Usage, engine_class
+    from instructgen.selfinstruct import prompts
+
+    cls = engine_class(opts.engine_name)
+    model = opts.model or cls.default_model
+    chat = cls.kind == "chat"
+    rng = random.Random(opts.seed)
+    instructions = [t.instruction for t in seed_tasks]
+    first = rng.sample(instructions, min(len(instructions), num_prompt_instructions))
+    boot = prompts.bootstrap_request(first, chat)
+    clf = prompts.classify_request(instructions[0], chat)
+    inst = prompts.instances_request(instructions[0], False, chat)
+    # About 4 usable instructions per bootstrap request after filtering (measured on the
+    # seed tasks); batches of 5.
+    n_boot = max(5, math.ceil(num_instructions / 4 / 5) * 5)
+
+    def toks(r: Any) -> int:
+        return sum(estimate_tokens(m["content"]) for m in r.as_messages())
+
+    prompt_tokens = n_boot * toks(boot) + num_instructions * (toks(clf) + toks(inst))
+    completion_tokens = n_boot * boot.max_tokens + num_instructions * (
+        clf.max_tokens + inst.max_tokens
+    )
+    prices = dict(cls.prices)
+    price = prices.get(model) or next(
+        (prices[k] for k in sorted(prices, key=len, reverse=True) if model.startswith(k)), None
+    )
+    cost = price.cost(Usage(prompt_tokens, completion_tokens)) if price else None
+    estimate = {
+        "engine": cls.name,
+        "model": model,
+        "kind": cls.kind,
+        "seed_tasks": len(seed_tasks),
+        "num_instructions": num_instructions,
+        "num_instructions_for_finetuning": n_examples,
+        "requests": {
+            "bootstrap": n_boot,
+            "classify": num_instructions,
+            "instances": num_instructions,
+            "total": n_boot + 2 * num_instructions,
+        },
+        "prompt_tokens": prompt_tokens,
+        "max_completion_tokens": completion_tokens,
+        "max_cost_usd": None if cost is None else round(cost, 4),
+        "first_prompts": {
+            "bootstrap": boot.as_prompt(),
+            "classify": clf.as_prompt()[-300:],
+            "instances": inst.as_prompt()[-300:],
+        },
+    }
+    if opts.as_json:
+        emit_json({"ok": True, "dry_run": True, **estimate})
+        return
+    click.echo("-- first bootstrap prompt " + "-" * 40)
+    click.echo(boot.as_prompt())
+    click.echo("-- end of the first instance prompt " + "-" * 30)
+    click.echo("..." + inst.as_prompt()[-300:])
+    click.echo("-" * 66)
+    cost_text = "unknown (no price for this model)" if cost is None else f"at most ${cost:.4f}"
+    click.echo(
+        f"dry run, nothing sent: about {n_boot + 2 * num_instructions} requests to "
+        f"{cls.name} ({model}), ~{prompt_tokens:,} prompt tokens, at most "
+        f"{completion_tokens:,} completion tokens, cost {cost_text}"
+    )
