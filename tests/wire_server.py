@@ -250,10 +250,10 @@ class _Handler(BaseHTTPRequestHandler):
             texts = [t[: max(1, len(t) // 2)] for t in texts]
         prompt_tokens = max(1, len(call.prompt.split()))
         completion_tokens = sum(max(1, len(t.split())) for t in texts)
-        with srv._lock:
-            srv.successes[call.key] += 1
-            srv.by_api_key[api_key or ""] += 1
-        self._json(200, _reply(call, texts, finish, prompt_tokens, completion_tokens))
+        if self._json(200, _reply(call, texts, finish, prompt_tokens, completion_tokens)):
+            with srv._lock:  # counted once the answer reached the socket
+                srv.successes[call.key] += 1
+                srv.by_api_key[api_key or ""] += 1
 
     def _fault(self, fault: Fault) -> None:
         kind = fault.kind
@@ -292,15 +292,21 @@ class _Handler(BaseHTTPRequestHandler):
             status, {"error": {"message": messages[status]}, "message": messages[status]}, headers
         )
 
-    def _json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
+    def _json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> bool:
         payload = json.dumps(obj).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(payload)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(payload)
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+            return False  # the client is gone (killed or timed out)
+        return True
 
 
 def _reply(call: WireCall, texts: list[str], finish: str, pt: int, ct: int) -> dict[str, Any]:

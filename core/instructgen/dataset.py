@@ -151,7 +151,10 @@ class InstructionDataset:
     def to_hf(self) -> Any:
         from datasets import Dataset
 
-        return Dataset.from_list(self.rows, features=_features())
+        features = _features()
+        if not self.rows:  # from_list cannot carry a schema without rows
+            return Dataset.from_dict({k: [] for k in features}, features=features)
+        return Dataset.from_list(self.rows, features=features)
 
     # -- persistence ----------------------------------------------------------------------------
 
