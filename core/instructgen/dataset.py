@@ -205,9 +205,12 @@ class InstructionDataset:
                 f"{path}: saved by a newer instructgen (format "
                 f"{meta['version']}); upgrade to load it"
             )
+        report = meta.get("run_report") or {}
+        if meta.get("rows") == 0:
+            return cls([], report)  # datasets cannot reload an empty saved table
         from datasets import load_from_disk
 
-        return cls(load_from_disk(str(data)).to_list(), meta.get("run_report") or {})
+        return cls(load_from_disk(str(data)).to_list(), report)
 
     def export(self, fmt: str, path: str | Path) -> Path:
         """Write the dataset with the exporter plugin registered as ``fmt``."""
