@@ -107,9 +107,24 @@ def _instruction(rng: random.Random) -> str:
     return rng.choice(shapes)
 
 
+def qa_reply(prompt: str, kind: str) -> str:
+    """n question/answer pairs naming the document the prompt names."""
+    n = int(re.search(r"Write (\d+) different question-answer pairs", prompt).group(1))  # type: ignore[union-attr]
+    name = re.search(r"^Document: (.+)$", prompt, re.M).group(1)  # type: ignore[union-attr]
+    part = re.search(r"^Part (\d+) of", prompt, re.M).group(1)  # type: ignore[union-attr]
+    lines = []
+    for i in range(1, n + 1):
+        lines.append(f"Q{i}: What does part {part} of {name} say about point {i}?")
+        lines.append(f"A{i}: Part {part} of {name} explains point {i} in detail.")
+    text = "\n".join(lines)
+    return text[len("Q1:") :] if kind == "completion" else text
+
+
 def respond(call: WireCall) -> str:
     prompt = call.prompt
     rng = _rng(prompt)
+    if "different question-answer pairs" in prompt:
+        return qa_reply(prompt, call.kind)
     if "Is it classification?" in prompt:
         task = prompt.rsplit("Task:", 1)[-1].replace("Is it classification?", "")
         return " Yes" if re.search(r"classif|whether|Identify", task, re.I) else " No"

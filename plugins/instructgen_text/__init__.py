@@ -98,7 +98,7 @@ def _csv_text(text: str) -> str:
     try:
         dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t|")
     except csv.Error:
-        dialect = csv.excel  # type: ignore[assignment]
+        dialect = csv.excel
     rows = list(csv.reader(io.StringIO(text), dialect))
     return "\n".join(" | ".join(cell.strip() for cell in row) for row in rows if any(row))
 

@@ -6,6 +6,7 @@ docx, pptx, xlsx, xls, odt, epub, rtf, eml, msg, html, htm. The spaCy model down
 
 from __future__ import annotations
 
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,11 @@ from instructgen.hookspecs import hookimpl
 from instructgen.registry import ExtractorRegistry
 
 __all__ = ["UnstructuredExtractor"]
+
+_MAIL_HEADER = re.compile(
+    r"^(?:From [^\n]*\n)?(?:[A-Za-z][A-Za-z0-9-]*:[^\n]*\r?\n(?:[ \t][^\n]*\r?\n)*){2,}"
+)
+_HTML_TAGS = ("<html", "<!doctype", "<head", "<body", "<pre", "<div", "<p>", "<table")
 
 _PARTITIONERS = {
     "docx": ("unstructured.partition.docx", "partition_docx"),
@@ -76,8 +82,17 @@ class UnstructuredExtractor(Extractor):
     priority = 10
 
     def sniff(self, head: bytes) -> bool:
-        low = head[:512].lower()
-        return head.startswith((b"PK\x03\x04", b"{\\rtf")) or b"<html" in low
+        ole = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # .msg and .xls are OLE files
+        if head.startswith((b"PK\x03\x04", b"{\\rtf", ole)):
+            return True
+        if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+            text = head[2:].decode("utf-16-le" if head[0] == 0xFF else "utf-16-be", "replace")
+        else:
+            text = head.decode("latin-1")
+        if _MAIL_HEADER.match(text):
+            return True
+        low = text.lstrip().lower()
+        return low.startswith("<") and any(t in low for t in _HTML_TAGS)
 
     def extract(self, path: Path) -> Extracted:
         import importlib

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from instructgen.cli._common import emit_json, handles_errors, json_option
+from instructgen.cli._run import ProgressRenderer
+
+
+@click.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--chunk-size", type=click.IntRange(min=100), default=8000, show_default=True)
+@click.option("--include", multiple=True, help="Glob of files to read (repeatable).")
+@click.option("--exclude", multiple=True, help="Glob of files to leave out (repeatable).")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=2,
+    show_default=True,
+    help="Extraction processes (0: in this process).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=300,
+    show_default=True,
+    help="Seconds allowed per file.",
+)
+@json_option
+@handles_errors
+def extract(
+    directory: Path,
+    chunk_size: int,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    workers: int,
+    timeout: float,
+    as_json: bool,
+) -> None:
+    """Show what a directory run would read: per file the extractor, characters and chunks, or
+    why it is skipped. Needs no engine and sends nothing."""
+    from instructgen.documents import scan
+
+    renderer = ProgressRenderer(enabled=not as_json)
+    try:
+        result = scan(
+            directory,
+            chunk_size=chunk_size,
+            include=include,
+            exclude=exclude,
+            workers=workers,
+            timeout=timeout,
+            progress=renderer,
+        )
+    finally:
+        renderer.close()
+    chunks: dict[str, int] = {}
+    for c in result.chunks:
+        chunks[c.rel] = chunks.get(c.rel, 0) + 1
+    files = [{**f.to_dict(), "chunks": chunks.get(f.rel, 0)} for f in result.files]
+    if as_json:
+        emit_json({"ok": True, "summary": result.summary(), "files": files})
+        return
+    for f in files:
+        if f["skip"]:
+            click.echo(f"skip  {f['rel']}: {f['skip']}")
+        else:
+            click.echo(
+                f"read  {f['rel']}: {f['extractor']}, {f['chars']:,} characters, "
+                f"{f['chunks']} chunk(s)"
+            )
+    s = result.summary()
+    click.echo(
+        f"{s['read']} of {s['files']} files read, {s['skipped']} skipped, "
+        f"{s['characters']:,} characters in {s['chunks']} chunks"
+    )

@@ -1,0 +1,175 @@
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import click
+
+from instructgen.cli._common import EXIT_FAILED, emit_json, handles_errors
+from instructgen.cli._run import ProgressRenderer, RunOptions, run_options, write_json_atomic
+
+
+@click.command("from-dir")
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option(
+    "--chunk-size",
+    type=click.IntRange(min=100),
+    default=8000,
+    show_default=True,
+    help="Characters per chunk.",
+)
+@click.option(
+    "--samples-per-chunk",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Question/answer pairs asked for each chunk.",
+)
+@click.option(
+    "--self-instruct",
+    "use_self_instruct",
+    is_flag=True,
+    help="Use the question/answer pairs as seed tasks for Self-Instruct.",
+)
+@click.option(
+    "-n",
+    "--num-instructions-for-finetuning",
+    "n_examples",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="With --self-instruct: size of the dataset.",
+)
+@click.option(
+    "--num-instructions",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="With --self-instruct: cap on new instructions.",
+)
+@click.option("--include", multiple=True, help="Glob of files to read (repeatable).")
+@click.option("--exclude", multiple=True, help="Glob of files to leave out (repeatable).")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=2,
+    show_default=True,
+    help="Extraction processes.",
+)
+@click.option("--format", "fmt", default=None, help="Also export in this format into --out.")
+@run_options
+@handles_errors
+def from_dir(
+    directory: Path,
+    chunk_size: int,
+    samples_per_chunk: int,
+    use_self_instruct: bool,
+    n_examples: int,
+    num_instructions: int,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    workers: int,
+    fmt: str | None,
+    **common: Any,
+) -> None:
+    """Generate a dataset from the documents in DIRECTORY (25 formats; bad files are skipped
+    and listed in run.json). Rerunning resumes; unchanged files are not read again."""
+    from instructgen import plugins
+    from instructgen.documents import agenerate_from_dir, scan
+
+    opts = RunOptions.pop_from(common)
+    if fmt is not None:
+        plugins.exporters().get(fmt)
+    if opts.dry_run:
+        from instructgen.documents.qa import qa_request
+        from instructgen.engines import engine_class
+
+        cls = engine_class(opts.engine_name)
+        result = scan(
+            directory, chunk_size=chunk_size, include=include, exclude=exclude, workers=workers
+        )
+        reqs = [
+            qa_request(
+                c.text,
+                rel=c.rel,
+                index=c.index,
+                total=c.total,
+                n=samples_per_chunk,
+                chat=cls.kind == "chat",
+            )
+            for c in result.chunks
+        ]
+        chars = sum(len(r.as_prompt()) for r in reqs)
+        payload = {
+            "ok": True,
+            "dry_run": True,
+            **result.summary(),
+            "requests": len(reqs),
+            "prompt_tokens": (chars + 2) // 3,
+            "max_completion_tokens": sum(r.max_tokens for r in reqs),
+            "skipped_files": result.skipped,
+            "first_prompt": reqs[0].as_prompt() if reqs else None,
+        }
+        if opts.as_json:
+            emit_json(payload)
+        else:
+            if reqs:
+                click.echo(reqs[0].as_prompt()[:2000])
+            click.echo(
+                f"dry run, nothing sent: {len(reqs)} requests for "
+                f"{payload['chunks']} chunks of {payload['read']} files "
+                f"({payload['skipped']} skipped)"
+            )
+        return
+    out = opts.out or Path(f"{directory.name or 'docs'}-dataset")
+    renderer = ProgressRenderer(enabled=not opts.as_json)
+    try:
+        dataset = asyncio.run(
+            agenerate_from_dir(
+                directory,
+                opts.build_engine(),
+                use_self_instruct=use_self_instruct,
+                chunk_size=chunk_size,
+                num_samples_per_chunk=samples_per_chunk,
+                num_instructions=num_instructions,
+                num_instructions_for_finetuning=n_examples,
+                out=out,
+                cache=not opts.no_cache,
+                config=opts.dispatch_config(),
+                include=include,
+                exclude=exclude,
+                workers=workers,
+                seed=opts.seed,
+                progress=renderer,
+            )
+        )
+    finally:
+        renderer.close()
+    dataset.save(out)
+    report = dataset.run_report
+    exported = None
+    if fmt is not None:
+        exported = str(
+            dataset.export(fmt, out / f"dataset.{plugins.exporters().get(fmt).extension}")
+        )
+    report["output"] = {"dir": str(out), "exported": exported}
+    write_json_atomic(out / "run.json", report)
+    summary = {
+        "ok": len(dataset) > 0,
+        "examples": len(dataset),
+        "out": str(out),
+        **report["extraction"],
+        "requests": report["requests"],
+    }
+    if opts.as_json:
+        emit_json(summary)
+    else:
+        ex = report["extraction"]
+        click.echo(
+            f"wrote {len(dataset)} examples to {out} from {ex['read']} files "
+            f"({ex['skipped']} skipped, see run.json), {ex['chunks']} chunks"
+        )
+    if len(dataset) == 0:
+        click.echo("error: no examples were produced; see run.json", err=True)
+        click.get_current_context().exit(EXIT_FAILED)

@@ -1,0 +1,358 @@
+"""Reading files to text: extractor choice (extension, then content sniffing), worker processes
+with a real per-file timeout, and a content-hash cache so unchanged files are never re-read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import multiprocessing as mp
+import os
+import sqlite3
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any
+
+from instructgen.documents.discovery import Found
+
+log = logging.getLogger("instructgen.documents")
+
+__all__ = ["ExtractCache", "ExtractOptions", "ExtractResult", "extract_many", "extract_one"]
+
+CACHE_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class ExtractOptions:
+    workers: int = 2
+    timeout: float = 300.0
+    recycle_after: int = 50
+
+
+@dataclass
+class ExtractResult:
+    rel: str
+    path: str
+    size: int = 0
+    sha256: str | None = None
+    extractor: str | None = None
+    text: str | None = None
+    skip: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    cached: bool = False
+
+    @property
+    def chars(self) -> int:
+        return len(self.text or "")
+
+    def to_dict(self, with_text: bool = False) -> dict[str, Any]:
+        d = asdict(self)
+        if not with_text:
+            d.pop("text")
+        d["chars"] = self.chars
+        return d
+
+
+def _candidates(path: Path, head: bytes) -> list[Any]:
+    """Extractor entries to try, best first: extension matches whose content agrees, then any
+    extractor recognising the content (wrong or missing extension), then the rest."""
+    from instructgen import plugins
+
+    reg = plugins.extractors()
+    by_ext = reg.for_extension(path.suffix)
+    instances = {e.name: e.obj() for e in reg}
+    sniffed = [
+        e
+        for e in sorted(reg, key=lambda e: (-e.meta["priority"], e.name))
+        if instances[e.name].sniff(head)
+    ]
+    agreeing = [e for e in by_ext if e in sniffed]
+    if agreeing:  # the extension is right: its extractors decide, others are not asked
+        ordered = agreeing + [e for e in by_ext if e not in agreeing]
+    else:  # wrong or unknown extension: trust the content first
+        ordered = sniffed + [e for e in by_ext if e not in sniffed]
+    return [(e.name, instances[e.name]) for e in ordered]
+
+
+def extract_one(path: str, rel: str, size: int = 0) -> ExtractResult:
+    """Extract one file in this process. Top-level and picklable, for any executor."""
+    from instructgen.errors import ExtractionError
+
+    start = time.monotonic()
+    p = Path(path)
+    result = ExtractResult(rel=rel, path=path, size=size)
+    try:
+        with p.open("rb") as fh:
+            head = fh.read(4096)
+    except OSError as exc:
+        result.skip = f"unreadable: {exc.strerror or exc}"
+        return result
+    candidates = _candidates(p, head)
+    if not candidates:
+        result.skip = f"no extractor for '{p.suffix or '(no extension)'}' files"
+        return result
+    reasons: list[str] = []
+    for name, extractor in candidates:
+        why_not = extractor.unavailable_reason()
+        if why_not:
+            reasons.append(why_not)
+            continue
+        try:
+            out = extractor.extract(p)
+        except ExtractionError as exc:
+            reasons.append(exc.reason)
+            continue
+        except Exception as exc:  # a bug or a hostile file must not stop the run
+            reasons.append(f"{name} failed: {type(exc).__name__}: {exc}"[:300])
+            continue
+        if out.text.strip():
+            result.extractor, result.text, result.metadata = name, out.text, out.metadata
+            break
+        reasons.append(f"{name}: no text")
+    else:
+        result.skip = reasons[0] if reasons else "no text"
+    result.seconds = round(time.monotonic() - start, 3)
+    return result
+
+
+# -- worker processes -------------------------------------------------------------------------
+
+
+def _worker_main(conn: Connection) -> None:
+    # Libraries print notices; keep them off the parent's stdout (it may be --json output).
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+    sys.stderr = sys.stdout
+    logging.disable(logging.WARNING)
+    while True:
+        try:
+            job = conn.recv()
+        except EOFError:
+            return
+        if job is None:
+            return
+        idx, path, rel, size = job
+        try:
+            res = extract_one(path, rel, size)
+        except BaseException as exc:
+            res = ExtractResult(
+                rel=rel,
+                path=path,
+                size=size,
+                skip=f"extraction crashed: {type(exc).__name__}: {exc}"[:300],
+            )
+        conn.send((idx, res))
+
+
+class _Worker:
+    def __init__(self, ctx: Any) -> None:
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker_main, args=(child,), daemon=True)
+        self.proc.start()
+        child.close()
+        self.job: tuple[int, str, str, int] | None = None
+        self.deadline = 0.0
+        self.done = 0
+
+    def submit(self, job: tuple[int, str, str, int], timeout: float) -> None:
+        self.job, self.deadline = job, time.monotonic() + timeout
+        self.conn.send(job)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.join(5)
+        self.conn.close()
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self.conn.send(None)
+        self.proc.join(5)
+        if self.proc.is_alive():
+            self.proc.kill()
+        self.conn.close()
+
+
+def _run_pool(
+    jobs: Sequence[tuple[int, str, str, int]], options: ExtractOptions
+) -> Iterator[tuple[int, ExtractResult]]:
+    ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    pending = list(reversed(jobs))
+    workers = [_Worker(ctx) for _ in range(min(options.workers, len(jobs)))]
+    try:
+        for w in workers:
+            if pending:
+                w.submit(pending.pop(), options.timeout)
+        while any(w.job is not None for w in workers):
+            busy = [w for w in workers if w.job is not None]
+            wait_for = max(0.0, min(w.deadline for w in busy) - time.monotonic())
+            ready = wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], timeout=wait_for)
+            now = time.monotonic()
+            for i, w in enumerate(workers):
+                if w.job is None:
+                    continue
+                job = w.job
+                if w.conn in ready:
+                    try:
+                        idx, res = w.conn.recv()
+                    except (EOFError, OSError):
+                        idx, res = (
+                            job[0],
+                            ExtractResult(
+                                rel=job[2],
+                                path=job[1],
+                                size=job[3],
+                                skip="extraction crashed the worker",
+                            ),
+                        )
+                    w.job = None
+                    w.done += 1
+                    yield idx, res
+                    if w.done >= options.recycle_after:  # bound memory growth
+                        w.stop()
+                        workers[i] = w = _Worker(ctx)
+                elif w.proc.sentinel in ready or not w.proc.is_alive():
+                    w.kill()
+                    yield (
+                        job[0],
+                        ExtractResult(
+                            rel=job[2],
+                            path=job[1],
+                            size=job[3],
+                            skip="extraction crashed the worker",
+                        ),
+                    )
+                    workers[i] = w = _Worker(ctx)
+                elif now >= w.deadline:
+                    w.kill()
+                    yield (
+                        job[0],
+                        ExtractResult(
+                            rel=job[2],
+                            path=job[1],
+                            size=job[3],
+                            skip=f"timed out after {options.timeout:g} s",
+                        ),
+                    )
+                    workers[i] = w = _Worker(ctx)
+                if w.job is None and pending:
+                    w.submit(pending.pop(), options.timeout)
+    finally:
+        for w in workers:
+            if w.job is not None:
+                w.kill()
+            else:
+                w.stop()
+
+
+# -- the cache ------------------------------------------------------------------------------------
+
+
+class ExtractCache:
+    """Extracted text by content hash (plus the extractor set), in SQLite."""
+
+    def __init__(self, path: str | Path) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS extracted (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+        )
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM extracted WHERE key=?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def put(self, key: str, value: dict[str, Any]) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO extracted VALUES (?, ?)",
+                (key, json.dumps(value, ensure_ascii=False)),
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _fingerprint() -> str:
+    from instructgen import plugins
+
+    names = sorted(f"{e.name}:{e.plugin}" for e in plugins.extractors())
+    return hashlib.sha256(("|".join(names) + CACHE_VERSION).encode()).hexdigest()[:16]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def extract_many(
+    found: Sequence[Found],
+    *,
+    options: ExtractOptions | None = None,
+    cache: ExtractCache | None = None,
+    on_result: Callable[[ExtractResult], None] | None = None,
+) -> list[ExtractResult]:
+    """Extract every found file (in parallel), results in the order of ``found``."""
+    options = options or ExtractOptions()
+    results: list[ExtractResult | None] = [None] * len(found)
+    jobs: list[tuple[int, str, str, int]] = []
+    keys: dict[int, str] = {}
+    fp = _fingerprint() if cache is not None else ""
+    for i, f in enumerate(found):
+        if f.skip is not None:
+            results[i] = ExtractResult(rel=f.rel, path=str(f.path), size=f.size, skip=f.skip)
+            continue
+        sha = None
+        if cache is not None:
+            try:
+                sha = _sha256(f.path)
+            except OSError as exc:
+                results[i] = ExtractResult(
+                    rel=f.rel, path=str(f.path), size=f.size, skip=f"unreadable: {exc.strerror}"
+                )
+                continue
+            keys[i] = f"{sha}:{fp}"
+            hit = cache.get(keys[i])
+            if hit is not None:
+                res = ExtractResult(**{**hit, "rel": f.rel, "path": str(f.path), "cached": True})
+                results[i] = res
+                continue
+        results[i] = ExtractResult(rel=f.rel, path=str(f.path), size=f.size, sha256=sha)
+        jobs.append((i, str(f.path), f.rel, f.size))
+    for early in results:
+        if early is not None and (early.cached or early.skip) and on_result:
+            on_result(early)
+    if options.workers <= 0:
+        stream: Iterator[tuple[int, ExtractResult]] = (
+            (j[0], extract_one(j[1], j[2], j[3])) for j in jobs
+        )
+    else:
+        stream = _run_pool(jobs, options)
+    for idx, res in stream:
+        prev = results[idx]
+        res.sha256 = prev.sha256 if prev is not None else None
+        results[idx] = res
+        if cache is not None and idx in keys and not (res.skip or "").startswith("timed out"):
+            cache.put(
+                keys[idx],
+                {k: v for k, v in asdict(res).items() if k not in ("rel", "path", "cached")},
+            )
+        if on_result:
+            on_result(res)
+    return [r for r in results if r is not None]
