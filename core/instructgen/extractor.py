@@ -31,12 +31,13 @@ class Extractor(ABC):
         """``None`` when usable here, else why not and how to fix it (missing binary, ...)."""
         return None
 
-    def sniff(self, head: bytes) -> bool:
-        """True when the first bytes of a file look like a format this extractor reads.
+    def sniff(self, head: bytes) -> bool | None:
+        """Whether the first bytes of a file look like a format this extractor reads:
+        ``True`` yes, ``False`` no (the extension is probably wrong), ``None`` no opinion.
 
-        Used for files whose extension is wrong or missing. Default: no opinion.
+        Used to route files whose extension is wrong or missing. Default: no opinion.
         """
-        return False
+        return None
 
     @abstractmethod
     def extract(self, path: Path) -> Extracted:

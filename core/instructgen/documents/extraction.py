@@ -69,12 +69,13 @@ def _candidates(path: Path, head: bytes) -> list[Any]:
     reg = plugins.extractors()
     by_ext = reg.for_extension(path.suffix)
     instances = {e.name: e.obj() for e in reg}
+    verdict = {e.name: instances[e.name].sniff(head) for e in reg}
     sniffed = [
         e
         for e in sorted(reg, key=lambda e: (-e.meta["priority"], e.name))
-        if instances[e.name].sniff(head)
+        if verdict[e.name] is True
     ]
-    agreeing = [e for e in by_ext if e in sniffed]
+    agreeing = [e for e in by_ext if verdict[e.name] is not False]
     if agreeing:  # the extension is right: its extractors decide, others are not asked
         ordered = agreeing + [e for e in by_ext if e not in agreeing]
     else:  # wrong or unknown extension: trust the content first
