@@ -105,7 +105,10 @@ class RougeIndex:
             self._freq.update(set(tokenize(text, tokenizer)))
         self._rank_cache: dict[str, tuple[int, str]] = {}
         self.items: list[list[str]] = []
-        self._postings: defaultdict[tuple[str, int], list[int]] = defaultdict(list)
+        self._lengths: list[int] = []
+        self._seen_df: Counter[str] = Counter()
+        self._next_rebuild = 64
+        self._postings: defaultdict[tuple[str, int], list[tuple[int, int]]] = defaultdict(list)
         self.pairs_scored = 0
 
     def _rank(self, tok: str) -> tuple[int, str]:
@@ -135,21 +138,24 @@ class RougeIndex:
             return 0.0, None
         seen: set[int] = set()
         best, best_i = 0.0, None
-        bound = self._c * 2
-        for elem in self._prefix(tokens):
-            for i in self._postings.get(elem, ()):
-                if i in seen:
+        c = self._c
+        items, lengths = self.items, self._lengths
+        for i, elem in enumerate(self._prefix(tokens)):
+            for idx, j in self._postings.get(elem, ()):
+                if idx in seen:
                     continue
-                seen.add(i)
-                other = self.items[i]
-                lb = len(other)
-                if 2 * min(la, lb) / (la + lb) <= bound:
+                seen.add(idx)
+                lb = lengths[idx]
+                need = c * (la + lb)  # F > t needs lcs (<= overlap) > t·(la+lb)/2
+                # Positional filter: this is the pair's first shared token in the global
+                # order, so at most 1 + min(tokens left after it on either side) are shared.
+                if 1 + min(la - i - 1, lb - j - 1) <= need or min(la, lb) <= need:
                     continue
                 self.pairs_scored += 1
                 # rouge_score.score(target=kept item, prediction=candidate)
-                f = _fmeasure(lcs_length(other, tokens), la, lb)
+                f = _fmeasure(lcs_length(items[idx], tokens), la, lb)
                 if f > best:
-                    best, best_i = f, i
+                    best, best_i = f, idx
                     if stop_above is not None and f > stop_above:
                         return best, best_i
         return best, best_i
@@ -163,8 +169,26 @@ class RougeIndex:
         tokens = tokenize(text, self.tokenizer)
         idx = len(self.items)
         self.items.append(tokens)
-        for elem in self._prefix(tokens):
-            self._postings[elem].append(idx)
+        self._lengths.append(len(tokens))
+        self._seen_df.update(set(tokens))
+        if len(self.items) >= self._next_rebuild:
+            self._rebuild()
+            return
+        for j, elem in enumerate(self._prefix(tokens)):
+            self._postings[elem].append((idx, j))
+
+    def _rebuild(self) -> None:
+        """Re-rank tokens by how often they occur in what is indexed (rare first) and rebuild
+        the prefix index. Any fixed order keeps prefix filtering exact; an order matching the
+        data keeps prefixes made of rare tokens, so far fewer pairs are ever looked at.
+        Done at geometric sizes, so the total cost stays linear."""
+        self._freq = Counter(self._seen_df)
+        self._rank_cache = {}
+        self._postings = defaultdict(list)
+        for idx, tokens in enumerate(self.items):
+            for j, elem in enumerate(self._prefix(tokens)):
+                self._postings[elem].append((idx, j))
+        self._next_rebuild = max(64, int(len(self.items) * 1.5))
 
     def __len__(self) -> int:
         return len(self.items)

@@ -1,0 +1,111 @@
+"""Dispatcher throughput against the local OpenAI wire-format server with 200 ms latency.
+
+    python benchmarks/throughput.py [--requests 2000] [--latency 0.2] [--sequential 40]
+
+One at a time (how xTuring and the Self-Instruct scripts call the API) vs the dispatcher at
+concurrency 64, and with an RPM cap, all in the same run. The one-at-a-time rate is measured on
+``--sequential`` requests (2,000 of them would take 400 s) and stated as such. Prints JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from instructgen import Request
+from instructgen.dispatch import DispatchConfig, Dispatcher
+from instructgen.engines import create_engine
+
+HERE = Path(__file__).resolve().parent
+
+
+def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "_server.py"), str(latency)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    port = int(proc.stdout.readline())
+    return proc, f"http://127.0.0.1:{port}/v1"
+
+
+async def run(base_url: str, n: int, config: DispatchConfig, tag: str) -> dict[str, float]:
+    engine = create_engine("openai", api_key="bench", base_url=base_url)
+    requests = [Request.chat(f"{tag} request {i}", max_tokens=16) for i in range(n)]
+    async with Dispatcher(engine, config=config) as d:
+        start = time.perf_counter()
+        if config.concurrency == 1:
+            for r in requests:
+                await d.complete(r)
+        else:
+            await d.complete_many(requests)
+        elapsed = time.perf_counter() - start
+        assert d.stats.completed == n, d.stats.to_dict()
+    cpu = time.process_time()
+    return {
+        "requests": n,
+        "seconds": round(elapsed, 3),
+        "per_second": round(n / elapsed, 2),
+        "process_cpu_s_so_far": round(cpu, 2),
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--requests", type=int, default=2000)
+    p.add_argument("--latency", type=float, default=0.2)
+    p.add_argument("--concurrency", type=int, default=64)
+    p.add_argument("--rpm", type=float, default=3000)
+    p.add_argument("--sequential", type=int, default=40)
+    a = p.parse_args()
+    proc, url = start_server(a.latency)
+    try:
+        seq = asyncio.run(run(url, a.sequential, DispatchConfig(concurrency=1), "seq"))
+        cpu0 = time.process_time()
+        conc = asyncio.run(run(url, a.requests, DispatchConfig(concurrency=a.concurrency), "conc"))
+        cpu_per_request_ms = (time.process_time() - cpu0) / a.requests * 1000
+        capped = asyncio.run(
+            run(url, a.requests // 2, DispatchConfig(concurrency=a.concurrency, rpm=a.rpm), "rpm")
+        )
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(10)
+    bound = a.concurrency / a.latency
+    rpm_bound = min(bound, a.rpm / 60)
+    print(
+        json.dumps(
+            {
+                "latency_s": a.latency,
+                "cpus": os.cpu_count(),
+                "one_at_a_time": {**seq, "note": f"measured on {a.sequential} requests"},
+                "concurrency": {
+                    **conc,
+                    "concurrency": a.concurrency,
+                    "theoretical_per_second": bound,
+                    "fraction_of_theoretical": round(conc["per_second"] / bound, 3),
+                    "client_cpu_ms_per_request": round(cpu_per_request_ms, 3),
+                },
+                "rpm_capped": {
+                    **capped,
+                    "rpm": a.rpm,
+                    "theoretical_per_second": rpm_bound,
+                    "fraction_of_theoretical": round(capped["per_second"] / rpm_bound, 3),
+                },
+                "speedup_vs_one_at_a_time": round(conc["per_second"] / seq["per_second"], 1),
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
