@@ -45,7 +45,7 @@ def main() -> None:
     a = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp, WireServer() as server:
         cache_path = Path(tmp) / "cache.sqlite3"
-        first_s, first = asyncio.run(job(server.openai_base_url, cache_path, a.requests))
+        first_s, _ = asyncio.run(job(server.openai_base_url, cache_path, a.requests))
         sent_first = len(server.calls)
         second_s, second = asyncio.run(job(server.openai_base_url, cache_path, a.requests))
         sent_second = len(server.calls) - sent_first
