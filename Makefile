@@ -50,7 +50,7 @@ pytest: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 docs: venv
-	@if [ -f mkdocs.yml ]; then $(BIN)/mkdocs build --strict -q -d build/site; fi
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d build/site
 
 test: setup lint typecheck pytest docs
 
