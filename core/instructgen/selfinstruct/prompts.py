@@ -78,7 +78,7 @@ def instances_request(
     instruction: str, is_classification: bool, chat: bool, **overrides: object
 ) -> Request:
     name = "instances_output_first" if is_classification else "instances_input_first"
-    text = template(name) + " " + instruction.strip() + "\n"
+    text = template(name).rstrip() + " " + instruction.strip() + "\n"
     return _request(text, chat, CLF_INSTANCES if is_classification else INSTANCES, **overrides)
 
 
