@@ -47,7 +47,7 @@ typecheck: venv
 	$(BIN)/mypy
 
 pytest: setup
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests $(wildcard contrib/*/tests)
 
 docs: venv
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d build/site

@@ -1,0 +1,84 @@
+"""An engine for a small JSON completion API ("hello-api"), as a template for plugin authors.
+
+The API: ``POST {base_url}/v1/generate`` with ``{"model", "prompt", "max_tokens",
+"temperature", "top_p", "stop"}`` and a bearer key; it answers ``{"text", "finish_reason",
+"usage": {"input_tokens", "output_tokens"}}``. Replace the request and reply mapping with
+your provider's and keep the rest: the error mapping is what lets instructgen's dispatcher retry
+the right failures, and the lazy ``httpx`` import keeps ``instructgen --help`` fast.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from instructgen import Completion, Engine, Price, Request, Usage, hookimpl
+from instructgen.engine_errors import from_exception, from_status
+
+__all__ = ["HelloEngine"]
+
+# US dollars per million tokens; users can override with prices={...}.
+PRICES = {"hello-small": Price(0.10, 0.20), "hello-large": Price(1.00, 2.00)}
+
+
+class HelloEngine(Engine):
+    name = "hello-api"
+    kind = "completion"  # the API takes a prompt; chat requests are flattened by as_prompt()
+    default_model = "hello-small"
+    key_env_vars = ("HELLO_API_KEY",)
+    prices = PRICES
+
+    def __init__(
+        self, api_key: str | None = None, *, base_url: str | None = None, **kwargs: Any
+    ) -> None:
+        base_url = base_url or os.environ.get("HELLO_API_URL") or "http://127.0.0.1:8765"
+        super().__init__(api_key, base_url=base_url, **kwargs)
+        self._client: Any = None
+
+    def _http(self) -> Any:
+        if self._client is None:
+            import httpx  # imported when the engine is used, never at registration
+
+            self._client = httpx.AsyncClient(base_url=self.base_url or "", timeout=self.timeout)
+        return self._client
+
+    async def acomplete(self, request: Request) -> Completion:
+        payload = {
+            "model": self.model,
+            "prompt": request.as_prompt(),
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+            "stop": list(request.stop),
+        }
+        try:
+            r = await self._http().post(
+                "/v1/generate", json=payload, headers={"Authorization": f"Bearer {self.api_key}"}
+            )
+        except Exception as exc:  # timeouts, resets, refused connections
+            raise from_exception(exc, engine=self.name) from None
+        if r.status_code != 200:
+            raise from_status(
+                r.status_code, r.text[:300], engine=self.name, headers=dict(r.headers)
+            )
+        try:
+            body = r.json()
+            usage = body.get("usage") or {}
+            return Completion(
+                (str(body["text"]),),
+                (body.get("finish_reason") or "stop",),
+                Usage(int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))),
+                self.model,
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise from_exception(ValueError(f"malformed reply: {exc}"), engine=self.name) from None
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
+@hookimpl
+def register_engines(registry: Any) -> None:
+    registry.add(HelloEngine, aliases=("hello",), seed_name="Hello")
