@@ -157,3 +157,55 @@ def test_engine_repr_and_errors_hide_the_key() -> None:
     with pytest.raises(instructgen.MissingKeyError) as err:
         Keyed()
     assert "TEST_KEYED_API_KEY" in str(err.value) and err.value.exit_code == 2
+
+
+def test_hook_register_executors(tmp_path: Path) -> None:
+    """A plugin executor (here: everything in this process, one chunk at a time) is found by
+    name and gives the same dataset as the built-in local executor."""
+    import shutil
+
+    from conftest import SHARED
+    from selfinstruct_responder import respond
+    from wire_server import WireServer
+
+    from instructgen import InstructionDataset
+    from instructgen.dispatch import Dispatcher
+    from instructgen.documents import extract_one, generate_chunk_pairs
+    from instructgen.executor import Executor, GenerationResult
+
+    class SerialExecutor(Executor):
+        name = "serial"
+
+        def extract(self, found, options, cache_path, on_result=None):  # type: ignore[no-untyped-def]
+            return [extract_one(str(f.path), f.rel, f.size) for f in found]
+
+        async def generate(self, chunks, engine, *, n, config, cache_dir, progress=None):  # type: ignore[no-untyped-def]
+            async with Dispatcher(engine, config=config) as d:
+                pairs = [await generate_chunk_pairs(c, d, n) for c in chunks]
+                return GenerationResult(pairs, d.stats.to_dict())
+
+    class ExecutorPlugin:
+        @hookimpl
+        def register_executors(self, registry: object) -> None:
+            registry.add(SerialExecutor)  # type: ignore[attr-defined]
+
+    docs = tmp_path / "docs"
+    shutil.copytree(SHARED / "corpus" / "language-docs", docs)
+    name = instructgen.register_plugin(ExecutorPlugin(), name="executor-test")
+    try:
+        assert pm.executors().entry("serial").plugin == "executor-test"
+        assert pm.executors().entry("local").plugin == "instructgen"
+        with WireServer() as server:
+            server.responder = respond
+            engine = instructgen.engine("openai", api_key="k", base_url=server.openai_base_url)
+            serial = InstructionDataset.generate_dataset_from_dir(
+                docs, engine, executor="serial", num_samples_per_chunk=2, cache=False
+            )
+            local = InstructionDataset.generate_dataset_from_dir(
+                docs, engine, num_samples_per_chunk=2, cache=False
+            )
+        assert len(serial) == len(local) > 0
+        assert serial.rows == local.rows
+        assert serial.run_report["executor"] == "serial"
+    finally:
+        instructgen.unregister_plugin(name)

@@ -14,6 +14,7 @@ import pluggy
 if TYPE_CHECKING:
     from instructgen.registry import (
         EngineRegistry,
+        ExecutorRegistry,
         ExporterRegistry,
         ExtractorRegistry,
         FilterRegistry,
@@ -51,3 +52,12 @@ def register_extractors(registry: ExtractorRegistry) -> None:
 @hookspec
 def register_exporters(registry: ExporterRegistry) -> None:
     """Register dataset output formats (subclasses of ``instructgen.Exporter``)."""
+
+
+# -- execution --------------------------------------------------------------------------------
+
+
+@hookspec
+def register_executors(registry: ExecutorRegistry) -> None:
+    """Register executors (subclasses of ``instructgen.executor.Executor``) that run a
+    directory run's extraction and generation somewhere else, e.g. on a cluster."""

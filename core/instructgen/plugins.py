@@ -27,6 +27,7 @@ from instructgen import hookspecs
 from instructgen.errors import PluginError
 from instructgen.registry import (
     EngineRegistry,
+    ExecutorRegistry,
     ExporterRegistry,
     ExtractorRegistry,
     FilterRegistry,
@@ -70,6 +71,7 @@ _COLLECTORS: dict[str, tuple[str, Callable[[], Registry[Any]]]] = {
     "extractors": ("register_extractors", ExtractorRegistry),
     "filters": ("register_filters", FilterRegistry),
     "exporters": ("register_exporters", ExporterRegistry),
+    "executors": ("register_executors", ExecutorRegistry),
 }
 
 
@@ -209,6 +211,11 @@ def get_registries() -> dict[str, Registry[Any]]:
             regs: dict[str, Registry[Any]] = {}
             for key, (hook_name, factory) in _COLLECTORS.items():
                 reg = factory()
+                if key == "executors":  # the built-in default, before any plugin
+                    from instructgen.executor import LocalExecutor
+
+                    reg._set_plugin("instructgen")
+                    reg._add("local", LocalExecutor)
                 _collect(hook_name, reg)
                 regs[key] = reg
             _state.registries = regs
@@ -236,6 +243,12 @@ def filters() -> FilterRegistry:
 def exporters() -> ExporterRegistry:
     reg = get_registries()["exporters"]
     assert isinstance(reg, ExporterRegistry)
+    return reg
+
+
+def executors() -> ExecutorRegistry:
+    reg = get_registries()["executors"]
+    assert isinstance(reg, ExecutorRegistry)
     return reg
 
 

@@ -26,6 +26,7 @@ T = TypeVar("T")
 __all__ = [
     "EngineRegistry",
     "Entry",
+    "ExecutorRegistry",
     "ExporterRegistry",
     "ExtractorRegistry",
     "FilterRegistry",
@@ -193,3 +194,14 @@ class ExporterRegistry(Registry[type[Exporter]]):
         self, exporter_cls: type[Exporter], *, name: str | None = None, aliases: Sequence[str] = ()
     ) -> None:
         self._add(name or exporter_cls.name, exporter_cls, aliases)
+
+
+class ExecutorRegistry(Registry[type]):
+    """Executors for directory runs; ``local`` is built in."""
+
+    kind = "executor"
+
+    def add(
+        self, executor_cls: type, *, name: str | None = None, aliases: Sequence[str] = ()
+    ) -> None:
+        self._add(name or str(getattr(executor_cls, "name", "")), executor_cls, aliases)

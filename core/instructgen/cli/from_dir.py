@@ -58,6 +58,26 @@ from instructgen.cli._run import ProgressRenderer, RunOptions, run_options, writ
     help="Extraction processes.",
 )
 @click.option("--format", "fmt", default=None, help="Also export in this format into --out.")
+@click.option(
+    "--executor",
+    default="local",
+    show_default=True,
+    help="Where extraction and generation run: local, or an executor plugin's name "
+    "(e.g. ray from instructgen-ray).",
+)
+@click.option(
+    "--executor-address",
+    "--ray-address",
+    "executor_address",
+    default=None,
+    help="The executor's cluster address (Ray: HOST:6379 or ray://HOST:10001).",
+)
+@click.option(
+    "--executor-workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Workers the executor may use (Ray: tasks in parallel).",
+)
 @run_options
 @handles_errors
 def from_dir(
@@ -71,6 +91,9 @@ def from_dir(
     exclude: tuple[str, ...],
     workers: int,
     fmt: str | None,
+    executor: str,
+    executor_address: str | None,
+    executor_workers: int | None,
     **common: Any,
 ) -> None:
     """Generate a dataset from the documents in DIRECTORY (25 formats; bad files are skipped
@@ -81,6 +104,13 @@ def from_dir(
     opts = RunOptions.pop_from(common)
     if fmt is not None:
         plugins.exporters().get(fmt)
+    executor_options: dict[str, Any] = {}
+    if executor_address:
+        executor_options["address"] = executor_address
+    if executor_workers:
+        executor_options["workers"] = executor_workers
+    if executor != "local":
+        plugins.executors().get(executor)  # unknown executor: exit 2 before any work
     if opts.dry_run:
         from instructgen.documents.qa import qa_request
         from instructgen.engines import engine_class

@@ -13,20 +13,24 @@ from typing import Any
 
 from instructgen.documents.chunking import chunk_text
 from instructgen.documents.discovery import DEFAULT_MAX_BYTES, discover
-from instructgen.documents.extraction import (
-    ExtractCache,
-    ExtractOptions,
-    ExtractResult,
-    extract_many,
-)
+from instructgen.documents.extraction import ExtractOptions, ExtractResult
 from instructgen.documents.qa import parse_qa, qa_request
 from instructgen.engines import Completion
 from instructgen.errors import AuthenticationError, ConfigError, EngineError
+from instructgen.executor import Executor, LocalExecutor
 from instructgen.progress import ProgressCallback, ProgressEvent, emit
 
 log = logging.getLogger("instructgen.documents")
 
-__all__ = ["Chunk", "ScanResult", "agenerate_from_dir", "generate_chunk_pairs", "scan"]
+__all__ = [
+    "Chunk",
+    "ScanResult",
+    "agenerate_from_dir",
+    "generate_all_pairs",
+    "generate_chunk_pairs",
+    "get_executor",
+    "scan",
+]
 
 
 @dataclass(frozen=True)
@@ -69,13 +73,13 @@ def scan(
     max_bytes: int = DEFAULT_MAX_BYTES,
     cache_path: str | Path | None = None,
     progress: ProgressCallback | None = None,
+    executor: Executor | None = None,
 ) -> ScanResult:
     """Read every file under ``path`` and chunk it; bad files are skipped with a reason."""
     root = Path(path)
     if not root.exists():
         raise ConfigError(f"{root}: no such file or directory")
     found = discover(root, include=include, exclude=exclude, max_bytes=max_bytes)
-    cache = ExtractCache(cache_path) if cache_path else None
     done = 0
 
     def tick(res: ExtractResult) -> None:
@@ -83,16 +87,12 @@ def scan(
         done += 1
         emit(progress, ProgressEvent(stage="extract", done=done, total=len(found), message=res.rel))
 
-    try:
-        files = extract_many(
-            found,
-            options=ExtractOptions(workers=workers, timeout=timeout),
-            cache=cache,
-            on_result=tick,
-        )
-    finally:
-        if cache is not None:
-            cache.close()
+    files = (executor or LocalExecutor()).extract(
+        found,
+        ExtractOptions(workers=workers, timeout=timeout),
+        Path(cache_path) if cache_path else None,
+        tick,
+    )
     chunks: list[Chunk] = []
     for f in files:
         if not f.text:
@@ -109,11 +109,42 @@ async def generate_chunk_pairs(chunk: Chunk, dispatcher: Any, n: int) -> list[tu
         chunk.text, rel=chunk.rel, index=chunk.index, total=chunk.total, n=n, chat=chat
     )
     completion: Completion = await dispatcher.complete(req)
+    pairs = parse_qa(completion.text, completion_prefix=not chat)
     if completion.finish_reasons and completion.finish_reasons[0] == "length":
-        pairs = parse_qa(completion.text, completion_prefix=not chat)[:-1]  # last may be cut
-    else:
-        pairs = parse_qa(completion.text, completion_prefix=not chat)
+        pairs = pairs[:-1]  # the last pair may be cut off
     return pairs[:n]
+
+
+async def generate_all_pairs(
+    chunks: Sequence[Chunk], dispatcher: Any, n: int
+) -> tuple[list[list[tuple[str, str]]], list[dict[str, Any]]]:
+    """Pairs for every chunk, concurrently through one dispatcher; failures are recorded."""
+    failed: list[dict[str, Any]] = []
+    dispatcher.expect(len(chunks))
+
+    async def one(chunk: Chunk) -> list[tuple[str, str]]:
+        try:
+            return await generate_chunk_pairs(chunk, dispatcher, n)
+        except AuthenticationError:
+            raise  # a wrong key fails everything: stop at once
+        except EngineError as exc:
+            failed.append({"file": chunk.rel, "chunk": chunk.index, "error": str(exc)})
+            return []
+
+    pairs = list(await asyncio.gather(*(one(c) for c in chunks)))
+    failed.sort(key=lambda f: (f["file"], f["chunk"]))
+    return pairs, failed
+
+
+def get_executor(executor: str | Executor | None, **options: Any) -> Executor:
+    """``None``/``"local"``, an executor plugin's name, or an ``Executor`` instance."""
+    if isinstance(executor, Executor):
+        return executor
+    if executor in (None, "local"):
+        return LocalExecutor(**options)
+    from instructgen import plugins
+
+    return plugins.executors().get(executor)(**options)
 
 
 async def agenerate_from_dir(
@@ -135,10 +166,17 @@ async def agenerate_from_dir(
     max_bytes: int = DEFAULT_MAX_BYTES,
     seed: int = 42,
     progress: ProgressCallback | None = None,
+    executor: str | Executor | None = None,
+    executor_options: dict[str, Any] | None = None,
     **self_instruct_params: Any,
 ) -> Any:
     """The seed's ``generate_dataset_from_dir``: returns an ``InstructionDataset`` whose
-    ``run_report`` lists files read, files skipped (with reasons), requests, tokens and cost."""
+    ``run_report`` lists files read, files skipped (with reasons), requests, tokens and cost.
+
+    ``cache``: ``True`` keeps the caches in ``out`` (or the user cache folder), a path names
+    the folder, ``False`` disables them. ``executor``: where extraction and generation run
+    (``"local"``, or an executor plugin such as ``"ray"`` with ``executor_options``).
+    """
     from instructgen.cache import Cache
     from instructgen.dataset import InstructionDataset, default_cache_path
     from instructgen.dispatch import Dispatcher
@@ -150,85 +188,80 @@ async def agenerate_from_dir(
         raise ConfigError("num_samples_per_chunk must be at least 1")
     started = time.monotonic()
     out_dir = Path(out) if out is not None else None
-    extract_cache = (
-        out_dir / "extract-cache.sqlite3"
-        if out_dir is not None
-        else default_cache_path().with_name("extracted.sqlite3")
-    )
-    scanned = await asyncio.to_thread(
-        scan,
-        path,
-        chunk_size=chunk_size,
-        include=include,
-        exclude=exclude,
-        workers=workers,
-        timeout=timeout,
-        max_bytes=max_bytes,
-        cache_path=extract_cache if cache is not False else None,
-        progress=progress,
-    )
-    eng = create_engine(engine)
     if cache is False:
-        store = None
+        cache_dir = None
     elif cache is True:
-        store = Cache(out_dir / "cache.sqlite3" if out_dir is not None else default_cache_path())
+        cache_dir = out_dir if out_dir is not None else default_cache_path().parent
     else:
-        store = Cache(cache)
-    pairs_by_chunk: list[list[tuple[str, str]]] = []
-    failed: list[dict[str, Any]] = []
+        cache_dir = Path(cache)
+    eng = create_engine(engine)
+    runner = get_executor(executor, **(executor_options or {}))
     try:
-        async with Dispatcher(
-            eng, config=config, cache=store, progress=progress, stage="questions"
-        ) as d:
-            d.expect(len(scanned.chunks))
-
-            async def one(chunk: Chunk) -> list[tuple[str, str]]:
-                try:
-                    return await generate_chunk_pairs(chunk, d, num_samples_per_chunk)
-                except AuthenticationError:
-                    raise
-                except EngineError as exc:
-                    failed.append({"file": chunk.rel, "chunk": chunk.index, "error": str(exc)})
-                    return []
-
-            pairs_by_chunk = list(await asyncio.gather(*(one(c) for c in scanned.chunks)))
-            rows: list[dict[str, Any]] = [
-                {
-                    "instruction": q,
-                    "text": "",
-                    "target": a,
-                    "engine": eng.name,
-                    "model": eng.model,
-                    "seed_task_ids": [],
-                    "is_classification": False,
-                    "source": chunk.rel,
-                }
-                for chunk, pairs in zip(scanned.chunks, pairs_by_chunk, strict=True)
-                for q, a in pairs
-            ]
-            report: dict[str, Any] = {
-                "pipeline": "from-dir",
-                "root": str(path),
-                "engine": eng.name,
-                "model": eng.model,
-                "chunk_size": chunk_size,
-                "num_samples_per_chunk": num_samples_per_chunk,
-                "extraction": scanned.summary(),
-                "files": [f.to_dict() for f in scanned.files],
-                "skipped_files": scanned.skipped,
-                "question_answer_pairs": len(rows),
-                "failed_chunks": failed,
-            }
-            if use_self_instruct and rows:
-                tasks = [
-                    SeedTask(
-                        id=f"qa_{i}",
-                        instruction=r["instruction"],
-                        instances=(Instance("", r["target"]),),
-                        name=r["source"],
-                    )
-                    for i, r in enumerate(rows)
-                ]
+        scanned = await asyncio.to_thread(
+            scan,
+            path,
+            chunk_size=chunk_size,
+            include=include,
+            exclude=exclude,
+            workers=workers,
+            timeout=timeout,
+            max_bytes=max_bytes,
+            cache_path=cache_dir / "extract-cache.sqlite3" if cache_dir else None,
+            progress=progress,
+            executor=runner,
+        )
+        generated = await runner.generate(
+            scanned.chunks,
+            eng,
+            n=num_samples_per_chunk,
+            config=config,
+            cache_dir=cache_dir,
+            progress=progress,
+        )
+    finally:
+        runner.close()
+    rows: list[dict[str, Any]] = [
+        {
+            "instruction": q,
+            "text": "",
+            "target": a,
+            "engine": eng.name,
+            "model": eng.model,
+            "seed_task_ids": [],
+            "is_classification": False,
+            "source": chunk.rel,
+        }
+        for chunk, pairs in zip(scanned.chunks, generated.pairs, strict=True)
+        for q, a in pairs
+    ]
+    report: dict[str, Any] = {
+        "pipeline": "from-dir",
+        "root": str(path),
+        "engine": eng.name,
+        "model": eng.model,
+        "executor": runner.name,
+        "chunk_size": chunk_size,
+        "num_samples_per_chunk": num_samples_per_chunk,
+        "extraction": scanned.summary(),
+        "files": [f.to_dict() for f in scanned.files],
+        "skipped_files": scanned.skipped,
+        "question_answer_pairs": len(rows),
+        "failed_chunks": generated.failed,
+        "requests": generated.stats,
+    }
+    if use_self_instruct and rows:
+        tasks = [
+            SeedTask(
+                id=f"qa_{i}",
+                instruction=r["instruction"],
+                instances=(Instance("", r["target"]),),
+                name=r["source"],
+            )
+            for i, r in enumerate(rows)
+        ]
+        store = Cache(cache_dir / "cache.sqlite3") if cache_dir is not None else None
+        try:
+            async with Dispatcher(eng, config=config, cache=store, progress=progress) as d:
                 result = await run_self_instruct(
                     tasks,
                     d,
@@ -239,11 +272,10 @@ async def agenerate_from_dir(
                     source="self-instruct:from-dir",
                     **self_instruct_params,
                 )
-                report["self_instruct"] = result.report
-                rows = result.rows
-            report["requests"] = d.stats.to_dict()
-    finally:
-        if store is not None:
-            store.close()
+                report["self_instruct"] = {**result.report, "requests": d.stats.to_dict()}
+        finally:
+            if store is not None:
+                store.close()
+        rows = result.rows
     report["timings"] = {"total_s": round(time.monotonic() - started, 3)}
     return InstructionDataset(rows, report)
