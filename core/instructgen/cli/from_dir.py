@@ -172,6 +172,8 @@ def from_dir(
                 workers=workers,
                 seed=opts.seed,
                 progress=renderer,
+                executor=executor,
+                executor_options=executor_options,
             )
         )
     finally:

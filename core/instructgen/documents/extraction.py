@@ -302,6 +302,26 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def cache_key(f: Found) -> str | None:
+    """The extraction-cache key of a file: its content hash and the installed extractors
+    (None when the file cannot be read; extraction then reports why)."""
+    try:
+        return f"{_sha256(f.path)}:{_fingerprint()}"
+    except OSError:
+        return None
+
+
+def result_from_cache(hit: dict[str, Any], f: Found) -> ExtractResult:
+    return ExtractResult(**{**hit, "rel": f.rel, "path": str(f.path), "cached": True})
+
+
+def result_to_cache(res: ExtractResult) -> dict[str, Any] | None:
+    """What to store for a result; None for outcomes worth retrying next run (timeouts)."""
+    if (res.skip or "").startswith(("timed out", "extraction crashed")):
+        return None
+    return {k: v for k, v in asdict(res).items() if k not in ("rel", "path", "cached")}
+
+
 def extract_many(
     found: Sequence[Found],
     *,
@@ -314,31 +334,19 @@ def extract_many(
     results: list[ExtractResult | None] = [None] * len(found)
     jobs: list[tuple[int, str, str, int]] = []
     keys: dict[int, str] = {}
-    fp = _fingerprint() if cache is not None else ""
     for i, f in enumerate(found):
         if f.skip is not None:
             results[i] = ExtractResult(rel=f.rel, path=str(f.path), size=f.size, skip=f.skip)
-            continue
-        sha = None
-        if cache is not None:
-            try:
-                sha = _sha256(f.path)
-            except OSError as exc:
-                results[i] = ExtractResult(
-                    rel=f.rel, path=str(f.path), size=f.size, skip=f"unreadable: {exc.strerror}"
-                )
-                continue
-            keys[i] = f"{sha}:{fp}"
-            hit = cache.get(keys[i])
+        elif cache is not None and (key := cache_key(f)) is not None:
+            keys[i] = key
+            hit = cache.get(key)
             if hit is not None:
-                res = ExtractResult(**{**hit, "rel": f.rel, "path": str(f.path), "cached": True})
-                results[i] = res
-                continue
-        results[i] = ExtractResult(rel=f.rel, path=str(f.path), size=f.size, sha256=sha)
+                results[i] = result_from_cache(hit, f)
+        if results[i] is not None:
+            if on_result:
+                on_result(results[i])  # type: ignore[arg-type]
+            continue
         jobs.append((i, str(f.path), f.rel, f.size))
-    for early in results:
-        if early is not None and (early.cached or early.skip) and on_result:
-            on_result(early)
     if options.workers <= 0:
         stream: Iterator[tuple[int, ExtractResult]] = (
             (j[0], extract_one(j[1], j[2], j[3])) for j in jobs
@@ -346,14 +354,12 @@ def extract_many(
     else:
         stream = _run_pool(jobs, options)
     for idx, res in stream:
-        prev = results[idx]
-        res.sha256 = prev.sha256 if prev is not None else None
+        if idx in keys:
+            res.sha256 = keys[idx].split(":", 1)[0]
+            stored = result_to_cache(res)
+            if cache is not None and stored is not None:
+                cache.put(keys[idx], stored)
         results[idx] = res
-        if cache is not None and idx in keys and not (res.skip or "").startswith("timed out"):
-            cache.put(
-                keys[idx],
-                {k: v for k, v in asdict(res).items() if k not in ("rel", "path", "cached")},
-            )
         if on_result:
             on_result(res)
     return [r for r in results if r is not None]

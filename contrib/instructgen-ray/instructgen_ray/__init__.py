@@ -1,0 +1,251 @@
+"""The ``ray`` executor: a directory run's extraction and question generation on a Ray cluster.
+
+Files are extracted by Ray tasks (one file each, with the run's per-file timeout); chunks are
+split into a fixed number of shards by a stable hash, and each shard runs in a Ray task with
+its own dispatcher and its own cache file (``cache-ray-<shard>.sqlite3`` in the output folder,
+which must be on storage the workers share for caching to carry over between runs). Results are
+put back in input order, so the dataset equals the local executor's.
+
+The API key never travels in task arguments: the workers read it from the environment variable
+the engine names (``OPENAI_API_KEY``, ...), which this executor forwards through Ray's
+``runtime_env`` when it starts or joins the cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from instructgen import hookimpl
+from instructgen.executor import EngineSpec, Executor, GenerationResult
+
+__all__ = ["RayExecutor"]
+
+NUM_SHARDS = 8
+
+
+def _shard_of(rel: str, index: int, shards: int) -> int:
+    digest = hashlib.sha256(f"{rel}\0{index}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") % shards
+
+
+def _run_shard(
+    spec: EngineSpec,
+    chunks: list[tuple[int, str, int, int, str]],
+    n: int,
+    config: Any,
+    cache_file: str | None,
+) -> dict[str, Any]:
+    """Runs inside a Ray worker: one dispatcher, one cache file, this shard's chunks."""
+    from instructgen.cache import Cache
+    from instructgen.dispatch import Dispatcher
+    from instructgen.documents.pipeline import Chunk, generate_all_pairs
+
+    async def go() -> dict[str, Any]:
+        engine = spec.build()
+        cache = Cache(cache_file) if cache_file else None
+        try:
+            async with Dispatcher(engine, config=config, cache=cache) as d:
+                objs = [Chunk(rel, index, total, text) for _, rel, index, total, text in chunks]
+                pairs, failed = await generate_all_pairs(objs, d, n)
+                return {
+                    "positions": [c[0] for c in chunks],
+                    "pairs": pairs,
+                    "failed": failed,
+                    "stats": d.stats.to_dict(),
+                }
+        finally:
+            if cache is not None:
+                cache.close()
+
+    return asyncio.run(go())
+
+
+def _sum_stats(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    total: dict[str, Any] = {}
+    for p in parts:
+        for k, v in p.items():
+            if k == "elapsed_s":
+                total[k] = max(total.get(k, 0.0), v)
+            elif k == "errors":
+                errs = total.setdefault(k, {})
+                for name, count in v.items():
+                    errs[name] = errs.get(name, 0) + count
+            elif isinstance(v, int | float):
+                total[k] = round(total.get(k, 0) + v, 6)
+    return total
+
+
+class RayExecutor(Executor):
+    """Options: ``address`` (``HOST:6379``, ``ray://HOST:10001`` or ``auto``; none starts a
+    local Ray instance), ``workers`` (CPUs of that local instance, default 2)."""
+
+    name = "ray"
+
+    def __init__(
+        self,
+        address: str | None = None,
+        workers: int | None = None,
+        shards: int = NUM_SHARDS,
+        **options: Any,
+    ) -> None:
+        super().__init__(**options)
+        self.address = address
+        self.workers = workers or 2
+        self.shards = shards
+        self._started = False
+        self._env: dict[str, str] = {}
+
+    def _ray(self, env: dict[str, str] | None = None) -> Any:
+        import ray
+
+        if env:
+            self._env.update(env)
+        if not ray.is_initialized():
+            runtime_env = {"env_vars": dict(self._env)} if self._env else None
+            kwargs: dict[str, Any] = {
+                "include_dashboard": False,
+                "log_to_driver": False,
+                "configure_logging": False,
+            }
+            if runtime_env:
+                kwargs["runtime_env"] = runtime_env
+            if self.address:
+                ray.init(address=self.address, **kwargs)
+            else:
+                ray.init(num_cpus=self.workers, **kwargs)
+            self._started = True
+        return ray
+
+    def extract(
+        self,
+        found: Sequence[Any],
+        options: Any,
+        cache_path: Path | None,
+        on_result: Callable[[Any], None] | None = None,
+    ) -> list[Any]:
+        from instructgen.documents.extraction import (
+            ExtractCache,
+            ExtractResult,
+            cache_key,
+            extract_one,
+            result_from_cache,
+            result_to_cache,
+        )
+
+        ray = self._ray()
+        remote = ray.remote(num_cpus=1, max_retries=0)(extract_one)
+        cache = ExtractCache(cache_path) if cache_path else None
+        results: list[Any] = [None] * len(found)
+        pending: dict[Any, tuple[int, float]] = {}
+        keys: dict[int, str] = {}
+        try:
+            for i, f in enumerate(found):
+                if f.skip is not None:
+                    results[i] = ExtractResult(
+                        rel=f.rel, path=str(f.path), size=f.size, skip=f.skip
+                    )
+                elif cache is not None and (key := cache_key(f)) is not None:
+                    keys[i] = key
+                    hit = cache.get(key)
+                    if hit is not None:
+                        results[i] = result_from_cache(hit, f)
+                if results[i] is not None:
+                    if on_result:
+                        on_result(results[i])
+                    continue
+                pending[remote.remote(str(f.path), f.rel, f.size)] = (i, time.monotonic())
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+                now = time.monotonic()
+                for ref in ready:
+                    i, _started = pending.pop(ref)
+                    res = ray.get(ref)
+                    results[i] = res
+                    stored = result_to_cache(res)
+                    if cache is not None and i in keys and stored is not None:
+                        cache.put(keys[i], stored)
+                    if on_result:
+                        on_result(res)
+                for ref, (i, started) in list(pending.items()):
+                    if now - started > options.timeout:
+                        ray.cancel(ref, force=True)
+                        pending.pop(ref)
+                        f = found[i]
+                        results[i] = ExtractResult(
+                            rel=f.rel,
+                            path=str(f.path),
+                            size=f.size,
+                            skip=f"timed out after {options.timeout:g} s",
+                        )
+                        if on_result:
+                            on_result(results[i])
+        finally:
+            if cache is not None:
+                cache.close()
+        return results
+
+    async def generate(
+        self,
+        chunks: Sequence[Any],
+        engine: Any,
+        *,
+        n: int,
+        config: Any,
+        cache_dir: Path | None,
+        progress: Any = None,
+    ) -> GenerationResult:
+        from dataclasses import replace
+
+        spec = EngineSpec.of(engine)
+        env = {spec.key_env_var: engine.api_key} if spec.key_env_var and engine.api_key else {}
+        ray = self._ray(env)  # a cluster joined before the key was known must have it set
+        shards: dict[int, list[tuple[int, str, int, int, str]]] = {}
+        for pos, c in enumerate(chunks):
+            shards.setdefault(_shard_of(c.rel, c.index, self.shards), []).append(
+                (pos, c.rel, c.index, c.total, c.text)
+            )
+        parallel = max(1, min(len(shards), self.workers))
+        if config is not None and (config.rpm or config.tpm):
+            # every shard has its own dispatcher: split the caps between those running at once
+            config = replace(
+                config,
+                rpm=config.rpm / parallel if config.rpm else None,
+                tpm=config.tpm / parallel if config.tpm else None,
+            )
+        remote = ray.remote(num_cpus=1, max_retries=0)(_run_shard)
+        refs = [
+            remote.remote(
+                spec,
+                shard_chunks,
+                n,
+                config,
+                str(cache_dir / f"cache-ray-{shard}.sqlite3") if cache_dir else None,
+            )
+            for shard, shard_chunks in sorted(shards.items())
+        ]
+        outputs = await asyncio.to_thread(ray.get, refs)
+        pairs: list[list[tuple[str, str]]] = [[] for _ in chunks]
+        failed: list[dict[str, Any]] = []
+        for out in outputs:
+            for pos, p in zip(out["positions"], out["pairs"], strict=True):
+                pairs[pos] = [tuple(x) for x in p]
+            failed.extend(out["failed"])
+        failed.sort(key=lambda f: (f["file"], f["chunk"]))
+        return GenerationResult(pairs, _sum_stats([o["stats"] for o in outputs]), failed)
+
+    def close(self) -> None:
+        if self._started:
+            import ray
+
+            ray.shutdown()
+            self._started = False
+
+
+@hookimpl
+def register_executors(registry: Any) -> None:
+    registry.add(RayExecutor)

@@ -1,0 +1,84 @@
+"""contrib/instructgen-ray: a directory run on a local Ray instance (2 workers) gives the same
+dataset as the default executor, against the wire-format server with a real SDK."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import SHARED
+from selfinstruct_responder import respond
+from wire_server import WireServer
+
+from instructgen import InstructionDataset
+from instructgen.cli import cli
+
+pytest.importorskip("instructgen_ray", reason="install contrib/instructgen-ray (make does)")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    dst = tmp_path_factory.mktemp("ray") / "corpus"  # the whole corpus, all 25 formats
+    shutil.copytree(SHARED / "corpus", dst, ignore=shutil.ignore_patterns("NOTICE.md"))
+    return dst
+
+
+def test_hook_ray_executor_is_registered() -> None:
+    r = CliRunner().invoke(cli, ["plugins", "--json"])
+    plugins = {p["name"]: p for p in json.loads(r.stdout)["plugins"]}
+    assert plugins["ray"]["registers"] == {"executors": ["ray"]}
+    assert plugins["ray"]["distribution"] == "instructgen-ray"
+
+
+def test_ray_run_equals_local_run(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-ray-test")
+    with WireServer() as server:
+        server.responder = respond
+        common = [
+            "from-dir",
+            str(corpus),
+            "--engine",
+            "openai",
+            "--base-url",
+            server.openai_base_url,
+            "--chunk-size",
+            "3000",
+            "--samples-per-chunk",
+            "2",
+            "--json",
+        ]
+        local = CliRunner().invoke(cli, [*common, "--out", str(tmp_path / "local")])
+        assert local.exit_code == 0, local.stderr
+        sent_local = len(server.calls)
+        ray = CliRunner().invoke(
+            cli,
+            [
+                *common,
+                "--out",
+                str(tmp_path / "ray"),
+                "--executor",
+                "ray",
+                "--executor-workers",
+                "2",
+            ],
+        )
+        assert ray.exit_code == 0, ray.stderr
+        assert len(server.calls) - sent_local == sent_local  # the same requests, once each
+    a = InstructionDataset.load(tmp_path / "local")
+    b = InstructionDataset.load(tmp_path / "ray")
+    assert len(a) > 100
+    assert a.rows == b.rows
+    run_a = json.loads((tmp_path / "local" / "run.json").read_text())
+    run_b = json.loads((tmp_path / "ray" / "run.json").read_text())
+    assert run_b["executor"] == "ray"
+    assert run_a["skipped_files"] == run_b["skipped_files"]
+    assert run_b["requests"]["requests_completed"] == run_a["requests"]["requests_completed"]
+    assert list((tmp_path / "ray").glob("cache-ray-*.sqlite3"))
+    for p in (tmp_path / "ray").rglob("*"):
+        if p.is_file():
+            assert b"sk-ray-test" not in p.read_bytes(), p
