@@ -29,7 +29,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml $(wildcard contrib/*/pyproject.toml)
 	$(BIN)/pip install -q -e '.[dev]'
-	@for d in $(CONTRIB); do [ -f $$d/pyproject.toml ] && $(BIN)/pip install -q -e "$$d[test]" || true; done
+	$(BIN)/pip install -q $(foreach d,$(CONTRIB),-e "$(d)[test]")
 	touch $@
 
 venv: $(VENV)/.installed
