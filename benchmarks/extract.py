@@ -38,6 +38,7 @@ def run_instructgen(root: Path, workers: int) -> dict[str, object]:
         "with_text": sum(1 for f in files if f.text),
         "files_per_second": round(len(files) / seconds, 2),
         "read_by": sorted({f.extractor for f in files if f.extractor}),
+        "per_file": {f.rel: (f.seconds, bool(f.text)) for f in files},
     }
 
 
@@ -50,18 +51,22 @@ def run_unstructured(root: Path) -> dict[str, object]:
     paths = sorted(p for p in root.rglob("*") if p.is_file())
     ok = 0
     failures: dict[str, int] = {}
+    per_file: dict[str, tuple[float, bool]] = {}
     start = time.perf_counter()
     for p in paths:
+        t0 = time.perf_counter()
+        got = False
         try:
             with (
                 contextlib.redirect_stdout(io.StringIO()),
                 contextlib.redirect_stderr(io.StringIO()),
             ):
                 elements = partition(filename=str(p))
-            if any(str(e).strip() for e in elements):
-                ok += 1
+            got = any(str(e).strip() for e in elements)
+            ok += got
         except Exception as exc:
             failures[type(exc).__name__] = failures.get(type(exc).__name__, 0) + 1
+        per_file[p.relative_to(root).as_posix()] = (time.perf_counter() - t0, got)
     seconds = time.perf_counter() - start
     return {
         "seconds": round(seconds, 2),
@@ -69,6 +74,7 @@ def run_unstructured(root: Path) -> dict[str, object]:
         "with_text": ok,
         "files_per_second": round(len(paths) / seconds, 2),
         "failures": failures,
+        "per_file": per_file,
     }
 
 
@@ -90,6 +96,21 @@ def main() -> None:
         shutil.copytree(a.corpus, root, ignore=shutil.ignore_patterns("NOTICE.md"))
         ours = run_instructgen(root, a.workers)
         theirs = run_unstructured(root)
+    ours_files: dict[str, tuple[float, bool]] = ours.pop("per_file")  # type: ignore[assignment]
+    theirs_files: dict[str, tuple[float, bool]] = theirs.pop("per_file")  # type: ignore[assignment]
+    both = [r for r in ours_files if ours_files[r][1] and theirs_files.get(r, (0.0, False))[1]]
+    ours_both = sum(ours_files[r][0] for r in both)
+    theirs_both = sum(theirs_files[r][0] for r in both)
+    ours["files_both_read"] = {
+        "files": len(both),
+        "seconds": round(ours_both, 2),
+        "files_per_second_one_process": round(len(both) / ours_both, 2),
+    }
+    theirs["files_both_read"] = {
+        "files": len(both),
+        "seconds": round(theirs_both, 2),
+        "files_per_second_one_process": round(len(both) / theirs_both, 2),
+    }
     print(
         json.dumps(
             {
@@ -101,6 +122,7 @@ def main() -> None:
                     / float(theirs["files_per_second"]),
                     2,
                 ),  # type: ignore[arg-type]
+                "files_both_read_speed_ratio": round(theirs_both / max(ours_both, 1e-9), 2),
                 "coverage": {"instructgen": ours["with_text"], "unstructured": theirs["with_text"]},
                 "environment": venv_size(),
             },
