@@ -1,4 +1,5 @@
-"""Dispatcher throughput against the local OpenAI wire-format server with 200 ms latency.
+"""Dispatcher throughput against a local OpenAI-format server (benchmarks/_server.py, asyncio,
+in its own process) that answers every request after exactly 200 ms.
 
     python benchmarks/throughput.py [--requests 2000] [--latency 0.2] [--sequential 40]
 
@@ -58,6 +59,12 @@ async def run(base_url: str, n: int, config: DispatchConfig, tag: str) -> dict[s
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--requests", type=int, default=2000)
@@ -70,8 +77,10 @@ def main() -> None:
     try:
         seq = asyncio.run(run(url, a.sequential, DispatchConfig(concurrency=1), "seq"))
         cpu0 = time.process_time()
+        server0 = cpu_seconds(proc.pid)
         conc = asyncio.run(run(url, a.requests, DispatchConfig(concurrency=a.concurrency), "conc"))
         cpu_per_request_ms = (time.process_time() - cpu0) / a.requests * 1000
+        server_ms = (cpu_seconds(proc.pid) - server0) / a.requests * 1000
         capped = asyncio.run(
             run(url, a.requests // 2, DispatchConfig(concurrency=a.concurrency, rpm=a.rpm), "rpm")
         )
@@ -93,6 +102,10 @@ def main() -> None:
                     "theoretical_per_second": bound,
                     "fraction_of_theoretical": round(conc["per_second"] / bound, 3),
                     "client_cpu_ms_per_request": round(cpu_per_request_ms, 3),
+                    "server_cpu_ms_per_request": round(server_ms, 3),
+                    "cores_busy": round(
+                        (cpu_per_request_ms + server_ms) * conc["per_second"] / 1000, 2
+                    ),
                 },
                 "rpm_capped": {
                     **capped,
