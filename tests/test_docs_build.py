@@ -73,3 +73,27 @@ def test_a_broken_link_fails_the_build(tmp_path: Path) -> None:
     )
     assert r.returncode != 0
     assert "no-such-page.md" in r.stderr
+
+
+def test_a_missing_hook_fails_the_build(tmp_path: Path) -> None:
+    pytest.importorskip("mkdocs")
+    import shutil
+
+    shutil.copytree(ROOT / "docs", tmp_path / "docs")
+    shutil.copy(ROOT / "mkdocs.yml", tmp_path / "mkdocs.yml")
+    hooks = tmp_path / "docs" / "plugins" / "hooks.md"
+    hooks.write_text(
+        hooks.read_text().replace(
+            "register_filters(registry: FilterRegistry) -> None", "register_filters(...)"
+        )
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path / "site")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
+    assert r.returncode != 0
+    assert "lacks hook signatures: register_filters" in r.stderr

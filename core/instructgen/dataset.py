@@ -234,9 +234,14 @@ class InstructionDataset:
         progress: Any = None,
         seed: int = 42,
         filters: Sequence[Any] | None = None,
+        filter_options: dict[str, dict[str, Any]] | None = None,
         **params: Any,
     ) -> InstructionDataset:
         """Self-Instruct from a tasks.jsonl file (or a list of ``SeedTask``s).
+
+        ``filters``: filter names or instances (default: every registered default filter);
+        ``filter_options``: options per filter name, e.g. ``{"rouge": {"tokenizer":
+        "unicode"}}``.
 
         ``cache``: ``True`` = the user cache (``~/.cache/instructgen``), a path, or ``False``.
         ``config``: a ``DispatchConfig`` (concurrency, rpm, tpm, max_cost, ...). Other keyword
@@ -263,7 +268,7 @@ class InstructionDataset:
                     num_instructions_for_finetuning=num_instructions_for_finetuning,
                     num_instructions=num_instructions,
                     seed=seed,
-                    filters=build_filters(filters) if filters is not None else None,
+                    filters=build_filters(filters, filter_options),
                     progress=progress,
                     **params,
                 )

@@ -1,5 +1,6 @@
-"""mkdocs hook: replace ``<!-- cli-reference -->`` with the help of every command, taken from
-the CLI itself at build time, so the reference can never drift from the code."""
+"""mkdocs hooks: replace ``<!-- cli-reference -->`` with the help of every command, taken from
+the CLI itself at build time, and fail the build when the hook reference lacks a hook, so
+neither can drift from the code."""
 
 from __future__ import annotations
 
@@ -24,7 +25,32 @@ def render() -> str:
     return "\n".join(parts)
 
 
-def on_page_markdown(markdown: str, **kwargs: Any) -> str:
+def on_page_markdown(markdown: str, page: Any, **kwargs: Any) -> str:
+    if page.file.src_uri == "plugins/hooks.md":
+        check_hook_reference(markdown, page)  # a hook missing from the reference fails
     if MARKER in markdown:
         return markdown.replace(MARKER, render())
     return markdown
+
+
+def hook_signatures() -> dict[str, str]:
+    """``name(params) -> return`` for every hookspec, as the hook reference must show them."""
+    import inspect
+
+    from instructgen import hookspecs
+
+    out = {}
+    for name, obj in vars(hookspecs).items():
+        if callable(obj) and hasattr(obj, "instructgen_spec"):
+            sig = inspect.signature(obj)
+            params = ", ".join(f"{p.name}: {p.annotation}" for p in sig.parameters.values())
+            out[name] = f"{name}({params}) -> {sig.return_annotation}"
+    return out
+
+
+def check_hook_reference(markdown: str, page: Any) -> None:
+    missing = [sig for sig in hook_signatures().values() if sig not in markdown]
+    if missing:
+        from mkdocs.exceptions import PluginError
+
+        raise PluginError(f"{page.file.src_uri} lacks hook signatures: {', '.join(missing)}")

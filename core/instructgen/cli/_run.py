@@ -96,10 +96,70 @@ _OPTIONS = [
 ]
 
 
-def run_options(func: F) -> F:
-    for option in reversed(_OPTIONS):
-        func = option(func)
-    return func
+def _stack(options: list[Callable[[F], F]]) -> Callable[[F], F]:
+    def decorate(func: F) -> F:
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+run_options = _stack(_OPTIONS)
+"""The flags every generating command shares (engine, limits, cache, budget, output)."""
+
+size_options = _stack(
+    [
+        click.option(
+            "-n",
+            "--num-instructions-for-finetuning",
+            "n_examples",
+            type=click.IntRange(min=1),
+            default=5,
+            show_default=True,
+            help="Size of the dataset: the number of examples it will hold "
+            "(from-dir: with --self-instruct).",
+        ),
+        click.option(
+            "--num-instructions",
+            type=click.IntRange(min=1),
+            default=10,
+            show_default=True,
+            help="Cap on the new instructions generated (from-dir: with --self-instruct).",
+        ),
+    ]
+)
+"""The seed's two dataset-size parameters."""
+
+scan_options = _stack(
+    [
+        click.option(
+            "--chunk-size",
+            type=click.IntRange(min=100),
+            default=8000,
+            show_default=True,
+            help="Characters per chunk.",
+        ),
+        click.option("--include", multiple=True, help="Glob of files to read (repeatable)."),
+        click.option("--exclude", multiple=True, help="Glob of files to leave out (repeatable)."),
+        click.option(
+            "--workers",
+            type=click.IntRange(min=0),
+            default=2,
+            show_default=True,
+            help="Extraction processes (0: in this process).",
+        ),
+    ]
+)
+"""How a directory is read and chunked."""
+
+format_option = click.option(
+    "--format",
+    "fmt",
+    default=None,
+    help="Also export the dataset in this format (jsonl, alpaca, sharegpt, openai, parquet, "
+    "or a plugin's) into --out.",
+)
 
 
 @dataclass

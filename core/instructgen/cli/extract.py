@@ -5,21 +5,11 @@ from pathlib import Path
 import click
 
 from instructgen.cli._common import emit_json, handles_errors, json_option
-from instructgen.cli._run import ProgressRenderer
+from instructgen.cli._run import ProgressRenderer, scan_options
 
 
 @click.command()
 @click.argument("directory", type=click.Path(path_type=Path))
-@click.option("--chunk-size", type=click.IntRange(min=100), default=8000, show_default=True)
-@click.option("--include", multiple=True, help="Glob of files to read (repeatable).")
-@click.option("--exclude", multiple=True, help="Glob of files to leave out (repeatable).")
-@click.option(
-    "--workers",
-    type=click.IntRange(min=0),
-    default=2,
-    show_default=True,
-    help="Extraction processes (0: in this process).",
-)
 @click.option(
     "--timeout",
     type=click.FloatRange(min=1),
@@ -27,6 +17,7 @@ from instructgen.cli._run import ProgressRenderer
     show_default=True,
     help="Seconds allowed per file.",
 )
+@scan_options
 @json_option
 @handles_errors
 def extract(

@@ -7,18 +7,19 @@ from typing import Any
 import click
 
 from instructgen.cli._common import EXIT_FAILED, emit_json, handles_errors
-from instructgen.cli._run import ProgressRenderer, RunOptions, run_options, write_json_atomic
+from instructgen.cli._run import (
+    ProgressRenderer,
+    RunOptions,
+    format_option,
+    run_options,
+    scan_options,
+    size_options,
+    write_json_atomic,
+)
 
 
 @click.command("from-dir")
 @click.argument("directory", type=click.Path(path_type=Path))
-@click.option(
-    "--chunk-size",
-    type=click.IntRange(min=100),
-    default=8000,
-    show_default=True,
-    help="Characters per chunk.",
-)
 @click.option(
     "--samples-per-chunk",
     type=click.IntRange(min=1),
@@ -32,32 +33,6 @@ from instructgen.cli._run import ProgressRenderer, RunOptions, run_options, writ
     is_flag=True,
     help="Use the question/answer pairs as seed tasks for Self-Instruct.",
 )
-@click.option(
-    "-n",
-    "--num-instructions-for-finetuning",
-    "n_examples",
-    type=click.IntRange(min=1),
-    default=5,
-    show_default=True,
-    help="With --self-instruct: size of the dataset.",
-)
-@click.option(
-    "--num-instructions",
-    type=click.IntRange(min=1),
-    default=10,
-    show_default=True,
-    help="With --self-instruct: cap on new instructions.",
-)
-@click.option("--include", multiple=True, help="Glob of files to read (repeatable).")
-@click.option("--exclude", multiple=True, help="Glob of files to leave out (repeatable).")
-@click.option(
-    "--workers",
-    type=click.IntRange(min=0),
-    default=2,
-    show_default=True,
-    help="Extraction processes.",
-)
-@click.option("--format", "fmt", default=None, help="Also export in this format into --out.")
 @click.option(
     "--executor",
     default="local",
@@ -78,6 +53,9 @@ from instructgen.cli._run import ProgressRenderer, RunOptions, run_options, writ
     default=None,
     help="Workers the executor may use (Ray: tasks in parallel).",
 )
+@size_options
+@scan_options
+@format_option
 @run_options
 @handles_errors
 def from_dir(

@@ -9,27 +9,18 @@ from typing import Any
 import click
 
 from instructgen.cli._common import EXIT_FAILED, emit_json, handles_errors
-from instructgen.cli._run import ProgressRenderer, RunOptions, run_options, write_json_atomic
+from instructgen.cli._run import (
+    ProgressRenderer,
+    RunOptions,
+    format_option,
+    run_options,
+    size_options,
+    write_json_atomic,
+)
 
 
 @click.command()
 @click.argument("tasks", type=click.Path(path_type=Path))
-@click.option(
-    "-n",
-    "--num-instructions-for-finetuning",
-    "n_examples",
-    type=click.IntRange(min=1),
-    default=5,
-    show_default=True,
-    help="Size of the dataset: the number of examples it will hold.",
-)
-@click.option(
-    "--num-instructions",
-    type=click.IntRange(min=1),
-    default=10,
-    show_default=True,
-    help="Cap on the new instructions generated.",
-)
 @click.option(
     "--num-prompt-instructions",
     type=click.IntRange(min=1),
@@ -49,13 +40,8 @@ from instructgen.cli._run import ProgressRenderer, RunOptions, run_options, writ
     is_flag=True,
     help="Keep instructions that start with a non-ASCII character.",
 )
-@click.option(
-    "--format",
-    "fmt",
-    default=None,
-    help="Also export the dataset in this format (jsonl, alpaca, sharegpt, openai, "
-    "parquet) into --out.",
-)
+@size_options
+@format_option
 @run_options
 @handles_errors
 def generate(
@@ -146,46 +132,29 @@ async def _generate(
     rouge_tokenizer: str,
     allow_non_ascii: bool,
 ) -> tuple[Any, dict[str, Any]]:
-    from instructgen.cache import Cache
     from instructgen.dataset import InstructionDataset
-    from instructgen.dispatch import Dispatcher
-    from instructgen.selfinstruct import build_filters, run_self_instruct
 
-    engine = opts.build_engine()
     cache_path = opts.cache_path()
-    cache = Cache(cache_path) if cache_path else None
     renderer = ProgressRenderer(enabled=not opts.as_json)
-    filters = build_filters(
-        options={
-            "rouge": {"tokenizer": rouge_tokenizer},
-            "leading-char": {"allow_non_ascii": allow_non_ascii},
-        }
-    )
     try:
-        async with Dispatcher(
-            engine, config=opts.dispatch_config(), cache=cache, progress=renderer
-        ) as d:
-            result = await run_self_instruct(
-                seed_tasks,
-                d,
-                num_instructions_for_finetuning=n_examples,
-                num_instructions=num_instructions,
-                num_prompt_instructions=num_prompt_instructions,
-                seed=opts.seed,
-                filters=filters,
-                progress=renderer,
-            )
-            report = {
-                **result.report,
-                "engine": engine.name,
-                "model": engine.model,
-                "requests": d.stats.to_dict(),
-            }
+        dataset = await InstructionDataset.agenerate_dataset(
+            seed_tasks,
+            opts.build_engine(),
+            n_examples,
+            num_instructions,
+            cache=cache_path if cache_path else False,
+            config=opts.dispatch_config(),
+            progress=renderer,
+            seed=opts.seed,
+            filter_options={
+                "rouge": {"tokenizer": rouge_tokenizer},
+                "leading-char": {"allow_non_ascii": allow_non_ascii},
+            },
+            num_prompt_instructions=num_prompt_instructions,
+        )
     finally:
         renderer.close()
-        if cache is not None:
-            cache.close()
-    return InstructionDataset(result.rows, report), report
+    return dataset, dataset.run_report
 
 
 def _dry_run(
