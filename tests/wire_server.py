@@ -238,7 +238,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._fault(fault)
                 return
         if api_key in (None, "", "invalid"):
-            self._json(401, {"error": {"message": "invalid api key", "type": "auth"}})
+            msg = f"Incorrect API key provided: {api_key}"  # providers echo what they got
+            self._json(401, {"error": {"message": msg, "type": "auth"}, "message": msg})
             return
         out = srv.responder(call)
         texts = [out] if isinstance(out, str) else list(out)
@@ -277,6 +278,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(payload)
             return
         status = int(kind)
+        key = self.headers.get("Authorization", "")[7:]
         headers = {}
         if fault.retry_after is not None:
             headers["Retry-After"] = f"{fault.retry_after:g}"
@@ -285,8 +287,8 @@ class _Handler(BaseHTTPRequestHandler):
             500: "internal error",
             503: "overloaded",
             408: "timeout",
-            401: "invalid api key",
-            400: "bad request",
+            401: f"Incorrect API key provided: {key}",
+            400: f"bad request from key {key}",
         }
         self._json(
             status, {"error": {"message": messages[status]}, "message": messages[status]}, headers

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from instructgen.cache import Cache, cache_key
-from instructgen.engine_errors import from_exception
+from instructgen.engine_errors import from_exception, redact
 from instructgen.engines import Completion, Engine, Request, Usage
 from instructgen.errors import (
     BudgetExceededError,
@@ -309,6 +309,7 @@ class Dispatcher:
                     return completion
                 finally:
                     self._reserved -= worst
+            error = redact(error, self.engine.api_key)  # servers echo keys in messages
             self.stats.errors[type(error).__name__] += 1
             if not error.retryable or attempt == cfg.max_attempts:
                 self.stats.failed += 1

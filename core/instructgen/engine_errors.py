@@ -21,7 +21,7 @@ from instructgen.errors import (
     TransientEngineError,
 )
 
-__all__ = ["from_exception", "from_status", "retry_after_from_headers"]
+__all__ = ["from_exception", "from_status", "redact", "retry_after_from_headers"]
 
 _DURATION = re.compile(
     r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?"
@@ -108,3 +108,14 @@ def from_exception(exc: BaseException, *, engine: str | None = None) -> EngineEr
     ):
         return TransientEngineError(f"connection failed ({name}: {exc})"[:500], engine=engine)
     return MalformedResponseError(f"unexpected response ({name}: {exc})"[:500], engine=engine)
+
+
+def redact(error: EngineError, secret: str | None) -> EngineError:
+    """The same error with ``secret`` (an API key a server echoed back) masked in its message."""
+    if not secret or secret not in str(error):
+        return error
+    masked = type(error)(
+        str(error).replace(secret, "***"), status=error.status, retry_after=error.retry_after
+    )
+    masked.engine = error.engine
+    return masked
