@@ -84,6 +84,9 @@ class WireServer:
         self.by_api_key: Counter[str] = Counter()
         self.failures: Counter[str] = Counter()
         self.model_seen: Counter[str] = Counter()
+        self.transcriptions: list[bytes] = []  # multipart bodies sent to /v1/audio/...
+        self.transcription_key = "sk-test-DO-NOT-LEAK-0123456789"
+        self.transcription_text = "A transcript from the transcription API."
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -202,6 +205,15 @@ class _Handler(BaseHTTPRequestHandler):
         srv = self.owner
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
+        if self.path.split("?")[0].endswith("/v1/audio/transcriptions"):
+            with srv._lock:
+                srv.transcriptions.append(raw)
+            auth = self.headers.get("Authorization", "")
+            if auth != "Bearer " + srv.transcription_key:
+                self._json(401, {"error": {"message": "invalid api key"}})
+            else:
+                self._json(200, {"text": srv.transcription_text})
+            return
         try:
             body = json.loads(raw or b"{}")
         except json.JSONDecodeError:
