@@ -25,6 +25,20 @@ _BOMS = [
     (codecs.BOM_UTF16_BE, "utf-16"),
 ]
 
+_BINARY_MAGIC = (
+    b"PK\x03\x04",
+    b"\xd0\xcf\x11\xe0",
+    b"\x89PNG",
+    b"\xff\xd8\xff",
+    b"GIF8",
+    b"II*\x00",
+    b"MM\x00*",
+    b"RIFF",
+    b"ID3",
+    b"OggS",
+    b"fLaC",
+)
+
 
 def decode_bytes(data: bytes) -> tuple[str, str]:
     """(text, encoding): BOM first, then strict UTF-8, then detection."""
@@ -69,11 +83,26 @@ class TextExtractor(Extractor):
     def sniff(self, head: bytes) -> bool:
         if any(head.startswith(b) for b, _ in _BOMS):
             return True
+        if head.lstrip()[:5] == b"%PDF-" or head.startswith(_BINARY_MAGIC):
+            return False
+        if b"\x00" in head:
+            # UTF-16/32 without a BOM: many zeros, yet one byte of every character never is
+            controls = sum(1 for b in head if 0 < b < 32 and b not in (9, 10, 12, 13))
+            return (
+                len(head) >= 8
+                and head.count(0) >= len(head) // 4
+                and controls <= len(head) // 100
+                and any(0 not in head[k::4] for k in range(4))
+            )
         try:
             head.decode("utf-8")
         except UnicodeDecodeError as exc:
-            return exc.start > len(head) - 4  # cut inside a multi-byte character
-        return b"\x00" not in head
+            if exc.start > len(head) - 4:  # cut inside a multi-byte character
+                return True
+            # a legacy 8-bit encoding (cp1252, ISO-8859-x) has almost no control bytes
+            controls = sum(1 for b in head if b < 32 and b not in (9, 10, 12, 13, 27))
+            return controls <= len(head) // 100
+        return True
 
     def extract(self, path: Path) -> Extracted:
         data = path.read_bytes()
