@@ -12,12 +12,14 @@ a rate-limited run converges on what the provider allows instead of hammering it
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import random
+import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,6 +120,13 @@ def _prompt_tokens(request: Request) -> int:
     return sum(estimate_tokens(m.content) + 4 for m in request.messages)
 
 
+async def _with_timeout(call: Awaitable[Completion], delay: float) -> Completion:
+    if sys.version_info >= (3, 11):  # asyncio.timeout: no extra task per request
+        async with asyncio.timeout(delay):
+            return await call
+    return await asyncio.wait_for(call, delay)  # pragma: no cover - Python 3.10
+
+
 class TokenBucket:
     """``rate`` units a second with a burst of ``capacity``; ``acquire`` waits for credit."""
 
@@ -149,42 +158,70 @@ class TokenBucket:
 
 
 class _AdaptiveGate:
-    """Caps requests in flight; halves the cap on 429 and pauses until Retry-After has passed."""
+    """Caps requests in flight; halves the cap on 429 and pauses until Retry-After has passed.
+
+    Waiters queue in FIFO order and a finished request wakes exactly one of them, so the cost
+    per request stays constant however many requests are queued (a condition variable's
+    ``notify_all`` would wake every queued request on every completion).
+    """
 
     def __init__(self, limit: int) -> None:
         self.max_limit = float(limit)
         self.limit = float(limit)
         self.in_flight = 0
         self.pause_until = 0.0
-        self._cond = asyncio.Condition()
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    def _free(self) -> bool:
+        return self.in_flight < max(1, int(self.limit))
 
     async def __aenter__(self) -> None:
-        async with self._cond:
-            while True:
-                wait = self.pause_until - time.monotonic()
-                if wait > 0:
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(self._cond.wait(), timeout=wait)
-                    continue
-                if self.in_flight < max(1, int(self.limit)):
-                    self.in_flight += 1
-                    return
-                await self._cond.wait()
+        while True:
+            wait = self.pause_until - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            self._wake()  # slots freed while nobody could take them go to the queue first
+            if self._free() and not self._waiters:
+                self.in_flight += 1
+                return
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(fut)
+            try:
+                await fut
+            except asyncio.CancelledError:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(fut)
+                if fut.done() and not fut.cancelled():
+                    self._wake()  # we were handed a slot we will not use: pass it on
+                raise
+            # Woken with a slot reserved for us (in_flight already counts it) unless a pause
+            # started meanwhile; then give the slot back and wait again.
+            if self.pause_until > time.monotonic():
+                self.in_flight -= 1
+                self._wake()
+                continue
+            return
+
+    def _wake(self) -> None:
+        while self._waiters and self._free():
+            fut = self._waiters.popleft()
+            if not fut.done():
+                self.in_flight += 1
+                fut.set_result(None)
 
     async def __aexit__(self, *exc: object) -> None:
-        async with self._cond:
-            self.in_flight -= 1
-            self._cond.notify_all()
+        self.in_flight -= 1
+        self._wake()
 
     async def on_success(self) -> None:
         if self.limit < self.max_limit:
             self.limit = min(self.max_limit, self.limit + 1.0 / max(1.0, self.limit))
+            self._wake()
 
     async def on_rate_limit(self, delay: float) -> None:
-        async with self._cond:
-            self.limit = max(1.0, self.limit / 2)
-            self.pause_until = max(self.pause_until, time.monotonic() + delay)
-            self._cond.notify_all()
+        self.limit = max(1.0, self.limit / 2)
+        self.pause_until = max(self.pause_until, time.monotonic() + delay)
 
 
 class Dispatcher:
@@ -261,7 +298,7 @@ class Dispatcher:
         self.expected += n
 
     async def complete(self, request: Request, *, sample: int = 0) -> Completion:
-        key = self.key(request, sample)
+        key = self.key(request, sample) if self.cache is not None else ""
         if self.cache is not None:
             hit = self.cache.get(key)
             if hit is not None:
@@ -290,7 +327,7 @@ class Dispatcher:
                 self._reserved += worst
                 self.stats.sent += 1
                 try:
-                    completion = await asyncio.wait_for(self.engine.acomplete(request), cfg.timeout)
+                    completion = await _with_timeout(self.engine.acomplete(request), cfg.timeout)
                 except asyncio.TimeoutError:
                     error: EngineError = TransientEngineError(
                         f"no answer within {cfg.timeout:g} s", engine=self.engine.name, status=408
