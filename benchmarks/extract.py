@@ -2,7 +2,7 @@
 by file, in the same run. Prints JSON: files/s, coverage (files with non-empty text), and the
 size of the installed environment (no torch).
 
-    python benchmarks/extract.py [--corpus ../shared/corpus] [--workers 2]
+    python benchmarks/extract.py [--corpus ../shared/corpus] [--workers 2] [--install-size]
 
 unstructured runs with the same offline spaCy replacement instructgen uses (without it most of
 its partitioners try to download a model and fail here); its defaults are otherwise untouched.
@@ -78,18 +78,38 @@ def run_unstructured(root: Path) -> dict[str, object]:
     }
 
 
-def venv_size() -> dict[str, object]:
-    prefix = Path(sys.prefix)
+def venv_size(prefix: Path) -> dict[str, object]:
     out = subprocess.run(["du", "-sm", str(prefix)], capture_output=True, text=True)
     mb = int(out.stdout.split()[0]) if out.returncode == 0 else None
-    torch = (prefix / "lib").exists() and any(prefix.glob("lib/python*/site-packages/torch"))
-    return {"path": str(prefix), "megabytes": mb, "torch_installed": torch}
+    torch = any(prefix.glob("lib/python*/site-packages/torch"))
+    return {"megabytes": mb, "torch_installed": torch}
+
+
+def default_install_size(extras: str = "") -> dict[str, object]:
+    """``pip install .`` (or ``.[extras]``) into a fresh virtualenv; its size on disk."""
+    with tempfile.TemporaryDirectory() as tmp:
+        venv = Path(tmp) / "venv"
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        target = str(HERE.parent) + (f"[{extras}]" if extras else "")
+        subprocess.run(
+            [str(venv / "bin" / "pip"), "install", "-q", target],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        return {"install": f"pip install '{Path(target).name}'", **venv_size(venv)}
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--corpus", default=str(HERE.parents[1] / "shared" / "corpus"))
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument(
+        "--install-size",
+        action="store_true",
+        help="also pip-install the project into fresh virtualenvs (default, and with [audio]) "
+        "and report their sizes (a few minutes)",
+    )
     a = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "corpus"
@@ -124,7 +144,12 @@ def main() -> None:
                 ),  # type: ignore[arg-type]
                 "files_both_read_speed_ratio": round(theirs_both / max(ours_both, 1e-9), 2),
                 "coverage": {"instructgen": ours["with_text"], "unstructured": theirs["with_text"]},
-                "environment": venv_size(),
+                "this_environment": {"path": sys.prefix, **venv_size(Path(sys.prefix))},
+                "fresh_installs": (
+                    [default_install_size(), default_install_size("audio")]
+                    if a.install_size
+                    else "not measured (--install-size)"
+                ),
             },
             indent=2,
         )

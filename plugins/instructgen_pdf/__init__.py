@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -65,15 +64,10 @@ class PdfExtractor(Extractor):
 
 
 def _ocr_page(page: object) -> str:
-    import pytesseract
-    from instructgen_ocr import tesseract_langs
+    from instructgen_ocr import ocr_image
 
     image = page.render(scale=2).to_pil()  # type: ignore[attr-defined]
-    return str(
-        pytesseract.image_to_string(
-            image, lang=tesseract_langs(), config=os.environ.get("INSTRUCTGEN_OCR_CONFIG", "")
-        )
-    )
+    return ocr_image(image).text
 
 
 @hookimpl

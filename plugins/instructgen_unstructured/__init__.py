@@ -1,7 +1,10 @@
 """Office, e-mail and web formats through ``unstructured``, offline.
 
-docx, pptx, xlsx, xls, odt, epub, rtf, eml, msg, html, htm. The spaCy model download that
-``unstructured`` attempts at first use is replaced by a local pipeline (see ``offline.py``).
+Outlook .msg, and docx, pptx, xlsx, xls, odt, epub, rtf, eml, html, htm whenever the native
+``office`` plugin (which ranks higher) cannot read a file or is blocked
+(``INSTRUCTGEN_BLOCK_PLUGINS=office``). The spaCy model download that ``unstructured`` attempts
+at first use is replaced by a local pipeline (see ``offline.py``). epub, odt and rtf need
+``unstructured``'s pandoc extras (``pip install 'unstructured[epub,odt,rtf]'``).
 """
 
 from __future__ import annotations
@@ -110,12 +113,19 @@ class UnstructuredExtractor(Extractor):
         if kind not in _PARTITIONERS:
             raise ExtractionError(str(path), "unrecognised office/e-mail/web format")
         module, func = _PARTITIONERS[kind]
-        partition = getattr(importlib.import_module(module), func)
         kwargs: dict[str, Any] = {"filename": str(path)}
         if kind in ("eml", "msg"):
             kwargs["process_attachments"] = False
         try:
+            partition = getattr(importlib.import_module(module), func)
             elements = partition(**kwargs)
+        except ImportError as exc:
+            extra = "xlsx" if kind == "xls" else kind
+            raise ExtractionError(
+                str(path),
+                f"unstructured cannot read {kind} here ({exc.name or exc}): "
+                f"pip install 'unstructured[{extra}]'",
+            ) from None
         except Exception as exc:
             raise ExtractionError(str(path), _reason(kind, exc)) from None
         text = "\n\n".join(str(e).strip() for e in elements if str(e).strip())

@@ -142,6 +142,9 @@ def _worker_main(conn: Connection) -> None:
             return
         if job is None:
             return
+        if job[0] == "init":  # a worker not forked from the caller: its environment, plugins
+            _init_worker(job[1], job[2])
+            continue
         idx, path, rel, size = job
         try:
             res = extract_one(path, rel, size)
@@ -155,12 +158,55 @@ def _worker_main(conn: Connection) -> None:
         conn.send((idx, res))
 
 
+def _init_worker(env: dict[str, str], blobs: list[tuple[str, bytes]]) -> None:
+    import pickle
+
+    from instructgen import plugins
+
+    os.environ.clear()
+    os.environ.update(env)
+    plugins.reset()
+    for name, blob in blobs:
+        with contextlib.suppress(Exception):  # already present, or its module moved
+            plugins.register_plugin(pickle.loads(blob), name=name)
+
+
+def _start_method() -> str:
+    """``fork`` (fast; the caller's in-process plugins come along) from a single-threaded
+    process; otherwise ``forkserver``: a process that runs native thread pools (CTranslate2,
+    OpenMP, onnxruntime... for example after transcribing a file in-process) cannot be forked
+    safely: the child waits forever for threads that were not copied."""
+    if not sys.platform.startswith("linux"):
+        return "spawn"
+    try:
+        threads = len(os.listdir("/proc/self/task"))
+    except OSError:
+        threads = threading.active_count()
+    return "fork" if threads == 1 else "forkserver"
+
+
+def _init_message() -> tuple[str, dict[str, str], list[tuple[str, bytes]]]:
+    import pickle
+
+    from instructgen import plugins
+
+    blobs = []
+    for name, plugin in plugins.in_process_plugins():
+        try:
+            blobs.append((name, pickle.dumps(plugin)))
+        except Exception as exc:  # defined in __main__ of a notebook, holds a lock, ...
+            log.warning("in-process plugin %s cannot reach extraction workers: %s", name, exc)
+    return ("init", dict(os.environ), blobs)
+
+
 class _Worker:
     def __init__(self, ctx: Any) -> None:
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_worker_main, args=(child,), daemon=True)
         self.proc.start()
         child.close()
+        if ctx.get_start_method() != "fork":
+            self.conn.send(_init_message())
         self.job: tuple[int, str, str, int] | None = None
         self.deadline = 0.0
         self.done = 0
@@ -186,7 +232,7 @@ class _Worker:
 def _run_pool(
     jobs: Sequence[tuple[int, str, str, int]], options: ExtractOptions
 ) -> Iterator[tuple[int, ExtractResult]]:
-    ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    ctx = mp.get_context(_start_method())
     pending = list(reversed(jobs))
     workers = [_Worker(ctx) for _ in range(min(options.workers, len(jobs)))]
     try:

@@ -1,0 +1,154 @@
+"""The native office/e-mail/web readers (plugin ``office``): the same words as ``unstructured``
+on the corpus, the structure they keep, and ``unstructured`` taking over when the native reader
+is blocked or cannot read a file."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+from conftest import SHARED
+from instructgen_office import OfficeExtractor, html_to_text
+from instructgen_unstructured import UnstructuredExtractor
+
+from instructgen import ExtractionError
+from instructgen.documents import scan
+
+CORPUS = SHARED / "corpus"
+
+# Every corpus file of the formats both read without pandoc. Known differences are listed.
+PARITY = sorted(
+    p.relative_to(CORPUS).as_posix()
+    for p in CORPUS.rglob("*")
+    if p.suffix.lower() in {".docx", ".pptx", ".xlsx", ".xls", ".eml", ".html", ".htm"}
+)
+NOT_COMPARED = {
+    "empty.xlsx": "no text in either",
+    "eml/fake-encrypted.eml": "encrypted: no text in either",
+    "eml/mime-no-body.eml": "no body: no text in either",
+    "emoji.xlsx": "two emoji, no words",
+    # text/plain and text/html alternatives: the native reader takes the plain one, unstructured
+    # the html one (its navigation links are the missing words)
+    "eml/email-replace-mime-encodings-error-3.eml": "plain vs html alternative",
+}
+
+
+def words(text: str) -> set[str]:
+    return set(re.findall(r"\w{4,}", text.lower()))
+
+
+@pytest.mark.parametrize("rel", [r for r in PARITY if r not in NOT_COMPARED])
+def test_native_reader_finds_the_words_unstructured_finds(rel: str, tmp_path: Path) -> None:
+    path = tmp_path / Path(rel).name
+    shutil.copy(CORPUS / rel, path)
+    ours = words(OfficeExtractor().extract(path).text)
+    theirs = words(UnstructuredExtractor().extract(path).text)
+    missing = theirs - ours
+    assert len(missing) <= max(1, len(theirs) // 20), sorted(missing)[:20]
+
+
+def test_every_row_of_a_sheet_with_a_wrong_stored_size(tmp_path: Path) -> None:
+    path = tmp_path / "cells.xlsx"
+    shutil.copy(CORPUS / "more-than-1k-cells.xlsx", path)
+    text = OfficeExtractor().extract(path).text
+    assert text.count("x") == 40 * 26  # every cell, although the file claims no dimensions
+
+
+def test_docx_keeps_headers_footers_and_table_rows(tmp_path: Path) -> None:
+    path = tmp_path / "hf.docx"
+    shutil.copy(CORPUS / "docx-hdrftr.docx", path)
+    text = OfficeExtractor().extract(path).text
+    lines = text.splitlines()
+    assert lines[0] == "First header para"
+    assert "Table cell1 | Table cell2" in lines  # a table inside the header, one row a line
+    assert lines.index("Main document") < lines.index("para1") < lines.index("para2")
+
+
+def test_html_drops_scripts_and_keeps_alt_text(tmp_path: Path) -> None:
+    text = html_to_text(
+        b"<html><head><title>T</title><style>p{}</style><script>var x = 1;</script></head>"
+        b"<body><p>First para</p><img alt='A diagram' src='data:image/png;base64,AAAA'>"
+        b"<table><tr><td>a</td><td>b</td></tr></table><!-- hidden --></body></html>"
+    )
+    assert text.splitlines() == ["T", "First para", "A diagram", "a | b"]
+    utf16 = "<html><body><p>Größe</p></body></html>".encode("utf-16")
+    assert html_to_text(utf16) == "Größe"
+    latin1 = "<html><head><meta charset='iso-8859-1'></head><p>Größe</p></html>"
+    assert html_to_text(latin1.encode("latin-1")) == "Größe"
+
+
+def test_odt_paragraphs_spaces_and_tables(tmp_path: Path) -> None:
+    ns = (
+        'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+        'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" '
+        'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0"'
+    )
+    content = (
+        f"<office:document-content {ns}><office:body><office:text>"
+        "<text:h>Title</text:h><text:p>two<text:s text:c='2'/>spaces<text:tab/>tab</text:p>"
+        "<table:table><table:table-row><table:table-cell><text:p>c1</text:p></table:table-cell>"
+        "<table:table-cell><text:p>c2</text:p></table:table-cell></table:table-row></table:table>"
+        "</office:text></office:body></office:document-content>"
+    )
+    path = tmp_path / "t.odt"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("mimetype", "application/vnd.oasis.opendocument.text")
+        z.writestr("content.xml", content)
+    assert OfficeExtractor().extract(path).text.splitlines() == [
+        "Title",
+        "two  spaces\ttab",
+        "c1 | c2",
+    ]
+
+
+def test_epub_chapters_follow_the_spine(tmp_path: Path) -> None:
+    path = tmp_path / "b.epub"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("mimetype", "application/epub+zip")
+        z.writestr(
+            "META-INF/container.xml",
+            "<container><rootfiles><rootfile full-path='OEBPS/c.opf'/></rootfiles></container>",
+        )
+        z.writestr(
+            "OEBPS/c.opf",
+            "<package><manifest><item id='a' href='a.xhtml'/><item id='b' href='b.xhtml'/>"
+            "</manifest><spine><itemref idref='b'/><itemref idref='a'/></spine></package>",
+        )
+        z.writestr("OEBPS/a.xhtml", "<?xml version='1.0'?><html><body><p>Second</p></body></html>")
+        z.writestr("OEBPS/b.xhtml", "<html><body><p>First</p></body></html>")
+    assert OfficeExtractor().extract(path).text.split() == ["First", "Second"]
+
+
+def test_truncated_office_file_gives_a_reason(tmp_path: Path) -> None:
+    path = tmp_path / "t.docx"
+    path.write_bytes((CORPUS / "simple.docx").read_bytes()[:3000])
+    with pytest.raises(ExtractionError, match="docx"):
+        OfficeExtractor().extract(path)
+
+
+def test_directory_runs_use_the_native_reader_and_unstructured_when_it_is_blocked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d = tmp_path / "d"
+    d.mkdir()
+    for rel in ("simple.docx", "fake-email-attachment.msg", "example-10k-1p.html"):
+        shutil.copy(CORPUS / rel, d)
+    by = {f.rel: f for f in scan(d, workers=0).files}
+    assert by["simple.docx"].extractor == "office"
+    assert by["example-10k-1p.html"].extractor == "office"
+    assert by["fake-email-attachment.msg"].extractor == "unstructured"  # Outlook .msg
+
+    from instructgen import plugins
+
+    monkeypatch.setenv("INSTRUCTGEN_BLOCK_PLUGINS", "office")
+    plugins.reset()
+    try:
+        by = {f.rel: f for f in scan(d, workers=0).files}
+    finally:
+        monkeypatch.delenv("INSTRUCTGEN_BLOCK_PLUGINS")
+        plugins.reset()
+    assert by["simple.docx"].extractor == "unstructured"
+    assert "favorite things" in (by["simple.docx"].text or "")
