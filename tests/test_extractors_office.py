@@ -1,6 +1,6 @@
 """The native office/e-mail/web readers (plugin ``office``): the same words as ``unstructured``
-on the corpus, the structure they keep, and ``unstructured`` taking over when the native reader
-is blocked or cannot read a file."""
+on the corpus, the structure they keep, ``unstructured`` taking over when the native reader
+is blocked or cannot read a file, and final reasons that stop the fallback."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ import re
 import shutil
 import zipfile
 from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 from conftest import SHARED
 from instructgen_office import OfficeExtractor, html_to_text
 from instructgen_unstructured import UnstructuredExtractor
 
-from instructgen import ExtractionError
+import instructgen
+from instructgen import Extracted, ExtractionError, Extractor, hookimpl
 from instructgen.documents import scan
 
 CORPUS = SHARED / "corpus"
@@ -23,12 +25,13 @@ CORPUS = SHARED / "corpus"
 PARITY = sorted(
     p.relative_to(CORPUS).as_posix()
     for p in CORPUS.rglob("*")
-    if p.suffix.lower() in {".docx", ".pptx", ".xlsx", ".xls", ".eml", ".html", ".htm"}
+    if p.suffix.lower() in {".docx", ".pptx", ".xlsx", ".xls", ".eml", ".msg", ".html", ".htm"}
 )
 NOT_COMPARED = {
     "empty.xlsx": "no text in either",
     "eml/fake-encrypted.eml": "encrypted: no text in either",
     "eml/mime-no-body.eml": "no body: no text in either",
+    "fake-encrypted.msg": "encrypted: no text in either",
     "emoji.xlsx": "two emoji, no words",
     # text/plain and text/html alternatives: the native reader takes the plain one, unstructured
     # the html one (its navigation links are the missing words)
@@ -139,7 +142,7 @@ def test_directory_runs_use_the_native_reader_and_unstructured_when_it_is_blocke
     by = {f.rel: f for f in scan(d, workers=0).files}
     assert by["simple.docx"].extractor == "office"
     assert by["example-10k-1p.html"].extractor == "office"
-    assert by["fake-email-attachment.msg"].extractor == "unstructured"  # Outlook .msg
+    assert by["fake-email-attachment.msg"].extractor == "office"
 
     from instructgen import plugins
 
@@ -152,3 +155,44 @@ def test_directory_runs_use_the_native_reader_and_unstructured_when_it_is_blocke
         plugins.reset()
     assert by["simple.docx"].extractor == "unstructured"
     assert "favorite things" in (by["simple.docx"].text or "")
+    assert by["fake-email-attachment.msg"].extractor == "unstructured"
+
+
+class First(Extractor):
+    name = "test-first"
+    extensions = ("fin",)
+    priority = 50
+
+    def extract(self, path: Path) -> Extracted:
+        final = path.read_text() == "final"
+        raise ExtractionError(str(path), f"first says {path.read_text()}", final=final)
+
+
+class Second(Extractor):
+    name = "test-second"
+    extensions = ("fin",)
+    calls: ClassVar[list[str]] = []
+
+    def extract(self, path: Path) -> Extracted:
+        Second.calls.append(path.name)
+        return Extracted("second read it")
+
+
+class FinPlugin:
+    @hookimpl
+    def register_extractors(self, registry: Any) -> None:
+        registry.add(First)
+        registry.add(Second)
+
+
+def test_a_final_reason_stops_the_fallback_and_others_fall_through(tmp_path: Path) -> None:
+    (tmp_path / "a.fin").write_text("final")
+    (tmp_path / "b.fin").write_text("retry")
+    name = instructgen.register_plugin(FinPlugin(), name="fin-test")
+    try:
+        by = {f.rel: f for f in scan(tmp_path, workers=0).files}
+    finally:
+        instructgen.unregister_plugin(name)
+    assert by["a.fin"].skip == "first says final" and by["a.fin"].text is None
+    assert by["b.fin"].extractor == "test-second" and by["b.fin"].text == "second read it"
+    assert Second.calls == ["b.fin"]

@@ -50,7 +50,7 @@ PER_EXTENSION = [
     ("language-docs/eng_spa_mult.epub", OfficeExtractor, "dignity"),
     ("fake-doc.rtf", OfficeExtractor, "My First Heading"),
     ("eml/fake-email.eml", OfficeExtractor, "This is a test email"),
-    ("fake-email-attachment.msg", UnstructuredExtractor, "Here's the attachments"),
+    ("fake-email-attachment.msg", OfficeExtractor, "Here's the attachments"),
     ("example-10k-1p.html", OfficeExtractor, "SECURITIES EXCHANGE ACT"),
     ("fake-html-pre.htm", OfficeExtractor, "107th Congress"),
     ("img/english-and-korean.png", ImageExtractor, "RULES AND INSTRUCTIONS"),
@@ -66,6 +66,7 @@ PER_EXTENSION = [
 # Hard cases: file, extractor, the start of the reason a user reads.
 HARD_CASES = [
     ("pdf/password.pdf", PdfExtractor, "encrypted PDF (password required)"),
+    ("fake-encrypted.msg", OfficeExtractor, "encrypted e-mail (msg"),
     ("fake-encrypted.msg", UnstructuredExtractor, "encrypted e-mail (msg"),
     ("eml/fake-encrypted.eml", OfficeExtractor, "encrypted e-mail (eml"),
     ("eml/fake-encrypted.eml", UnstructuredExtractor, "encrypted e-mail (eml"),

@@ -151,10 +151,14 @@ class BudgetExceededError(InstructgenError):
 
 
 class ExtractionError(InstructgenError):
-    """A document could not be read; directory runs skip the file and record this reason."""
+    """A document could not be read; directory runs skip the file and record this reason.
 
-    def __init__(self, path: str, reason: str) -> None:
-        self.path, self.reason = path, reason
+    ``final=True`` says no other extractor can do better (an encrypted file, an e-mail that
+    parsed and has no text body): the next extractor for the format is not tried.
+    """
+
+    def __init__(self, path: str, reason: str, *, final: bool = False) -> None:
+        self.path, self.reason, self.final = path, reason, final
         super().__init__(f"{path}: {reason}")
 
 

@@ -110,6 +110,8 @@ def extract_one(path: str, rel: str, size: int = 0) -> ExtractResult:
             out = extractor.extract(p)
         except ExtractionError as exc:
             reasons.append(exc.reason)
+            if exc.final:
+                break
             continue
         except Exception as exc:  # a bug or a hostile file must not stop the run
             reasons.append(f"{name} failed: {type(exc).__name__}: {exc}"[:300])
@@ -118,7 +120,7 @@ def extract_one(path: str, rel: str, size: int = 0) -> ExtractResult:
             result.extractor, result.text, result.metadata = name, out.text, out.metadata
             break
         reasons.append(f"{name}: no text")
-    else:
+    if result.text is None:
         result.skip = reasons[0] if reasons else "no text"
     result.seconds = round(time.monotonic() - start, 3)
     return result
