@@ -1,6 +1,6 @@
-"""Extraction worker processes started from a process that runs native thread pools: forking
-it would copy a CTranslate2 model whose threads are gone (the child waits forever), so such a
-process starts its workers through a fork server, with its environment and in-process plugins."""
+"""Extraction worker processes started from a process that has run CTranslate2: forking it
+would copy a model whose threads are gone (the child waits forever), so such a process starts
+its workers through a fork server, with its environment and in-process plugins."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from conftest import SHARED
 
 SCRIPT = textwrap.dedent(
@@ -104,3 +105,11 @@ def test_a_single_threaded_caller_still_forks(tmp_path: Path) -> None:
     files = out["files"]
     assert isinstance(files, dict)
     assert files["note.shout"] == ["shout", None, "QUIET WORDS"]
+
+
+def test_the_start_method_can_be_chosen(monkeypatch: pytest.MonkeyPatch) -> None:
+    from instructgen.documents.extraction import _start_method
+
+    for method in ("fork", "forkserver", "spawn"):
+        monkeypatch.setenv("INSTRUCTGEN_WORKER_START", method)
+        assert _start_method() == method

@@ -173,18 +173,25 @@ def _init_worker(env: dict[str, str], blobs: list[tuple[str, bytes]]) -> None:
             plugins.register_plugin(pickle.loads(blob), name=name)
 
 
+# Native runtimes whose thread pools do not survive fork: a child forked after one of them ran
+# waits forever for threads that were not copied (seen with CTranslate2 after an in-process
+# transcription; GNU OpenMP, which torch and onnxruntime use, behaves the same).
+_FORK_UNSAFE = ("ctranslate2", "onnxruntime", "torch", "tensorflow")
+
+
 def _start_method() -> str:
-    """``fork`` (fast; the caller's in-process plugins come along) from a single-threaded
-    process; otherwise ``forkserver``: a process that runs native thread pools (CTranslate2,
-    OpenMP, onnxruntime... for example after transcribing a file in-process) cannot be forked
-    safely: the child waits forever for threads that were not copied."""
+    """How extraction workers start: ``INSTRUCTGEN_WORKER_START`` (fork, forkserver, spawn)
+    when set; else ``fork`` (fast; in-process plugins come along as they are) unless the
+    calling process has loaded a runtime in ``_FORK_UNSAFE``; then ``forkserver``, which gets
+    the caller's environment and picklable in-process plugins but, like any non-fork start,
+    imports a script's ``__main__`` again (scripts need the ``if __name__ == "__main__":``
+    guard then)."""
+    chosen = os.environ.get("INSTRUCTGEN_WORKER_START")
+    if chosen in ("fork", "forkserver", "spawn"):
+        return chosen
     if not sys.platform.startswith("linux"):
         return "spawn"
-    try:
-        threads = len(os.listdir("/proc/self/task"))
-    except OSError:
-        threads = threading.active_count()
-    return "fork" if threads == 1 else "forkserver"
+    return "forkserver" if any(m in sys.modules for m in _FORK_UNSAFE) else "fork"
 
 
 def _init_message() -> tuple[str, dict[str, str], list[tuple[str, bytes]]]:
