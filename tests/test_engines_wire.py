@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import ENGINES, TEST_KEY, make_engine
@@ -26,10 +27,36 @@ def run(coro):  # type: ignore[no-untyped-def]
     return asyncio.run(coro)
 
 
-@pytest.mark.parametrize("name", ENGINES)
-def test_engine_round_trip(wire_server: WireServer, name: str) -> None:
+# The OpenAI engines post through the SDK's aiohttp client by default; "openai@httpx" runs the
+# same checks through the SDK's default httpx client and its post() (INSTRUCTGEN_OPENAI_HTTPX=1).
+TRANSPORTS = [*ENGINES, "openai@httpx"]
+
+
+async def complete_once(dispatcher: Dispatcher, request: Request) -> Any:
+    """One request, then the engine's client is closed (as the CLI does)."""
+    async with dispatcher as d:
+        return await d.complete(request)
+
+
+async def complete_all(dispatcher: Dispatcher, requests: list[Request]) -> Any:
+    async with dispatcher as d:
+        return await d.complete_many(requests)
+
+
+def engine_for(wire_server: WireServer, name: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    if name.endswith("@httpx"):
+        monkeypatch.setenv("INSTRUCTGEN_OPENAI_HTTPX", "1")
+        name = name.split("@")[0]
+    return make_engine(wire_server, name)
+
+
+@pytest.mark.parametrize("name", TRANSPORTS)
+def test_engine_round_trip(
+    wire_server: WireServer, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     wire_server.responder = lambda call: f"{call.provider}/{call.kind}: {call.prompt}"
-    engine = make_engine(wire_server, name)
+    engine = engine_for(wire_server, name, monkeypatch)
+    name = name.split("@")[0]
 
     async def go():  # type: ignore[no-untyped-def]
         try:
@@ -94,11 +121,13 @@ def test_alias_with_model_spec() -> None:
     assert e.name == "openai-completions" and e.model == "my-instruct-model"
 
 
-@pytest.mark.parametrize("name", ENGINES)
+@pytest.mark.parametrize("name", TRANSPORTS)
 @pytest.mark.parametrize("fault", ["429", "500", "reset", "malformed"])
-def test_transient_faults_are_retried(wire_server: WireServer, name: str, fault: str) -> None:
+def test_transient_faults_are_retried(
+    wire_server: WireServer, name: str, fault: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     wire_server.inject(fault, times=2, retry_after=0.05 if fault == "429" else None)
-    engine = make_engine(wire_server, name)
+    engine = engine_for(wire_server, name, monkeypatch)
 
     async def go():  # type: ignore[no-untyped-def]
         async with Dispatcher(engine, config=DispatchConfig(backoff_base=0.01)) as d:
@@ -115,23 +144,28 @@ def test_transient_faults_are_retried(wire_server: WireServer, name: str, fault:
 def test_truncated_output_surfaces_as_length(wire_server: WireServer, name: str) -> None:
     wire_server.inject("truncate")
     engine = make_engine(wire_server, name)
-    c = run(Dispatcher(engine).complete(Request.chat("hello")))
+    c = run(complete_once(Dispatcher(engine), Request.chat("hello")))
     assert c.finish_reasons == ("length",)
 
 
-@pytest.mark.parametrize("name", ENGINES)
+@pytest.mark.parametrize("name", TRANSPORTS)
 @pytest.mark.parametrize(
     ("fault", "error"), [("401", AuthenticationError), ("400", BadRequestError)]
 )
 def test_permanent_errors_fail_fast(
-    wire_server: WireServer, name: str, fault: str, error: type[Exception]
+    wire_server: WireServer,
+    name: str,
+    fault: str,
+    error: type[Exception],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     wire_server.inject(fault, times=10)
-    engine = make_engine(wire_server, name)
+    engine = engine_for(wire_server, name, monkeypatch)
     with pytest.raises(error) as err:
         run(
-            Dispatcher(engine, config=DispatchConfig(backoff_base=0.01)).complete(
-                Request.chat("hello")
+            complete_once(
+                Dispatcher(engine, config=DispatchConfig(backoff_base=0.01)),
+                Request.chat("hello"),
             )
         )
     assert len(wire_server.calls) == 1  # no retry storm
@@ -143,7 +177,7 @@ def test_gives_up_after_max_attempts(wire_server: WireServer) -> None:
     engine = make_engine(wire_server, "openai")
     cfg = DispatchConfig(backoff_base=0.001, max_attempts=3)
     with pytest.raises(TransientEngineError, match="gave up after 3 attempts"):
-        run(Dispatcher(engine, config=cfg).complete(Request.chat("x")))
+        run(complete_once(Dispatcher(engine, config=cfg), Request.chat("x")))
     assert len(wire_server.calls) == 3
 
 
@@ -151,7 +185,7 @@ def test_timeout_is_retried(wire_server: WireServer) -> None:
     wire_server.inject("hang", times=1, retry_after=2)
     engine = make_engine(wire_server, "openai")
     cfg = DispatchConfig(timeout=0.3, backoff_base=0.01)
-    c = run(Dispatcher(engine, config=cfg).complete(Request.chat("x")))
+    c = run(complete_once(Dispatcher(engine, config=cfg), Request.chat("x")))
     assert c.text and len(wire_server.calls) == 2
 
 
@@ -161,7 +195,11 @@ def test_retry_after_is_honoured(wire_server: WireServer) -> None:
     wire_server.inject("429", times=1, retry_after=0.6)
     engine = make_engine(wire_server, "cohere")
     start = time.monotonic()
-    run(Dispatcher(engine, config=DispatchConfig(backoff_base=0.001)).complete(Request.chat("x")))
+    run(
+        complete_once(
+            Dispatcher(engine, config=DispatchConfig(backoff_base=0.001)), Request.chat("x")
+        )
+    )
     assert time.monotonic() - start >= 0.6
 
 
@@ -191,7 +229,7 @@ def test_max_cost_stops_before_the_budget(wire_server: WireServer, tmp_path: Pat
     engine = make_engine(wire_server, "openai", prices={"gpt-4o-mini": Price(1000.0, 1000.0)})
     d = Dispatcher(engine, config=DispatchConfig(max_cost=0.5, concurrency=1))
     with pytest.raises(BudgetExceededError, match="rerun") as err:
-        run(d.complete_many([Request.chat(f"q{i}", max_tokens=100) for i in range(50)]))
+        run(complete_all(d, [Request.chat(f"q{i}", max_tokens=100) for i in range(50)]))
     assert err.value.exit_code == 1
     assert d.stats.cost <= 0.5
     assert 0 < len(wire_server.calls) < 50
@@ -203,7 +241,7 @@ def test_rpm_limit_is_respected(wire_server: WireServer) -> None:
     engine = make_engine(wire_server, "openai")
     d = Dispatcher(engine, config=DispatchConfig(concurrency=32, rpm=600))  # 10 a second
     start = time.monotonic()
-    run(d.complete_many([Request.chat(f"q{i}") for i in range(21)]))
+    run(complete_all(d, [Request.chat(f"q{i}") for i in range(21)]))
     assert time.monotonic() - start >= 1.8  # 10 burst-free per second after the first
 
 

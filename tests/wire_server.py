@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
+import sys
 import threading
 import time
 from collections import Counter
@@ -107,6 +108,12 @@ class WireServer:
             def server_bind(self) -> None:
                 self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 super().server_bind()
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                # A client that hung up (a cancelled request) is not a server error; anything
+                # else is printed as usual.
+                if not isinstance(sys.exc_info()[1], ConnectionError):
+                    super().handle_error(request, client_address)
 
         self._httpd = Server((self.host, 0), Handler)
         self.port = self._httpd.server_address[1]

@@ -103,7 +103,7 @@ def from_exception(exc: BaseException, *, engine: str | None = None) -> EngineEr
         return MalformedResponseError(f"malformed response: {name}: {exc}"[:500], engine=engine)
     if "Timeout" in name or isinstance(exc, TimeoutError):
         return TransientEngineError(f"timed out ({name})", engine=engine, status=408)
-    if mod.startswith(("httpx", "httpcore", "openai", "ssl")) or isinstance(
+    if mod.startswith(("httpx", "httpcore", "aiohttp", "openai", "ssl")) or isinstance(
         exc, ConnectionError | OSError
     ):
         return TransientEngineError(f"connection failed ({name}: {exc})"[:500], engine=engine)

@@ -6,6 +6,7 @@ llama.cpp server, LM Studio); a key is then optional.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -45,6 +46,9 @@ class _OpenAIBase(Engine):
         super().__init__(api_key, model=model, base_url=base_url, **kwargs)
         self.organization = organization
         self._client: Any = None
+        self._http: Any = None  # the SDK's aiohttp-backed client, when we built it
+        self._endpoint = ""
+        self._headers: dict[str, str] = {}
 
     def _key_optional(self, base_url: str | None) -> bool:
         return bool(base_url)  # local OpenAI-compatible servers usually need no key
@@ -53,14 +57,22 @@ class _OpenAIBase(Engine):
         if self._client is None:
             from openai import AsyncOpenAI
 
+            self._http = _http_client(self.timeout)
             self._client = AsyncOpenAI(
                 api_key=self.api_key or "no-key",
                 base_url=self.base_url,
                 organization=self.organization,
                 max_retries=0,
                 timeout=self.timeout,
-                http_client=_http_client(self.timeout),
+                http_client=self._http,
             )
+            if self._http is not None:
+                # The SDK's own headers (auth, organization, user agent, platform) and base URL,
+                # computed once; each request then only serialises its body.
+                headers = {**self._client.default_headers, **self._client.auth_headers}
+                self._headers = {k: v for k, v in headers.items() if isinstance(v, str)}
+                self._headers["Content-Type"] = "application/json"
+                self._endpoint = str(self._client.base_url).rstrip("/")
         return self._client
 
     def _common(self, request: Request) -> dict[str, Any]:
@@ -83,29 +95,58 @@ class _OpenAIBase(Engine):
         return params
 
     async def _call(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
-        """POST through the SDK's client (its auth, base URL and typed status errors) but
-        without its per-request parameter transform and response models: the body is plain
-        JSON we build and read ourselves, which halves the CPU cost per request."""
-        import openai
-
-        try:
-            body = await self.client().post(path, cast_to=object, body=params)
-        except openai.APIStatusError as exc:
-            raise from_status(
-                exc.status_code, _message(exc), engine=self.name, headers=dict(exc.response.headers)
-            ) from None
-        except Exception as exc:
-            raise from_exception(exc, engine=self.name) from None
+        """POST plain JSON with the SDK client's configuration (base URL, auth, organization
+        and default headers) through the SDK's aiohttp HTTP client, without the SDK's
+        per-request option and response models: those cost about 0.4 ms of CPU per request,
+        which at 64 requests in flight is about 5 % of the throughput (benchmarks). With the
+        SDK's default client (``INSTRUCTGEN_OPENAI_HTTPX=1``) requests go through its
+        ``post()`` and typed status errors instead."""
+        client = self.client()
+        if self._http is None:
+            body = await self._call_sdk(client, path, params)
+        else:
+            body = await self._call_http(path, params)
         if not isinstance(body, dict) or not isinstance(body.get("choices"), list):
             raise from_exception(
                 ValueError(f"unexpected reply: {str(body)[:200]}"), engine=self.name
             )
         return body
 
+    async def _call_http(self, path: str, params: dict[str, Any]) -> Any:
+        try:
+            response = await self._http.post(
+                self._endpoint + path, content=json.dumps(params).encode(), headers=self._headers
+            )
+        except Exception as exc:
+            raise from_exception(exc, engine=self.name) from None
+        if response.status_code >= 400:
+            raise from_status(
+                response.status_code,
+                _error_text(response),
+                engine=self.name,
+                headers=dict(response.headers),
+            ) from None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise from_exception(exc, engine=self.name) from None
+
+    async def _call_sdk(self, client: Any, path: str, params: dict[str, Any]) -> Any:
+        import openai
+
+        try:
+            return await client.post(path, cast_to=object, body=params)
+        except openai.APIStatusError as exc:
+            raise from_status(
+                exc.status_code, _message(exc), engine=self.name, headers=dict(exc.response.headers)
+            ) from None
+        except Exception as exc:
+            raise from_exception(exc, engine=self.name) from None
+
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.close()
-            self._client = None
+            self._client = self._http = None
 
 
 def _http_client(timeout: float | None) -> Any:
@@ -122,6 +163,17 @@ def _http_client(timeout: float | None) -> Any:
         return DefaultAioHttpClient(**kwargs)
     except (ImportError, RuntimeError):
         return None
+
+
+def _error_text(response: Any) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300] or f"HTTP {response.status_code}"
+    err = body.get("error", body) if isinstance(body, dict) else body
+    if isinstance(err, dict) and err.get("message"):
+        return str(err["message"])
+    return str(err)[:300]
 
 
 def _message(exc: Any) -> str:
