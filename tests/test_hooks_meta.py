@@ -48,3 +48,23 @@ def test_hook_is_documented_with_its_signature(hook: str) -> None:
 @pytest.mark.parametrize("hook", HOOKS)
 def test_hook_has_a_docstring(hook: str) -> None:
     assert (getattr(hookspecs, hook).__doc__ or "").strip()
+
+
+def test_every_environment_variable_read_is_documented() -> None:
+    """docs/environment.md lists every variable the core and the built-in plugins read."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    names: set[str] = set()
+    pattern = re.compile(
+        r"""(?:environ\.get\(|environ\[|_env_list\(|setdefault\()\s*["']([A-Z][A-Z0-9_]+)["']"""
+    )
+    for path in [*root.glob("core/instructgen/**/*.py"), *root.glob("plugins/*/**/*.py")]:
+        text = path.read_text()
+        names.update(pattern.findall(text))
+        for group in re.findall(r"key_env_vars\s*=\s*\(([^)]*)\)", text):
+            names.update(re.findall(r"[\"']([A-Z][A-Z0-9_]+)[\"']", group))
+    assert {"OPENAI_API_KEY", "INSTRUCTGEN_WORKER_START", "OMP_THREAD_LIMIT"} <= names
+    documented = (root / "docs" / "environment.md").read_text()
+    missing = sorted(n for n in names if f"`{n}" not in documented)
+    assert not missing, f"add to docs/environment.md: {missing}"
