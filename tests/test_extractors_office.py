@@ -196,3 +196,29 @@ def test_a_final_reason_stops_the_fallback_and_others_fall_through(tmp_path: Pat
     assert by["a.fin"].skip == "first says final" and by["a.fin"].text is None
     assert by["b.fin"].extractor == "test-second" and by["b.fin"].text == "second read it"
     assert Second.calls == ["b.fin"]
+
+
+def test_damaged_and_encrypted_office_files_are_final(tmp_path: Path) -> None:
+    truncated = tmp_path / "t.docx"
+    truncated.write_bytes((CORPUS / "simple.docx").read_bytes()[:3000])
+    # What Office writes for a password-protected workbook: an OLE container whose directory
+    # names the EncryptedPackage stream (a minimal stand-in with the same markers).
+    ole = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(600)
+    encrypted = tmp_path / "e.xlsx"
+    encrypted.write_bytes(ole + "EncryptedPackage".encode("utf-16-le") + bytes(100))
+    legacy = tmp_path / "legacy.docx"  # a Word 97 file under a new extension: not "encrypted"
+    legacy.write_bytes(ole)
+    with pytest.raises(ExtractionError) as info:
+        OfficeExtractor().extract(legacy)
+    assert not info.value.final and "legacy Office (OLE) file" in info.value.reason
+    for path, reason in (
+        (truncated, "cannot read the docx file (damaged or truncated zip)"),
+        (encrypted, "encrypted or password-protected xlsx file"),
+    ):
+        with pytest.raises(ExtractionError) as info:
+            OfficeExtractor().extract(path)
+        assert info.value.reason == reason and info.value.final
+    by = {f.rel: f for f in scan(tmp_path, workers=0).files}
+    assert by["t.docx"].skip == "cannot read the docx file (damaged or truncated zip)"
+    assert by["e.xlsx"].skip == "encrypted or password-protected xlsx file"
+    assert by["legacy.docx"].skip and "legacy Office" in by["legacy.docx"].skip

@@ -30,6 +30,7 @@ from instructgen.registry import ExtractorRegistry
 __all__ = ["OfficeExtractor", "html_to_text"]
 
 _OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_ZIP_FORMATS = ("docx", "pptx", "xlsx", "odt", "epub")
 _MAIL_HEADER = re.compile(
     r"^(?:From [^\n]*\n)?(?:[A-Za-z][A-Za-z0-9-]*:[^\n]*\r?\n(?:[ \t][^\n]*\r?\n)*){2,}"
 )
@@ -450,6 +451,21 @@ class OfficeExtractor(Extractor):
         reader = _READERS.get(kind)
         if reader is None:
             raise ExtractionError(str(path), "unrecognised office/e-mail/web format")
+        if kind in _ZIP_FORMATS and head.startswith(_OLE):
+            # A password-protected docx/pptx/xlsx is an OLE container holding the encrypted
+            # package; any other OLE file is a legacy Office file under a new extension.
+            with path.open("rb") as fh:
+                encrypted = "EncryptedPackage".encode("utf-16-le") in fh.read(4 << 20)
+            if encrypted:
+                raise ExtractionError(
+                    str(path), f"encrypted or password-protected {kind} file", final=True
+                )
+            raise ExtractionError(str(path), f"a legacy Office (OLE) file, not a {kind} file")
+        if kind in _ZIP_FORMATS and not zipfile.is_zipfile(path):
+            # Truncated or damaged: no reader of this format can open it.
+            raise ExtractionError(
+                str(path), f"cannot read the {kind} file (damaged or truncated zip)", final=True
+            )
         try:
             text, meta = reader(path)
         except ExtractionError:
