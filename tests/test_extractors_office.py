@@ -222,3 +222,9 @@ def test_damaged_and_encrypted_office_files_are_final(tmp_path: Path) -> None:
     assert by["t.docx"].skip == "cannot read the docx file (damaged or truncated zip)"
     assert by["e.xlsx"].skip == "encrypted or password-protected xlsx file"
     assert by["legacy.docx"].skip and "legacy Office" in by["legacy.docx"].skip
+
+
+def test_a_word_97_file_named_docx_is_read_by_the_doc_reader(tmp_path: Path) -> None:
+    shutil.copy(CORPUS / "fake.doc", tmp_path / "old.docx")
+    (f,) = scan(tmp_path, workers=0).files
+    assert f.extractor == "doc" and "Lorem ipsum" in (f.text or "")

@@ -62,8 +62,9 @@ class ExtractResult:
 
 
 def _candidates(path: Path, head: bytes) -> list[Any]:
-    """Extractor entries to try, best first: extension matches whose content agrees, then any
-    extractor recognising the content (wrong or missing extension), then the rest."""
+    """Extractor entries to try, best first. Extension matches whose content agrees come first,
+    then the other extension matches, then extractors recognising the content; with a wrong
+    or missing extension, the content's extractors come first."""
     from instructgen import plugins
 
     reg = plugins.extractors()
@@ -76,8 +77,10 @@ def _candidates(path: Path, head: bytes) -> list[Any]:
         if verdict[e.name] is True
     ]
     agreeing = [e for e in by_ext if verdict[e.name] is not False]
-    if agreeing:  # the extension is right: its extractors decide, others are not asked
+    if agreeing:  # the extension looks right: its extractors first, then others that
+        # recognise the content (a Word 97 file named .docx is read by the .doc reader)
         ordered = agreeing + [e for e in by_ext if e not in agreeing]
+        ordered += [e for e in sniffed if e not in ordered]
     else:  # wrong or unknown extension: trust the content first
         ordered = sniffed + [e for e in by_ext if e not in sniffed]
     return [(e.name, instances[e.name]) for e in ordered]
