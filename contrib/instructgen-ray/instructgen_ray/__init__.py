@@ -130,64 +130,44 @@ class RayExecutor(Executor):
     ) -> list[Any]:
         from instructgen.documents.extraction import (
             ExtractCache,
+            ExtractionRun,
             ExtractResult,
-            cache_key,
             extract_one,
-            result_from_cache,
-            result_to_cache,
         )
 
         ray = self._ray()
         remote = ray.remote(num_cpus=1, max_retries=0)(extract_one)
         cache = ExtractCache(cache_path) if cache_path else None
-        results: list[Any] = [None] * len(found)
-        pending: dict[Any, tuple[int, float]] = {}
-        keys: dict[int, str] = {}
         try:
-            for i, f in enumerate(found):
-                if f.skip is not None:
-                    results[i] = ExtractResult(
-                        rel=f.rel, path=str(f.path), size=f.size, skip=f.skip
-                    )
-                elif cache is not None and (key := cache_key(f)) is not None:
-                    keys[i] = key
-                    hit = cache.get(key)
-                    if hit is not None:
-                        results[i] = result_from_cache(hit, f)
-                if results[i] is not None:
-                    if on_result:
-                        on_result(results[i])
-                    continue
+            run = ExtractionRun(found, cache, on_result)
+            pending: dict[Any, tuple[int, float]] = {}
+            for i in run.todo:
+                f = found[i]
                 pending[remote.remote(str(f.path), f.rel, f.size)] = (i, time.monotonic())
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
                 now = time.monotonic()
                 for ref in ready:
                     i, _started = pending.pop(ref)
-                    res = ray.get(ref)
-                    results[i] = res
-                    stored = result_to_cache(res)
-                    if cache is not None and i in keys and stored is not None:
-                        cache.put(keys[i], stored)
-                    if on_result:
-                        on_result(res)
+                    run.record(i, ray.get(ref))
                 for ref, (i, started) in list(pending.items()):
                     if now - started > options.timeout:
                         ray.cancel(ref, force=True)
                         pending.pop(ref)
                         f = found[i]
-                        results[i] = ExtractResult(
-                            rel=f.rel,
-                            path=str(f.path),
-                            size=f.size,
-                            skip=f"timed out after {options.timeout:g} s",
+                        run.record(
+                            i,
+                            ExtractResult(
+                                rel=f.rel,
+                                path=str(f.path),
+                                size=f.size,
+                                skip=f"timed out after {options.timeout:g} s",
+                            ),
                         )
-                        if on_result:
-                            on_result(results[i])
         finally:
             if cache is not None:
                 cache.close()
-        return results
+        return run.ordered()
 
     async def generate(
         self,

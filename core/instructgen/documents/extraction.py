@@ -24,7 +24,14 @@ from instructgen.documents.discovery import Found
 
 log = logging.getLogger("instructgen.documents")
 
-__all__ = ["ExtractCache", "ExtractOptions", "ExtractResult", "extract_many", "extract_one"]
+__all__ = [
+    "ExtractCache",
+    "ExtractOptions",
+    "ExtractResult",
+    "ExtractionRun",
+    "extract_many",
+    "extract_one",
+]
 
 CACHE_VERSION = "1"
 
@@ -380,6 +387,52 @@ def result_to_cache(res: ExtractResult) -> dict[str, Any] | None:
     return {k: v for k, v in asdict(res).items() if k not in ("rel", "path", "cached")}
 
 
+class ExtractionRun:
+    """The bookkeeping every executor shares: results in the order of ``found``, discovery
+    skips and extraction-cache hits answered without reading a file, and each new result
+    stored in the cache (with its content hash) and reported through ``on_result``."""
+
+    def __init__(
+        self,
+        found: Sequence[Found],
+        cache: ExtractCache | None = None,
+        on_result: Callable[[ExtractResult], None] | None = None,
+    ) -> None:
+        self.found, self.cache, self.on_result = found, cache, on_result
+        self.results: list[ExtractResult | None] = [None] * len(found)
+        self.keys: dict[int, str] = {}
+        self.todo: list[int] = []  # indices of the files still to extract
+        for i, f in enumerate(found):
+            if f.skip is not None:
+                skipped = ExtractResult(rel=f.rel, path=str(f.path), size=f.size, skip=f.skip)
+                self._report(i, skipped)
+                continue
+            if cache is not None and (key := cache_key(f)) is not None:
+                self.keys[i] = key
+                hit = cache.get(key)
+                if hit is not None:
+                    self._report(i, result_from_cache(hit, f))
+                    continue
+            self.todo.append(i)
+
+    def _report(self, i: int, res: ExtractResult) -> None:
+        self.results[i] = res
+        if self.on_result:
+            self.on_result(res)
+
+    def record(self, i: int, res: ExtractResult) -> None:
+        """A freshly extracted (or timed-out) file: cache it when worth it, then report it."""
+        if i in self.keys:
+            res.sha256 = self.keys[i].split(":", 1)[0]
+            stored = result_to_cache(res)
+            if self.cache is not None and stored is not None:
+                self.cache.put(self.keys[i], stored)
+        self._report(i, res)
+
+    def ordered(self) -> list[ExtractResult]:
+        return [r for r in self.results if r is not None]
+
+
 def extract_many(
     found: Sequence[Found],
     *,
@@ -389,22 +442,8 @@ def extract_many(
 ) -> list[ExtractResult]:
     """Extract every found file (in parallel), results in the order of ``found``."""
     options = options or ExtractOptions()
-    results: list[ExtractResult | None] = [None] * len(found)
-    jobs: list[tuple[int, str, str, int]] = []
-    keys: dict[int, str] = {}
-    for i, f in enumerate(found):
-        if f.skip is not None:
-            results[i] = ExtractResult(rel=f.rel, path=str(f.path), size=f.size, skip=f.skip)
-        elif cache is not None and (key := cache_key(f)) is not None:
-            keys[i] = key
-            hit = cache.get(key)
-            if hit is not None:
-                results[i] = result_from_cache(hit, f)
-        if results[i] is not None:
-            if on_result:
-                on_result(results[i])  # type: ignore[arg-type]
-            continue
-        jobs.append((i, str(f.path), f.rel, f.size))
+    run = ExtractionRun(found, cache, on_result)
+    jobs = [(i, str(found[i].path), found[i].rel, found[i].size) for i in run.todo]
     if options.workers <= 0:
         stream: Iterator[tuple[int, ExtractResult]] = (
             (j[0], extract_one(j[1], j[2], j[3])) for j in jobs
@@ -412,12 +451,5 @@ def extract_many(
     else:
         stream = _run_pool(jobs, options)
     for idx, res in stream:
-        if idx in keys:
-            res.sha256 = keys[idx].split(":", 1)[0]
-            stored = result_to_cache(res)
-            if cache is not None and stored is not None:
-                cache.put(keys[idx], stored)
-        results[idx] = res
-        if on_result:
-            on_result(res)
-    return [r for r in results if r is not None]
+        run.record(idx, res)
+    return run.ordered()
