@@ -13,6 +13,7 @@ or e-mails that parsed and have no text: no reader can do better there).
 
 from __future__ import annotations
 
+import codecs
 import email
 import email.policy
 import re
@@ -27,7 +28,15 @@ from instructgen.extractor import Extracted, Extractor
 from instructgen.hookspecs import hookimpl
 from instructgen.registry import ExtractorRegistry
 
-__all__ = ["OfficeExtractor", "html_to_text"]
+__all__ = [
+    "OFFICE_MIME_TYPES",
+    "OfficeExtractor",
+    "failure_reason",
+    "html_to_text",
+    "kind_from_content",
+    "looks_like_office",
+    "resolve_kind",
+]
 
 _OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ZIP_FORMATS = ("docx", "pptx", "xlsx", "odt", "epub")
@@ -67,31 +76,22 @@ _DROP = ("script", "style", "noscript", "template", "svg", "head/meta", "head/li
 
 
 def _decode_markup(data: bytes) -> str:
-    """Bytes of an HTML/XHTML file to text: BOM, BOM-less UTF-16, declared charset, UTF-8,
-    then the best guess."""
-    for bom, enc in (
-        (b"\xef\xbb\xbf", "utf-8"),
-        (b"\xff\xfe", "utf-16-le"),
-        (b"\xfe\xff", "utf-16-be"),
-    ):
-        if data.startswith(bom):
-            return data[len(bom) :].decode(enc, errors="replace")
-    head = data[:4000]
-    if head.count(b"\x00") > len(head) // 4:
-        return data.decode("utf-16-le" if head[1:2] == b"\x00" else "utf-16-be", errors="replace")
-    m = re.search(rb"""charset\s*=\s*["']?([A-Za-z0-9._-]+)""", head)
-    if m:
-        try:
-            return data.decode(m.group(1).decode("ascii"))
-        except (LookupError, UnicodeDecodeError):
-            pass
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        from charset_normalizer import from_bytes
+    """Bytes of an HTML/XHTML file to text: the charset the document declares (when it has no
+    BOM and is not UTF-16/32), else what the text plugin's decoder detects."""
+    from instructgen_text import decode_bytes
 
-        best = from_bytes(data).best()
-        return str(best) if best is not None else data.decode("latin-1")
+    head = data[:4000]
+    if b"\x00" not in head and not head.startswith(codecs.BOM_UTF8):
+        m = re.search(rb"""charset\s*=\s*["']?([A-Za-z0-9._-]+)""", head)
+        if m:
+            try:
+                return data.decode(m.group(1).decode("ascii"))
+            except (LookupError, UnicodeDecodeError):
+                pass
+    try:
+        return decode_bytes(data)[0]
+    except (ValueError, UnicodeDecodeError):
+        return data.decode("latin-1")
 
 
 def html_to_text(markup: str | bytes) -> str:
@@ -385,7 +385,8 @@ _READERS: dict[str, Callable[[Path], tuple[str, dict[str, Any]]]] = {
 }
 
 
-def _kind_from_content(path: Path, head: bytes) -> str | None:
+def kind_from_content(path: Path, head: bytes) -> str | None:
+    """The format a file's bytes show (docx, pptx, xlsx, epub, odt, rtf, html), or None."""
     if head.startswith(b"PK"):
         try:
             with zipfile.ZipFile(path) as z:
@@ -410,44 +411,69 @@ def _kind_from_content(path: Path, head: bytes) -> str | None:
     return None
 
 
+def resolve_kind(path: Path, sniffed: str | None, known: Iterable[str]) -> str:
+    """The format to read a file as: its extension, unless its content (``sniffed``, from
+    ``kind_from_content``) says otherwise."""
+    kind = path.suffix.lower().lstrip(".")
+    if kind not in known or (sniffed and sniffed != kind and kind != "htm"):
+        kind = sniffed or kind
+    return kind
+
+
+def looks_like_office(head: bytes) -> bool:
+    """Sniffing for the office/e-mail/web family: zip and OLE containers, RTF, mail headers,
+    HTML (also UTF-16)."""
+    if head.startswith((b"PK\x03\x04", b"{\\rtf", _OLE)):
+        return True
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        text = head[2:].decode("utf-16-le" if head[0] == 0xFF else "utf-16-be", "replace")
+    else:
+        text = head.decode("latin-1")
+    if _MAIL_HEADER.match(text):
+        return True
+    low = text.lstrip().lower()
+    return low.startswith("<") and any(t in low for t in _HTML_TAGS)
+
+
+def failure_reason(kind: str, exc: Exception) -> str:
+    """The skip reason for a reader's exception."""
+    msg = f"{type(exc).__name__}: {exc}"
+    low = msg.lower()
+    if any(w in low for w in ("encrypt", "password", "cfb", "s/mime", "pkcs7")):
+        return f"encrypted or password-protected {kind} file"
+    return f"cannot read the {kind} file ({msg[:200]})"
+
+
+OFFICE_MIME_TYPES = (
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.ms-excel",
+    "application/vnd.oasis.opendocument.text",
+    "application/epub+zip",
+    "application/rtf",
+    "message/rfc822",
+    "application/vnd.ms-outlook",
+    "text/html",
+)
+
+
 class OfficeExtractor(Extractor):
     name = "office"
     extensions = tuple(_READERS)
-    mime_types = (
-        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        "application/vnd.ms-excel",
-        "application/vnd.oasis.opendocument.text",
-        "application/epub+zip",
-        "application/rtf",
-        "message/rfc822",
-        "application/vnd.ms-outlook",
-        "text/html",
-    )
+    mime_types = OFFICE_MIME_TYPES
     priority = 20  # above unstructured (10), which reads these files when this reader cannot
 
     def sniff(self, head: bytes) -> bool:
-        if head.startswith((b"PK\x03\x04", b"{\\rtf", _OLE)):
-            return True
-        if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-            text = head[2:].decode("utf-16-le" if head[0] == 0xFF else "utf-16-be", "replace")
-        else:
-            text = head.decode("latin-1")
-        if _MAIL_HEADER.match(text):
-            return True
-        low = text.lstrip().lower()
-        return low.startswith("<") and any(t in low for t in _HTML_TAGS)
+        return looks_like_office(head)
 
     def extract(self, path: Path) -> Extracted:
-        kind = path.suffix.lower().lstrip(".")
         with path.open("rb") as fh:
             head = fh.read(2048)
         if not head:
             raise ExtractionError(str(path), "empty file")
-        sniffed = _kind_from_content(path, head)
-        if kind not in _READERS or (sniffed and sniffed != kind and kind != "htm"):
-            kind = sniffed or kind
+        sniffed = kind_from_content(path, head)
+        kind = resolve_kind(path, sniffed, _READERS)
         reader = _READERS.get(kind)
         if reader is None:
             raise ExtractionError(str(path), "unrecognised office/e-mail/web format")
@@ -461,7 +487,7 @@ class OfficeExtractor(Extractor):
                     str(path), f"encrypted or password-protected {kind} file", final=True
                 )
             raise ExtractionError(str(path), f"a legacy Office (OLE) file, not a {kind} file")
-        if kind in _ZIP_FORMATS and not zipfile.is_zipfile(path):
+        if kind in _ZIP_FORMATS and sniffed is None and not zipfile.is_zipfile(path):
             # Truncated or damaged: no reader of this format can open it.
             raise ExtractionError(
                 str(path), f"cannot read the {kind} file (damaged or truncated zip)", final=True
@@ -471,20 +497,12 @@ class OfficeExtractor(Extractor):
         except ExtractionError:
             raise
         except Exception as exc:
-            raise ExtractionError(str(path), _reason(kind, exc)) from None
+            raise ExtractionError(str(path), failure_reason(kind, exc)) from None
         if not text.strip():
             # A workbook that opened and has no cell is empty for every reader.
             final = kind in ("xlsx", "xls")
             raise ExtractionError(str(path), f"no text found in the {kind} file", final=final)
         return Extracted(text, {**meta, "format": kind})
-
-
-def _reason(kind: str, exc: Exception) -> str:
-    msg = f"{type(exc).__name__}: {exc}"
-    low = msg.lower()
-    if "encrypt" in low or "password" in low or "cfb" in low:
-        return f"encrypted or password-protected {kind} file"
-    return f"cannot read the {kind} file ({msg[:200]})"
 
 
 @hookimpl
