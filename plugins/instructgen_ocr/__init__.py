@@ -47,12 +47,13 @@ def _installed() -> tuple[str, ...]:
     return tuple(out[1:]) if out and out[0].startswith("List") else tuple(out)
 
 
+def _extra_langs() -> list[str]:
+    return [lang for lang in _EXTRA if lang in _installed()]
+
+
 def tesseract_langs() -> str:
     """Every language the automatic choice may use (``INSTRUCTGEN_OCR_LANGS`` when set)."""
-    chosen = os.environ.get("INSTRUCTGEN_OCR_LANGS")
-    if chosen:
-        return chosen
-    return "+".join(["eng"] + [lang for lang in _EXTRA if lang in _installed()])
+    return os.environ.get("INSTRUCTGEN_OCR_LANGS") or "+".join(["eng", *_extra_langs()])
 
 
 @dataclass(frozen=True)
@@ -103,10 +104,9 @@ def ocr(image: Path) -> OcrResult:
     if chosen:
         return _run(image, chosen)
     first = _run(image, "eng")
-    extra = [lang for lang in _EXTRA if lang in _installed()]
-    if not extra or first.confidence >= _CONFIDENT:
+    if not _extra_langs() or first.confidence >= _CONFIDENT:
         return first
-    second = _run(image, "+".join(["eng", *extra]))
+    second = _run(image, tesseract_langs())
     return second if second.confidence > first.confidence else first
 
 

@@ -171,18 +171,23 @@ def _error_text(response: Any) -> str:
     except ValueError:
         return response.text[:300] or f"HTTP {response.status_code}"
     err = body.get("error", body) if isinstance(body, dict) else body
-    if isinstance(err, dict) and err.get("message"):
-        return str(err["message"])
-    return str(err)[:300]
+    return _body_message(body) or str(err)[:300]
 
 
 def _message(exc: Any) -> str:
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        err = body.get("error", body)
-        if isinstance(err, dict) and err.get("message"):
-            return str(err["message"])
-    return str(getattr(exc, "message", "") or type(exc).__name__)
+    return _body_message(getattr(exc, "body", None)) or str(
+        getattr(exc, "message", "") or type(exc).__name__
+    )
+
+
+def _body_message(body: Any) -> str | None:
+    """``error.message`` of an OpenAI-format error body (or a bare ``message``)."""
+    if not isinstance(body, dict):
+        return None
+    err = body.get("error", body)
+    if isinstance(err, dict) and err.get("message"):
+        return str(err["message"])
+    return None
 
 
 def _usage(u: Any) -> Usage:
