@@ -14,6 +14,37 @@ from wire_server import WireServer
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 ENGINES = ["openai", "openai-completions", "cohere", "ai21"]
 TEST_KEY = "sk-test-DO-NOT-LEAK-0123456789"
+# The 25 formats of the corpus (its NOTICE.md), as file extensions.
+FORMATS_25 = frozenset(
+    [
+        ".csv",
+        ".doc",
+        ".docx",
+        ".eml",
+        ".epub",
+        ".gif",
+        ".jpg",
+        ".jpeg",
+        ".json",
+        ".html",
+        ".htm",
+        ".mp3",
+        ".msg",
+        ".odt",
+        ".ogg",
+        ".pdf",
+        ".png",
+        ".pptx",
+        ".rtf",
+        ".tiff",
+        ".tif",
+        ".txt",
+        ".wav",
+        ".xlsx",
+        ".xls",
+    ]
+)
+assert len(FORMATS_25) == 25
 
 
 @pytest.fixture

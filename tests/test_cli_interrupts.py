@@ -21,6 +21,15 @@ from instructgen import InstructionDataset
 MAIN = "import sys\nfrom instructgen.cli import main\nmain(sys.argv[1:])\n"
 
 
+def generate_cmd(tasks: Path, server: WireServer, out: Path, *options: str) -> list[str]:
+    """``instructgen generate`` on the wire server's OpenAI endpoint, in a subprocess."""
+    return [
+        *(sys.executable, "-c", MAIN, "generate", str(tasks)),
+        *("--engine", "openai", "--base-url", server.openai_base_url, "--out", str(out)),
+        *options,
+    ]
+
+
 def test_ctrl_c_stops_quickly_and_the_rerun_resumes(tmp_path: Path) -> None:
     tasks = tmp_path / "t.jsonl"
     shutil.copy(SHARED / "data" / "seed_tasks.jsonl", tasks)
@@ -28,25 +37,17 @@ def test_ctrl_c_stops_quickly_and_the_rerun_resumes(tmp_path: Path) -> None:
     with WireServer() as server:
         server.responder = respond
         server.latency = 0.1
-        cmd = [
-            sys.executable,
-            "-c",
-            MAIN,
-            "generate",
-            str(tasks),
-            "--engine",
-            "openai",
-            "--base-url",
-            server.openai_base_url,
+        cmd = generate_cmd(
+            tasks,
+            server,
+            tmp_path / "out",
             "-n",
             "20",
             "--num-instructions",
             "20",
             "--concurrency",
             "4",
-            "--out",
-            str(tmp_path / "out"),
-        ]
+        )
         proc = subprocess.Popen(
             cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
@@ -72,22 +73,7 @@ def test_max_cost_exits_1_and_says_how_to_resume(tmp_path: Path) -> None:
     env = {**os.environ, "OPENAI_API_KEY": TEST_KEY}
     with WireServer() as server:
         server.responder = respond
-        args = [
-            sys.executable,
-            "-c",
-            MAIN,
-            "generate",
-            str(tasks),
-            "--engine",
-            "openai",
-            "--base-url",
-            server.openai_base_url,
-            "-n",
-            "10",
-            "--out",
-            str(tmp_path / "out"),
-            "--json",
-        ]
+        args = generate_cmd(tasks, server, tmp_path / "out", "-n", "10", "--json")
         r = subprocess.run(
             [*args, "--max-cost", "0.0005"], env=env, capture_output=True, text=True, timeout=120
         )

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import SHARED
+from conftest import FORMATS_25, SHARED
 from instructgen_audio import AudioExtractor
 from instructgen_doc import DocExtractor
 from instructgen_ocr import ImageExtractor
@@ -94,35 +94,7 @@ def _offline_transcriber(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_the_per_extension_table_covers_all_25_formats() -> None:
     exts = {Path(rel).suffix.lower() for rel, _, _ in PER_EXTENSION} | {".gif"}
     # the 25 formats of the corpus NOTICE (plus .md)
-    assert exts - {".md"} == set(
-        [
-            ".csv",
-            ".doc",
-            ".docx",
-            ".eml",
-            ".epub",
-            ".gif",
-            ".jpg",
-            ".jpeg",
-            ".json",
-            ".html",
-            ".htm",
-            ".mp3",
-            ".msg",
-            ".odt",
-            ".ogg",
-            ".pdf",
-            ".png",
-            ".pptx",
-            ".rtf",
-            ".tiff",
-            ".tif",
-            ".txt",
-            ".wav",
-            ".xlsx",
-            ".xls",
-        ]
-    )
+    assert exts - {".md"} == FORMATS_25
 
 
 @pytest.mark.parametrize(
