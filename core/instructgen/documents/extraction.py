@@ -219,13 +219,14 @@ def _init_message() -> tuple[str, dict[str, str], list[tuple[str, bytes]]]:
 
 
 class _Worker:
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: Any, init: tuple[Any, ...] | None) -> None:
+        """``init``: the message a worker that was not forked from the caller needs first."""
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_worker_main, args=(child,), daemon=True)
         self.proc.start()
         child.close()
-        if ctx.get_start_method() != "fork":
-            self.conn.send(_init_message())
+        if init is not None:
+            self.conn.send(init)
         self.job: tuple[int, str, str, int] | None = None
         self.deadline = 0.0
         self.done = 0
@@ -252,8 +253,13 @@ def _run_pool(
     jobs: Sequence[tuple[int, str, str, int]], options: ExtractOptions
 ) -> Iterator[tuple[int, ExtractResult]]:
     ctx = mp.get_context(_start_method())
+    init = None if ctx.get_start_method() == "fork" else _init_message()  # once per pool
+
+    def new_worker() -> _Worker:
+        return _Worker(ctx, init)
+
     pending = list(reversed(jobs))
-    workers = [_Worker(ctx) for _ in range(min(options.workers, len(jobs)))]
+    workers = [new_worker() for _ in range(min(options.workers, len(jobs)))]
     try:
         for w in workers:
             if pending:
@@ -285,7 +291,7 @@ def _run_pool(
                     yield idx, res
                     if w.done >= options.recycle_after:  # bound memory growth
                         w.stop()
-                        workers[i] = w = _Worker(ctx)
+                        workers[i] = w = new_worker()
                 elif w.proc.sentinel in ready or not w.proc.is_alive():
                     w.kill()
                     yield (
@@ -297,7 +303,7 @@ def _run_pool(
                             skip="extraction crashed the worker",
                         ),
                     )
-                    workers[i] = w = _Worker(ctx)
+                    workers[i] = w = new_worker()
                 elif now >= w.deadline:
                     w.kill()
                     yield (
@@ -309,7 +315,7 @@ def _run_pool(
                             skip=f"timed out after {options.timeout:g} s",
                         ),
                     )
-                    workers[i] = w = _Worker(ctx)
+                    workers[i] = w = new_worker()
                 if w.job is None and pending:
                     w.submit(pending.pop(), options.timeout)
     finally:
