@@ -1,6 +1,6 @@
 """Extraction of the whole corpus: instructgen vs ``unstructured.partition.auto.partition`` file
-by file, in the same run. Prints JSON: files/s, coverage (files with non-empty text), and the
-size of the installed environment (no torch).
+by file, in the same run. Prints JSON: files/s, coverage (files with non-empty text), the
+largest worker process, and the size of the installed environment (no torch).
 
     python benchmarks/extract.py [--corpus ../shared/corpus] [--workers 2] [--install-size]
 
@@ -15,6 +15,7 @@ import contextlib
 import io
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -38,6 +39,9 @@ def run_instructgen(root: Path, workers: int) -> dict[str, object]:
         "with_text": sum(1 for f in files if f.text),
         "files_per_second": round(len(files) / seconds, 2),
         "read_by": sorted({f.extractor for f in files if f.extractor}),
+        # the largest resident size any worker (or program a worker ran) reached: what the
+        # per-file memory limit (--max-memory, default 4,096 MB) is measured against
+        "peak_worker_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024,
         "per_file": {f.rel: (f.seconds, bool(f.text)) for f in files},
     }
 

@@ -123,6 +123,23 @@ def test_gif_is_read_through_pillow(tmp_path: Path) -> None:
     assert out.metadata["frames"] == 1
 
 
+def test_small_text_is_read_again_enlarged(tmp_path: Path) -> None:
+    # A page saved at 72 dpi: words about 7 px high. Read as it is, the names come out wrong
+    # ("Melissa Dal", "Jacob Carlon") at a mean confidence of about 51; enlarged, right.
+    from instructgen_ocr import ocr
+
+    path = _copy("img/layout-parser-paper-fast.tiff", tmp_path)
+    out = ImageExtractor().extract(path)
+    assert out.metadata["ocr_scale"] > 1.5
+    assert out.metadata["ocr_langs"] == "eng"  # no CJK pass needed once enlarged
+    assert out.metadata["ocr_confidence"] > 80
+    for name in ("Zejiang Shen", "Melissa Dell", "Jacob Carlson", "Weining Li"):
+        assert name in out.text
+    # a page of normal-sized print is read once, as it is
+    page = ocr(_copy("img/double-column-B.jpg", tmp_path))
+    assert (page.scale, page.langs) == (1.0, "eng") and page.confidence > 80
+
+
 @pytest.mark.parametrize(("rel", "cls", "reason"), HARD_CASES, ids=[r for r, _, _ in HARD_CASES])
 def test_hard_cases_give_the_documented_reason(
     rel: str, cls: type[Extractor], reason: str, tmp_path: Path

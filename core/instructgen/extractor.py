@@ -26,6 +26,9 @@ class Extractor(ABC):
     extensions: ClassVar[tuple[str, ...]] = ()
     mime_types: ClassVar[tuple[str, ...]] = ()
     priority: ClassVar[int] = 0
+    slow: ClassVar[bool] = False
+    """True for extractors that take seconds per file (OCR, transcription): a run starts their
+    files first, so it does not end waiting on one of them while the other workers are idle."""
 
     def unavailable_reason(self) -> str | None:
         """``None`` when usable here, else why not and how to fix it (missing binary, ...)."""

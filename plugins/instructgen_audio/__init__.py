@@ -44,6 +44,7 @@ class AudioExtractor(Extractor):
     extensions = ("wav", "mp3", "ogg", "flac", "m4a")
     mime_types = ("audio/wav", "audio/mpeg", "audio/ogg", "audio/flac")
     priority = 10
+    slow = True
 
     def unavailable_reason(self) -> str | None:
         if _use_api():
@@ -74,7 +75,10 @@ class AudioExtractor(Extractor):
 def _transcribe_local(path: Path) -> tuple[str, dict[str, Any]]:
     try:
         model = _local_model()
-        segments, info = model.transcribe(str(path), beam_size=1, vad_filter=False)
+        # Silero VAD (shipped with faster-whisper) first: music or silence is skipped in
+        # milliseconds instead of decoded (3 s of music: 2.3 s without it, 0.15 s with it;
+        # the corpus's speech transcribes word for word the same either way).
+        segments, info = model.transcribe(str(path), beam_size=1, vad_filter=True)
         text = " ".join(s.text.strip() for s in segments)
     except Exception as exc:
         raise ExtractionError(

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import click
 
+from instructgen.limits import DEFAULT_FILE_TIMEOUT, DEFAULT_MAX_BYTES, DEFAULT_MAX_MEMORY_MB
 from instructgen.progress import ProgressEvent
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -149,9 +150,41 @@ scan_options = _stack(
             show_default=True,
             help="Extraction processes (0: in this process).",
         ),
+        click.option(
+            "--file-timeout",
+            type=click.FloatRange(min=1),
+            default=DEFAULT_FILE_TIMEOUT,
+            show_default=True,
+            help="Seconds allowed to read one file; a file that takes longer is skipped.",
+        ),
+        click.option(
+            "--max-file-size",
+            type=click.FloatRange(min=0, min_open=True),
+            default=DEFAULT_MAX_BYTES / 1024 / 1024,
+            show_default=True,
+            help="Megabytes; larger files are skipped unread.",
+        ),
+        click.option(
+            "--max-memory",
+            type=click.IntRange(min=0),
+            default=DEFAULT_MAX_MEMORY_MB,
+            show_default=True,
+            help="Megabytes an extraction process (with the programs it starts, e.g. "
+            "tesseract) may use for one file; a file that needs more is skipped. 0: no limit.",
+        ),
     ]
 )
 """How a directory is read and chunked."""
+
+
+def scan_limits(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Pop the per-file limits of ``scan_options`` as ``scan()`` keyword arguments."""
+    return {
+        "timeout": kwargs.pop("file_timeout"),
+        "max_bytes": int(kwargs.pop("max_file_size") * 1024 * 1024),
+        "max_memory_mb": kwargs.pop("max_memory"),
+    }
+
 
 format_option = click.option(
     "--format",

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
 from instructgen.cli._common import emit_json, handles_errors, json_option
-from instructgen.cli._run import ProgressRenderer, scan_options
+from instructgen.cli._run import ProgressRenderer, scan_limits, scan_options
 
 
 @click.command()
@@ -13,9 +14,9 @@ from instructgen.cli._run import ProgressRenderer, scan_options
 @click.option(
     "--timeout",
     type=click.FloatRange(min=1),
-    default=300,
-    show_default=True,
-    help="Seconds allowed per file.",
+    default=None,
+    hidden=True,
+    help="The same as --file-timeout.",
 )
 @scan_options
 @json_option
@@ -26,13 +27,17 @@ def extract(
     include: tuple[str, ...],
     exclude: tuple[str, ...],
     workers: int,
-    timeout: float,
+    timeout: float | None,
     as_json: bool,
+    **limits: Any,
 ) -> None:
     """Show what a directory run would read: per file the extractor, characters and chunks, or
     why it is skipped. Needs no engine and sends nothing."""
     from instructgen.documents import scan
 
+    kwargs = scan_limits(limits)
+    if timeout is not None:
+        kwargs["timeout"] = timeout
     renderer = ProgressRenderer(enabled=not as_json)
     try:
         result = scan(
@@ -41,8 +46,8 @@ def extract(
             include=include,
             exclude=exclude,
             workers=workers,
-            timeout=timeout,
             progress=renderer,
+            **kwargs,
         )
     finally:
         renderer.close()

@@ -12,6 +12,7 @@ from instructgen.cli._run import (
     RunOptions,
     format_option,
     run_options,
+    scan_limits,
     scan_options,
     size_options,
     write_json_atomic,
@@ -80,6 +81,7 @@ def from_dir(
     from instructgen.documents import agenerate_from_dir, scan
 
     opts = RunOptions.pop_from(common)
+    limits = scan_limits(common)
     if fmt is not None:
         plugins.exporters().get(fmt)
     executor_options: dict[str, Any] = {}
@@ -95,7 +97,12 @@ def from_dir(
 
         cls = engine_class(opts.engine_name)
         result = scan(
-            directory, chunk_size=chunk_size, include=include, exclude=exclude, workers=workers
+            directory,
+            chunk_size=chunk_size,
+            include=include,
+            exclude=exclude,
+            workers=workers,
+            **limits,
         )
         reqs = [
             qa_request(
@@ -148,6 +155,7 @@ def from_dir(
                 include=include,
                 exclude=exclude,
                 workers=workers,
+                **limits,
                 seed=opts.seed,
                 progress=renderer,
                 executor=executor,

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Found", "discover"]
+from instructgen.limits import DEFAULT_MAX_BYTES
 
-DEFAULT_MAX_BYTES = 200 * 1024 * 1024
+__all__ = ["Found", "discover"]
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """Reading files to text: extractor choice (extension, then content sniffing), worker processes
-with a real per-file timeout, and a content-hash cache so unchanged files are never re-read.
+with a real per-file timeout and memory limit, and a content-hash cache so unchanged files are
+never re-read.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 import logging
 import multiprocessing as mp
 import os
+import signal
 import sqlite3
 import sys
 import threading
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from instructgen.documents.discovery import Found
+from instructgen.limits import DEFAULT_FILE_TIMEOUT, DEFAULT_MAX_MEMORY_MB
 
 log = logging.getLogger("instructgen.documents")
 
@@ -31,15 +34,23 @@ __all__ = [
     "ExtractionRun",
     "extract_many",
     "extract_one",
+    "group_memory",
 ]
 
 CACHE_VERSION = "1"
+_MEMORY_POLL = 0.5  # seconds between two looks at the workers' memory
 
 
 @dataclass(frozen=True)
 class ExtractOptions:
+    """``workers`` processes (0: in the calling process, no limits); each file gets ``timeout``
+    seconds and ``max_memory_mb`` megabytes (the worker's own memory plus that of the programs
+    it starts, such as tesseract; 0: no limit; enforced where ``/proc`` exists, i.e. Linux);
+    a worker is replaced after ``recycle_after`` files."""
+
     workers: int = 2
-    timeout: float = 300.0
+    timeout: float = DEFAULT_FILE_TIMEOUT
+    max_memory_mb: int = DEFAULT_MAX_MEMORY_MB
     recycle_after: int = 50
 
 
@@ -140,6 +151,11 @@ def extract_one(path: str, rel: str, size: int = 0) -> ExtractResult:
 
 
 def _worker_main(conn: Connection) -> None:
+    # Its own process group: killing the group on a timeout or over the memory limit also ends
+    # the programs the extractor started (tesseract, soffice), and a Ctrl-C at the terminal
+    # reaches only the caller, which stops the workers itself.
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpgid(0, 0)
     # Libraries print notices; keep them off the parent's stdout (it may be --json output).
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
@@ -218,6 +234,45 @@ def _init_message() -> tuple[str, dict[str, str], list[tuple[str, bytes]]]:
     return ("init", dict(os.environ), blobs)
 
 
+def _private_bytes(pid: int) -> int:
+    """Memory only this process holds (shared libraries and pages still shared with the parent
+    after fork are not counted); resident size where that is not available."""
+    try:
+        total = 0
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as fh:
+            for line in fh:
+                if line.startswith((b"Private_Clean:", b"Private_Dirty:")):
+                    total += int(line.split()[1]) * 1024
+        return total
+    except (OSError, ValueError, IndexError):
+        with open(f"/proc/{pid}/statm", "rb") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def group_memory(pgid: int) -> int | None:
+    """Memory held by the processes of process group ``pgid`` (Linux ``/proc``; None
+    elsewhere)."""
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return None
+    total, found = 0, False
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as fh:
+                stat = fh.read()
+            # after "(comm)": state, ppid, pgrp, ...
+            if int(stat[stat.rfind(b")") + 2 :].split()[2]) != pgid:
+                continue
+            total += _private_bytes(int(name))
+            found = True
+        except (OSError, ValueError, IndexError):  # gone meanwhile
+            continue
+    return total if found else None
+
+
 class _Worker:
     def __init__(self, ctx: Any, init: tuple[Any, ...] | None) -> None:
         """``init``: the message a worker that was not forked from the caller needs first."""
@@ -236,9 +291,17 @@ class _Worker:
         self.conn.send(job)
 
     def kill(self) -> None:
+        pid = self.proc.pid
+        if pid is not None and hasattr(os, "killpg"):
+            with contextlib.suppress(OSError):  # not (yet) its own group: the worker alone
+                os.killpg(pid, signal.SIGKILL)
         self.proc.kill()
         self.proc.join(5)
         self.conn.close()
+
+    def memory(self) -> int | None:
+        """Bytes of memory the worker and the programs it started use (None: not measurable)."""
+        return None if self.proc.pid is None else group_memory(self.proc.pid)
 
     def stop(self) -> None:
         with contextlib.suppress(OSError):
@@ -264,11 +327,20 @@ def _run_pool(
         for w in workers:
             if pending:
                 w.submit(pending.pop(), options.timeout)
+        limit = options.max_memory_mb * 1024 * 1024
+        next_look = time.monotonic() + _MEMORY_POLL
         while any(w.job is not None for w in workers):
             busy = [w for w in workers if w.job is not None]
-            wait_for = max(0.0, min(w.deadline for w in busy) - time.monotonic())
+            until = min(w.deadline for w in busy)
+            if limit:
+                until = min(until, next_look)
+            wait_for = max(0.0, until - time.monotonic())
             ready = wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], timeout=wait_for)
             now = time.monotonic()
+            over: set[int] = set()
+            if limit and now >= next_look:
+                next_look = now + _MEMORY_POLL
+                over = {id(w) for w in busy if w.conn not in ready and (w.memory() or 0) > limit}
             for i, w in enumerate(workers):
                 if w.job is None:
                     continue
@@ -304,16 +376,16 @@ def _run_pool(
                         ),
                     )
                     workers[i] = w = new_worker()
-                elif now >= w.deadline:
+                elif now >= w.deadline or id(w) in over:
                     w.kill()
+                    why = (
+                        f"over the memory limit ({options.max_memory_mb:,} MB)"
+                        if id(w) in over
+                        else f"timed out after {options.timeout:g} s"
+                    )
                     yield (
                         job[0],
-                        ExtractResult(
-                            rel=job[2],
-                            path=job[1],
-                            size=job[3],
-                            skip=f"timed out after {options.timeout:g} s",
-                        ),
+                        ExtractResult(rel=job[2], path=job[1], size=job[3], skip=why),
                     )
                     workers[i] = w = new_worker()
                 if w.job is None and pending:
@@ -387,16 +459,36 @@ def result_from_cache(hit: dict[str, Any], f: Found) -> ExtractResult:
 
 
 def result_to_cache(res: ExtractResult) -> dict[str, Any] | None:
-    """What to store for a result; None for outcomes worth retrying next run (timeouts)."""
-    if (res.skip or "").startswith(("timed out", "extraction crashed")):
+    """What to store for a result; None for outcomes worth retrying next run (timeouts, the
+    memory limit: a rerun may allow more)."""
+    if (res.skip or "").startswith(("timed out", "extraction crashed", "over the memory limit")):
         return None
     return {k: v for k, v in asdict(res).items() if k not in ("rel", "path", "cached")}
+
+
+def _work_order(found: Sequence[Found], todo: list[int]) -> list[int]:
+    """Files whose extractor is ``slow`` (OCR, transcription) first, then larger before
+    smaller: started last, one long file would leave the other workers idle at the end."""
+    from instructgen import plugins
+
+    reg = plugins.extractors()
+    slow: dict[str, bool] = {}
+
+    def key(i: int) -> tuple[bool, int]:
+        ext = found[i].path.suffix.lower()
+        if ext not in slow:
+            best = reg.for_extension(ext)[:1]
+            slow[ext] = bool(best) and bool(getattr(best[0].obj, "slow", False))
+        return (not slow[ext], -found[i].size)
+
+    return sorted(todo, key=key)
 
 
 class ExtractionRun:
     """The bookkeeping every executor shares: results in the order of ``found``, discovery
     skips and extraction-cache hits answered without reading a file, and each new result
-    stored in the cache (with its content hash) and reported through ``on_result``."""
+    stored in the cache (with its content hash) and reported through ``on_result``.
+    ``todo``: the files still to read, in the order to start them (slow ones first)."""
 
     def __init__(
         self,
@@ -420,6 +512,7 @@ class ExtractionRun:
                     self._report(i, result_from_cache(hit, f))
                     continue
             self.todo.append(i)
+        self.todo = _work_order(found, self.todo)
 
     def _report(self, i: int, res: ExtractResult) -> None:
         self.results[i] = res

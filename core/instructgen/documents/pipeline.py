@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from instructgen.documents.chunking import chunk_text
-from instructgen.documents.discovery import DEFAULT_MAX_BYTES, discover
+from instructgen.documents.discovery import discover
 from instructgen.documents.extraction import ExtractOptions, ExtractResult
 from instructgen.documents.qa import parse_qa, qa_request
 from instructgen.engines import Completion
 from instructgen.errors import AuthenticationError, ConfigError, EngineError
 from instructgen.executor import Executor, LocalExecutor
+from instructgen.limits import DEFAULT_FILE_TIMEOUT, DEFAULT_MAX_BYTES, DEFAULT_MAX_MEMORY_MB
 from instructgen.progress import ProgressCallback, ProgressEvent, emit
 
 log = logging.getLogger("instructgen.documents")
@@ -69,13 +70,17 @@ def scan(
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
     workers: int = 2,
-    timeout: float = 300.0,
+    timeout: float = DEFAULT_FILE_TIMEOUT,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    max_memory_mb: int = DEFAULT_MAX_MEMORY_MB,
     cache_path: str | Path | None = None,
     progress: ProgressCallback | None = None,
     executor: Executor | None = None,
 ) -> ScanResult:
-    """Read every file under ``path`` and chunk it; bad files are skipped with a reason."""
+    """Read every file under ``path`` and chunk it; bad files are skipped with a reason.
+
+    Limits per file: ``max_bytes`` (larger files are not read), ``timeout`` seconds and
+    ``max_memory_mb`` megabytes of memory (0: none) in a worker process."""
     root = Path(path)
     if not root.exists():
         raise ConfigError(f"{root}: no such file or directory")
@@ -89,7 +94,7 @@ def scan(
 
     files = (executor or LocalExecutor()).extract(
         found,
-        ExtractOptions(workers=workers, timeout=timeout),
+        ExtractOptions(workers=workers, timeout=timeout, max_memory_mb=max_memory_mb),
         Path(cache_path) if cache_path else None,
         tick,
     )
@@ -162,8 +167,9 @@ async def agenerate_from_dir(
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
     workers: int = 2,
-    timeout: float = 300.0,
+    timeout: float = DEFAULT_FILE_TIMEOUT,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    max_memory_mb: int = DEFAULT_MAX_MEMORY_MB,
     seed: int = 42,
     progress: ProgressCallback | None = None,
     executor: str | Executor | None = None,
@@ -206,6 +212,7 @@ async def agenerate_from_dir(
             workers=workers,
             timeout=timeout,
             max_bytes=max_bytes,
+            max_memory_mb=max_memory_mb,
             cache_path=cache_dir / "extract-cache.sqlite3" if cache_dir else None,
             progress=progress,
             executor=runner,
