@@ -33,6 +33,10 @@ def run_instructgen(root: Path, workers: int) -> dict[str, object]:
     result = scan(root, workers=workers)  # no cache: every file really read
     seconds = time.perf_counter() - start
     files = result.files
+    by_ext: dict[str, float] = {}
+    for f in files:
+        ext = Path(f.rel).suffix.lower()
+        by_ext[ext] = by_ext.get(ext, 0.0) + f.seconds
     return {
         "seconds": round(seconds, 2),
         "files": len(files),
@@ -43,6 +47,10 @@ def run_instructgen(root: Path, workers: int) -> dict[str, object]:
         # per-file memory limit (--max-memory, default 4,096 MB) is measured against
         "peak_worker_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024,
         "per_file": {f.rel: (f.seconds, bool(f.text)) for f in files},
+        # time in the workers by extension, costliest first (sums over both workers)
+        "worker_seconds_by_extension": {
+            ext: round(sec, 2) for ext, sec in sorted(by_ext.items(), key=lambda kv: -kv[1])
+        },
     }
 
 

@@ -149,7 +149,17 @@ class RayExecutor(Executor):
                 now = time.monotonic()
                 for ref in ready:
                     i, _started = pending.pop(ref)
-                    run.record(i, ray.get(ref))
+                    try:
+                        res = ray.get(ref)
+                    except ray.exceptions.RayError as exc:  # the task's worker died (OOM, ...)
+                        f = found[i]
+                        res = ExtractResult(
+                            rel=f.rel,
+                            path=str(f.path),
+                            size=f.size,
+                            skip=f"extraction crashed the worker (Ray: {type(exc).__name__})",
+                        )
+                    run.record(i, res)
                 for ref, (i, started) in list(pending.items()):
                     if now - started > options.timeout:
                         ray.cancel(ref, force=True)
