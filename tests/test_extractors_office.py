@@ -201,11 +201,11 @@ def test_a_final_reason_stops_the_fallback_and_others_fall_through(tmp_path: Pat
 def test_damaged_and_encrypted_office_files_are_final(tmp_path: Path) -> None:
     truncated = tmp_path / "t.docx"
     truncated.write_bytes((CORPUS / "simple.docx").read_bytes()[:3000])
-    # What Office writes for a password-protected workbook: an OLE container whose directory
-    # names the EncryptedPackage stream (a minimal stand-in with the same markers).
-    ole = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(600)
+    # A password-protected workbook as Office writes it (ECMA-376 agile encryption: an OLE
+    # container holding EncryptedPackage), made with msoffcrypto-tool.
     encrypted = tmp_path / "e.xlsx"
-    encrypted.write_bytes(ole + "EncryptedPackage".encode("utf-16-le") + bytes(100))
+    encrypt(CORPUS / "vodafone.xlsx", encrypted)
+    ole = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(600)
     legacy = tmp_path / "legacy.docx"  # a Word 97 file under a new extension: not "encrypted"
     legacy.write_bytes(ole)
     with pytest.raises(ExtractionError) as info:
@@ -222,6 +222,30 @@ def test_damaged_and_encrypted_office_files_are_final(tmp_path: Path) -> None:
     assert by["t.docx"].skip == "cannot read the docx file (damaged or truncated zip)"
     assert by["e.xlsx"].skip == "encrypted or password-protected xlsx file"
     assert by["legacy.docx"].skip and "legacy Office" in by["legacy.docx"].skip
+
+
+def encrypt(src: Path, dst: Path, password: str = "s3cret") -> None:
+    from msoffcrypto.format.ooxml import OOXMLFile
+
+    with src.open("rb") as plain, dst.open("wb") as out:
+        OOXMLFile(plain).encrypt(password, out)
+
+
+@pytest.mark.parametrize("name", ["simple.docx", "vodafone.xlsx", "sample-presentation.pptx"])
+def test_password_protected_office_files_are_skipped_with_the_reason(
+    name: str, tmp_path: Path
+) -> None:
+    encrypt(CORPUS / name, tmp_path / name)
+    (tmp_path / "notes.txt").write_text("The run goes on after a protected file.")
+    by = {f.rel: f for f in scan(tmp_path, workers=2).files}
+    fmt = name.rsplit(".", 1)[1]
+    assert by[name].skip == f"encrypted or password-protected {fmt} file"
+    assert by["notes.txt"].text
+    for extractor in (OfficeExtractor(), UnstructuredExtractor()):  # the fallback agrees
+        with pytest.raises(ExtractionError) as info:
+            extractor.extract(tmp_path / name)
+        assert info.value.reason == f"encrypted or password-protected {fmt} file"
+        assert info.value.final
 
 
 def test_a_word_97_file_named_docx_is_read_by_the_doc_reader(tmp_path: Path) -> None:

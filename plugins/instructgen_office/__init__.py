@@ -31,6 +31,7 @@ from instructgen.registry import ExtractorRegistry
 __all__ = [
     "OFFICE_MIME_TYPES",
     "OfficeExtractor",
+    "check_container",
     "failure_reason",
     "html_to_text",
     "kind_from_content",
@@ -435,6 +436,27 @@ def looks_like_office(head: bytes) -> bool:
     return low.startswith("<") and any(t in low for t in _HTML_TAGS)
 
 
+def check_container(path: Path, head: bytes, kind: str, sniffed: str | None) -> None:
+    """Raise ``ExtractionError`` when a zip-based format's file cannot be what it claims: a
+    password-protected docx/pptx/xlsx (an OLE container holding ``EncryptedPackage``, final),
+    another OLE file (a legacy Office file under a new extension: another reader may know
+    it), or a damaged or truncated zip (final)."""
+    if kind not in _ZIP_FORMATS:
+        return
+    if head.startswith(_OLE):
+        with path.open("rb") as fh:
+            encrypted = "EncryptedPackage".encode("utf-16-le") in fh.read(4 << 20)
+        if encrypted:
+            raise ExtractionError(
+                str(path), f"encrypted or password-protected {kind} file", final=True
+            )
+        raise ExtractionError(str(path), f"a legacy Office (OLE) file, not a {kind} file")
+    if sniffed is None and not zipfile.is_zipfile(path):
+        raise ExtractionError(
+            str(path), f"cannot read the {kind} file (damaged or truncated zip)", final=True
+        )
+
+
 def failure_reason(kind: str, exc: Exception) -> str:
     """The skip reason for a reader's exception."""
     msg = f"{type(exc).__name__}: {exc}"
@@ -477,21 +499,7 @@ class OfficeExtractor(Extractor):
         reader = _READERS.get(kind)
         if reader is None:
             raise ExtractionError(str(path), "unrecognised office/e-mail/web format")
-        if kind in _ZIP_FORMATS and head.startswith(_OLE):
-            # A password-protected docx/pptx/xlsx is an OLE container holding the encrypted
-            # package; any other OLE file is a legacy Office file under a new extension.
-            with path.open("rb") as fh:
-                encrypted = "EncryptedPackage".encode("utf-16-le") in fh.read(4 << 20)
-            if encrypted:
-                raise ExtractionError(
-                    str(path), f"encrypted or password-protected {kind} file", final=True
-                )
-            raise ExtractionError(str(path), f"a legacy Office (OLE) file, not a {kind} file")
-        if kind in _ZIP_FORMATS and sniffed is None and not zipfile.is_zipfile(path):
-            # Truncated or damaged: no reader of this format can open it.
-            raise ExtractionError(
-                str(path), f"cannot read the {kind} file (damaged or truncated zip)", final=True
-            )
+        check_container(path, head, kind, sniffed)
         try:
             text, meta = reader(path)
         except ExtractionError:

@@ -14,6 +14,7 @@ from typing import Any
 
 from instructgen_office import (
     OFFICE_MIME_TYPES,
+    check_container,
     failure_reason,
     kind_from_content,
     looks_like_office,
@@ -61,9 +62,11 @@ class UnstructuredExtractor(Extractor):
             head = fh.read(2048)
         if not head:
             raise ExtractionError(str(path), "empty file")
-        kind = resolve_kind(path, kind_from_content(path, head), _PARTITIONERS)
+        sniffed = kind_from_content(path, head)
+        kind = resolve_kind(path, sniffed, _PARTITIONERS)
         if kind not in _PARTITIONERS:
             raise ExtractionError(str(path), "unrecognised office/e-mail/web format")
+        check_container(path, head, kind, sniffed)
         module, func = _PARTITIONERS[kind]
         kwargs: dict[str, Any] = {"filename": str(path)}
         if kind in ("eml", "msg"):
