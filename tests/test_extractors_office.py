@@ -224,6 +224,55 @@ def test_damaged_and_encrypted_office_files_are_final(tmp_path: Path) -> None:
     assert by["legacy.docx"].skip and "legacy Office" in by["legacy.docx"].skip
 
 
+_NS = (
+    'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main" '
+    'xmlns:mc="http://schemas.openxmlformats.org/markup-compatibility/2006" '
+    'xmlns:wp="http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing" '
+    'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" '
+    'xmlns:wps="http://schemas.microsoft.com/office/word/2010/wordprocessingShape" '
+    'xmlns:v="urn:schemas-microsoft-com:vml"'
+)
+
+
+def text_box_run(text: str, inner: str = "") -> str:
+    """A run holding a text box the way Word writes one: a DrawingML shape, and the same box
+    again as VML under mc:Fallback for older readers."""
+    content = f"<w:txbxContent><w:p><w:r><w:t>{text}</w:t></w:r>{inner}</w:p></w:txbxContent>"
+    return (
+        f'<w:r {_NS}><mc:AlternateContent><mc:Choice Requires="wps"><w:drawing><wp:anchor>'
+        '<a:graphic><a:graphicData uri="http://schemas.microsoft.com/office/word/2010/'
+        f'wordprocessingShape"><wps:wsp><wps:txbx>{content}</wps:txbx></wps:wsp>'
+        "</a:graphicData></a:graphic></wp:anchor></w:drawing></mc:Choice><mc:Fallback>"
+        f"<w:pict><v:shape><v:textbox>{content}</v:textbox></v:shape></w:pict></mc:Fallback>"
+        "</mc:AlternateContent></w:r>"
+    )
+
+
+def test_docx_text_boxes_are_read_once_in_place(tmp_path: Path) -> None:
+    import docx
+    from docx.oxml import parse_xml
+
+    d = docx.Document()
+    d.add_paragraph("Before the box.")
+    anchor = d.add_paragraph("Anchor paragraph.")
+    anchor._p.append(parse_xml(text_box_run("Boxed words here.")))
+    nested = d.add_paragraph("Second anchor.")
+    inner = text_box_run("Inner box words.").replace(f"<w:r {_NS}>", "<w:r>")
+    nested._p.append(parse_xml(text_box_run("Outer box words.", inner)))
+    d.add_paragraph("After the box.")
+    d.save(tmp_path / "boxes.docx")
+    text = OfficeExtractor().extract(tmp_path / "boxes.docx").text
+    assert text.splitlines() == [
+        "Before the box.",
+        "Anchor paragraph.",
+        "Boxed words here.",
+        "Second anchor.",
+        "Outer box words.",
+        "Inner box words.",  # a box in a box: its paragraph on its own line, once
+        "After the box.",
+    ]
+
+
 def encrypt(src: Path, dst: Path, password: str = "s3cret") -> None:
     from msoffcrypto.format.ooxml import OOXMLFile
 

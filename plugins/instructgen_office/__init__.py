@@ -146,7 +146,7 @@ def _docx(path: Path) -> tuple[str, dict[str, Any]]:
                 tables += 1
                 yield _join(_docx_row(row) for row in block.rows)
             else:
-                yield block.text
+                yield _join([block.text, *_text_boxes(block._p)])
 
     seen: set[str] = set()
 
@@ -167,6 +167,29 @@ def _docx(path: Path) -> tuple[str, dict[str, Any]]:
         *headers_footers("first_page_footer", "footer", "even_page_footer"),
     ]
     return _join(parts), {"tables": tables}
+
+
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+_MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
+
+
+def _text_boxes(p: Any) -> list[str]:
+    """The text of the text boxes anchored in a paragraph (which python-docx's
+    ``paragraph.text`` leaves out). Word writes each box twice, as a DrawingML shape and as a
+    VML copy under ``mc:Fallback``: the copy is skipped, as are boxes nested in a box (their
+    text is part of the outer box's)."""
+    out = []
+    for box in p.iter(f"{_W}txbxContent"):
+        if any(a.tag in (_MC_FALLBACK, f"{_W}txbxContent") for a in box.iterancestors()):
+            continue
+        lines = []
+        for para in box.iter(f"{_W}p"):
+            if any(a.tag == _MC_FALLBACK for a in para.iterancestors()):
+                continue
+            own = [t for t in para.iter(f"{_W}t") if next(t.iterancestors(f"{_W}p")) is para]
+            lines.append("".join(t.text or "" for t in own))
+        out.append(_join(lines))
+    return out
 
 
 def _docx_row(row: Any) -> str:
