@@ -121,6 +121,24 @@ def test_rerun_reads_nothing_unchanged_and_rereads_changes(
         changed.write_text(original)
 
 
+def test_upgrading_an_extractor_plugin_rereads_its_files(tmp_path: Path) -> None:
+    from instructgen import plugins
+
+    (tmp_path / "a.txt").write_text("Lighthouses and their keepers.")
+    cache = tmp_path / "cache.sqlite3"
+    assert scan(tmp_path, workers=0, cache_path=cache).summary()["from_cache"] == 0
+    assert scan(tmp_path, workers=0, cache_path=cache).summary()["from_cache"] == 1
+    info = next(i for i in plugins.plugin_infos() if i.name == "text")
+    installed = info.version
+    try:
+        info.version = f"{installed}.post1"  # what a newer release of the plugin reports
+        again = scan(tmp_path, workers=0, cache_path=cache)
+        assert again.summary()["from_cache"] == 0 and again.files[0].text
+    finally:
+        info.version = installed
+    assert scan(tmp_path, workers=0, cache_path=cache).summary()["from_cache"] == 1
+
+
 def test_bad_files_are_skipped_with_reasons(tmp_path: Path) -> None:
     d = tmp_path / "bad"
     d.mkdir()

@@ -37,7 +37,7 @@ __all__ = [
     "group_memory",
 ]
 
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"  # 2: OCR re-reads small print enlarged; docx text boxes
 _MEMORY_POLL = 0.5  # seconds between two looks at the workers' memory
 
 
@@ -431,9 +431,13 @@ class ExtractCache:
 
 
 def _fingerprint() -> str:
+    """The installed extractors: name, plugin and its distribution's version, so that
+    installing, removing or upgrading an extractor plugin re-reads the files (``CACHE_VERSION``
+    changes when the built-in extractors' output does)."""
     from instructgen import plugins
 
-    names = sorted(f"{e.name}:{e.plugin}" for e in plugins.extractors())
+    versions = {i.name: i.version for i in plugins.plugin_infos()}
+    names = sorted(f"{e.name}:{e.plugin}:{versions.get(e.plugin)}" for e in plugins.extractors())
     return hashlib.sha256(("|".join(names) + CACHE_VERSION).encode()).hexdigest()[:16]
 
 
@@ -445,11 +449,12 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def cache_key(f: Found) -> str | None:
+def cache_key(f: Found, fingerprint: str | None = None) -> str | None:
     """The extraction-cache key of a file: its content hash and the installed extractors
-    (None when the file cannot be read; extraction then reports why)."""
+    (``fingerprint``, computed when not given; None when the file cannot be read: extraction
+    then reports why)."""
     try:
-        return f"{_sha256(f.path)}:{_fingerprint()}"
+        return f"{_sha256(f.path)}:{fingerprint or _fingerprint()}"
     except OSError:
         return None
 
@@ -500,12 +505,13 @@ class ExtractionRun:
         self.results: list[ExtractResult | None] = [None] * len(found)
         self.keys: dict[int, str] = {}
         self.todo: list[int] = []  # indices of the files still to extract
+        fingerprint = _fingerprint() if cache is not None else None
         for i, f in enumerate(found):
             if f.skip is not None:
                 skipped = ExtractResult(rel=f.rel, path=str(f.path), size=f.size, skip=f.skip)
                 self._report(i, skipped)
                 continue
-            if cache is not None and (key := cache_key(f)) is not None:
+            if cache is not None and (key := cache_key(f, fingerprint)) is not None:
                 self.keys[i] = key
                 hit = cache.get(key)
                 if hit is not None:
