@@ -5,6 +5,7 @@ which files start (slow extractors first)."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import SHARED
 
 import instructgen
 from instructgen import Extracted, Extractor, hookimpl
@@ -120,6 +122,32 @@ def test_a_file_over_the_memory_limit_is_skipped_and_the_run_goes_on(
     assert took < 15, took
     # the one worker was replaced: the files after it were read
     assert by["b.txt"].text and by["c.txt"].text
+
+
+def test_a_decompression_bomb_docx_stops_at_the_memory_limit(tmp_path: Path) -> None:
+    """A real extractor on a hostile file: 400 KB of docx that unzips to 100 MB of XML."""
+    import zipfile
+
+    para = "<w:p><w:r><w:t>" + "lighthouse " * 90 + "</w:t></w:r></w:p>"
+    with (
+        zipfile.ZipFile(SHARED / "corpus" / "simple.docx") as src,
+        zipfile.ZipFile(tmp_path / "bomb.docx", "w", zipfile.ZIP_DEFLATED) as out,
+    ):
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "word/document.xml":
+                data = data.replace(b"<w:body>", b"<w:body>" + para.encode() * 100_000, 1)
+            out.writestr(item, data)
+    assert (tmp_path / "bomb.docx").stat().st_size < 1_000_000
+    shutil.copy(SHARED / "corpus" / "simple.docx", tmp_path / "simple.docx")
+    start = time.monotonic()
+    res = extract_many(
+        discover(tmp_path), options=ExtractOptions(workers=1, timeout=120, max_memory_mb=300)
+    )
+    by = {r.rel: r for r in res}
+    assert by["bomb.docx"].skip == "over the memory limit (300 MB)"
+    assert by["simple.docx"].extractor == "office" and by["simple.docx"].text
+    assert time.monotonic() - start < 30
 
 
 def test_memory_of_the_programs_an_extractor_starts_counts(
