@@ -53,6 +53,32 @@ def test_native_reader_finds_the_words_unstructured_finds(rel: str, tmp_path: Pa
     assert len(missing) <= max(1, len(theirs) // 20), sorted(missing)[:20]
 
 
+@pytest.mark.parametrize("rel", [r for r in PARITY if r.endswith(".pptx")])
+def test_slides_are_read_in_the_order_unstructured_reads_them(rel: str, tmp_path: Path) -> None:
+    path = tmp_path / Path(rel).name
+    shutil.copy(CORPUS / rel, path)
+    ours = re.findall(r"\w+", OfficeExtractor().extract(path).text)
+    assert ours == re.findall(r"\w+", UnstructuredExtractor().extract(path).text)
+
+
+def test_slide_shapes_top_to_bottom_through_group_coordinates(tmp_path: Path) -> None:
+    # Shapes nested two groups deep, whose child coordinates are offset from the slide's: read
+    # by where they are on the slide, not in the order they were added.
+    path = tmp_path / "groups.pptx"
+    shutil.copy(CORPUS / "group-shapes-nested.pptx", path)
+    assert OfficeExtractor().extract(path).text.split() == list("ABCDEFGHIJ")
+    from pptx import Presentation
+    from pptx.util import Inches
+
+    deck = Presentation()
+    slide = deck.slides.add_slide(deck.slide_layouts[6])  # blank
+    for text, top, left in (("bottom", 5, 1), ("top right", 1, 5), ("top left", 1, 1)):
+        slide.shapes.add_textbox(Inches(left), Inches(top), Inches(3), Inches(1)).text = text
+    deck.save(tmp_path / "added.pptx")
+    lines = OfficeExtractor().extract(tmp_path / "added.pptx").text.splitlines()
+    assert lines == ["top left", "top right", "bottom"]
+
+
 def test_every_row_of_a_sheet_with_a_wrong_stored_size(tmp_path: Path) -> None:
     path = tmp_path / "cells.xlsx"
     shutil.copy(CORPUS / "more-than-1k-cells.xlsx", path)

@@ -203,25 +203,55 @@ def _docx_row(row: Any) -> str:
 
 def _pptx(path: Path) -> tuple[str, dict[str, Any]]:
     from pptx import Presentation
-    from pptx.shapes.group import GroupShape
 
-    def shape_texts(shapes: Iterable[Any]) -> Iterator[str]:
-        for shape in shapes:
-            if isinstance(shape, GroupShape):
-                yield from shape_texts(shape.shapes)
-            elif getattr(shape, "has_text_frame", False) and shape.has_text_frame:
-                yield _join(p.text for p in shape.text_frame.paragraphs)
-            elif getattr(shape, "has_table", False) and shape.has_table:
-                yield _join(_row(c.text for c in row.cells) for row in shape.table.rows)
+    def text_of(shape: Any) -> str | None:
+        if getattr(shape, "has_text_frame", False) and shape.has_text_frame:
+            return _join(p.text for p in shape.text_frame.paragraphs)
+        if getattr(shape, "has_table", False) and shape.has_table:
+            return _join(_row(c.text for c in row.cells) for row in shape.table.rows)
+        return None
 
     presentation = Presentation(str(path))
     slides = []
     for slide in presentation.slides:
-        texts = list(shape_texts(slide.shapes))
+        texts = [t for shape in _reading_order(slide.shapes) if (t := text_of(shape))]
         if slide.has_notes_slide and slide.notes_slide.notes_text_frame is not None:
             texts.append(slide.notes_slide.notes_text_frame.text)
         slides.append(_join(texts))
     return _join(slides, "\n\n"), {"slides": len(slides)}
+
+
+_Point = Callable[[float, float], tuple[float, float]]
+
+
+def _reading_order(shapes: Iterable[Any]) -> list[Any]:
+    """A slide's shapes, groups opened, top to bottom then left to right on the slide (its
+    z-order is the order shapes were added, not the order they are read). Shapes in a group
+    are placed through the group's child coordinate space (``a:chOff``/``a:chExt``)."""
+    from pptx.shapes.group import GroupShape
+
+    placed: list[tuple[float, float, int, Any]] = []
+
+    def walk(group: Iterable[Any], to_slide: _Point) -> None:
+        for shape in group:
+            if isinstance(shape, GroupShape):
+                walk(shape.shapes, _group_space(shape, to_slide))
+            else:
+                x, y = to_slide(shape.left or 0, shape.top or 0)
+                placed.append((y, x, len(placed), shape))
+
+    walk(shapes, lambda x, y: (x, y))
+    return [shape for *_, shape in sorted(placed, key=lambda p: p[:3])]
+
+
+def _group_space(group: Any, to_slide: _Point) -> _Point:
+    xfrm = group._element.grpSpPr.xfrm
+    if xfrm is None or xfrm.off is None or xfrm.chOff is None or xfrm.chExt is None:
+        return to_slide
+    sx = xfrm.ext.cx / xfrm.chExt.cx if xfrm.ext is not None and xfrm.chExt.cx else 1.0
+    sy = xfrm.ext.cy / xfrm.chExt.cy if xfrm.ext is not None and xfrm.chExt.cy else 1.0
+    off, ch = xfrm.off, xfrm.chOff
+    return lambda x, y: to_slide(off.x + (x - ch.x) * sx, off.y + (y - ch.y) * sy)
 
 
 def _xlsx(path: Path) -> tuple[str, dict[str, Any]]:

@@ -37,7 +37,7 @@ __all__ = [
     "group_memory",
 ]
 
-CACHE_VERSION = "2"  # 2: OCR re-reads small print enlarged; docx text boxes
+CACHE_VERSION = "2"  # 2: OCR re-reads small print enlarged; docx text boxes; slide order
 _MEMORY_POLL = 0.5  # seconds between two looks at the workers' memory
 
 
