@@ -169,7 +169,7 @@ def test_a_timeout_also_ends_the_programs_the_extractor_started(
 ) -> None:
     (tmp_path / "a.sleeper").write_text("x")
     res = extract_many(discover(tmp_path), options=ExtractOptions(workers=1, timeout=1.5))
-    assert res[0].skip == "timed out after 1.5 s"
+    assert res[0].skip == "timed out after 1.5 s (long recordings or scans: raise --file-timeout)"
     assert wait_gone(int((tmp_path / "a.pid").read_text())), "the program outlived its worker"
 
 

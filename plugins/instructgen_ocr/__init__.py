@@ -43,6 +43,7 @@ _SMALL_TEXT = 12  # median word height (px) under which a poor read is retried e
 _TARGET_TEXT = 16.0
 _MAX_SCALE = 3.0
 _TIMEOUT = 600.0
+_ANIMATION_FRAMES = 20
 _NATIVE = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}  # leptonica reads these itself
 
 
@@ -186,8 +187,15 @@ class ImageExtractor(Extractor):
             if n_frames == 1 and path.suffix.lower() in _NATIVE and image.format != "GIF":
                 results = [ocr(path)]  # tesseract reads the file itself: no re-encoding
             else:
-                frames = [f.copy() for f in ImageSequence.Iterator(image)][:20]
-                results = [ocr_image(f) for f in frames]
+                # Every page of a multi-page TIFF (a scanned document); the first frames of an
+                # animation (GIF, WebP, APNG), which repeat themselves. One frame in memory at
+                # a time.
+                limit = n_frames if image.format == "TIFF" else _ANIMATION_FRAMES
+                results = []
+                for i, frame in enumerate(ImageSequence.Iterator(image)):
+                    if i >= limit:
+                        break
+                    results.append(ocr_image(frame.copy()))
         texts: list[str] = []
         for r in results:
             if r.text and r.text not in texts:
@@ -203,6 +211,7 @@ class ImageExtractor(Extractor):
             text,
             {
                 "frames": len(results),
+                "frames_total": n_frames,
                 "ocr_langs": "/".join(langs),
                 "ocr_confidence": round(confidence, 1),
                 "ocr_scale": max(r.scale for r in results),

@@ -133,6 +133,7 @@ class RayExecutor(Executor):
             ExtractionRun,
             ExtractResult,
             extract_one,
+            timeout_reason,
         )
 
         ray = self._ray()
@@ -171,7 +172,7 @@ class RayExecutor(Executor):
                                 rel=f.rel,
                                 path=str(f.path),
                                 size=f.size,
-                                skip=f"timed out after {options.timeout:g} s",
+                                skip=timeout_reason(options.timeout),
                             ),
                         )
         finally:

@@ -35,6 +35,7 @@ __all__ = [
     "extract_many",
     "extract_one",
     "group_memory",
+    "timeout_reason",
 ]
 
 CACHE_VERSION = "2"  # 2: OCR re-reads small print enlarged; docx text boxes; slide order
@@ -234,6 +235,11 @@ def _init_message() -> tuple[str, dict[str, str], list[tuple[str, bytes]]]:
     return ("init", dict(os.environ), blobs)
 
 
+def timeout_reason(seconds: float) -> str:
+    """The skip reason of a file that took longer than the per-file time limit."""
+    return f"timed out after {seconds:g} s (long recordings or scans: raise --file-timeout)"
+
+
 def _private_bytes(pid: int) -> int:
     """Memory only this process holds (shared libraries and pages still shared with the parent
     after fork are not counted); resident size where that is not available."""
@@ -381,7 +387,7 @@ def _run_pool(
                     why = (
                         f"over the memory limit ({options.max_memory_mb:,} MB)"
                         if id(w) in over
-                        else f"timed out after {options.timeout:g} s"
+                        else timeout_reason(options.timeout)
                     )
                     yield (
                         job[0],
