@@ -88,6 +88,7 @@ class WireServer:
         self.transcriptions: list[bytes] = []  # multipart bodies sent to /v1/audio/...
         self.transcription_key = "sk-test-DO-NOT-LEAK-0123456789"
         self.transcription_text = "A transcript from the transcription API."
+        self.transcription_numbered = False  # reply "piece N" to the N-th upload instead
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -218,6 +219,8 @@ class _Handler(BaseHTTPRequestHandler):
             auth = self.headers.get("Authorization", "")
             if auth != "Bearer " + srv.transcription_key:
                 self._json(401, {"error": {"message": "invalid api key"}})
+            elif srv.transcription_numbered:
+                self._json(200, {"text": f"piece {len(srv.transcriptions)}."})
             else:
                 self._json(200, {"text": srv.transcription_text})
             return

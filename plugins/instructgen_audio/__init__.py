@@ -87,19 +87,102 @@ def _transcribe_local(path: Path) -> tuple[str, dict[str, Any]]:
     return text, {"transcriber": "faster-whisper tiny.en", "duration_s": round(info.duration, 2)}
 
 
+# OpenAI's audio API takes uploads of at most 25 MiB (whisper-1; help.openai.com "Audio API
+# FAQ"). Larger files are sent in pieces under that size.
+_API_MAX_BYTES = 25 * 1024 * 1024
+_MULTIPART_MARGIN = 64 * 1024  # the form fields and boundaries around the file
+
+
+def _api_limit() -> int:
+    return int(os.environ.get("INSTRUCTGEN_TRANSCRIPTION_MAX_BYTES") or _API_MAX_BYTES)
+
+
 def _transcribe_api(path: Path) -> tuple[str, dict[str, Any]]:
     import openai
 
     model = os.environ.get("INSTRUCTGEN_TRANSCRIPTION_MODEL", "whisper-1")
     client = openai.OpenAI(api_key=os.environ.get("OPENAI_API_KEY") or "no-key", max_retries=2)
+    limit = _api_limit()
+    if path.stat().st_size <= limit:
+        uploads: list[tuple[str, bytes]] = [(path.name, path.read_bytes())]
+    else:
+        uploads = _pieces(path, limit - min(_MULTIPART_MARGIN, limit // 10))
+    texts = []
+    for name, data in uploads:
+        try:
+            result = client.audio.transcriptions.create(model=model, file=(name, data))
+        except openai.APIStatusError as exc:
+            raise ExtractionError(str(path), f"transcription API: HTTP {exc.status_code}") from None
+        except openai.APIError as exc:
+            raise ExtractionError(str(path), f"transcription API: {type(exc).__name__}") from None
+        texts.append(str(result.text).strip())
+    meta: dict[str, Any] = {"transcriber": f"openai {model}"}
+    if len(uploads) > 1:
+        meta["pieces"] = len(uploads)
+    return " ".join(t for t in texts if t), meta
+
+
+def _pieces(path: Path, max_bytes: int) -> list[tuple[str, bytes]]:
+    """``path`` cut into WAV files of at most ``max_bytes`` each, in order. A PCM WAV file is
+    cut as it is (standard library); any other format is decoded with PyAV (installed with
+    ``instructgen[audio]``) to 16 kHz mono, which is what Whisper listens to."""
+    import wave
+
     try:
-        with path.open("rb") as fh:
-            result = client.audio.transcriptions.create(model=model, file=fh)
-    except openai.APIStatusError as exc:
-        raise ExtractionError(str(path), f"transcription API: HTTP {exc.status_code}") from None
-    except openai.APIError as exc:
-        raise ExtractionError(str(path), f"transcription API: {type(exc).__name__}") from None
-    return str(result.text), {"transcriber": f"openai {model}"}
+        with wave.open(str(path), "rb") as src:
+            params = src.getparams()
+            per_piece = max(1, (max_bytes - 44) // (params.nchannels * params.sampwidth))
+            chunks = []
+            while frames := src.readframes(per_piece):
+                chunks.append(frames)
+    except (wave.Error, EOFError):
+        return _decoded_pieces(path, max_bytes)
+    shape = (params.nchannels, params.sampwidth, params.framerate)
+    return [(f"{path.stem}-{i + 1}.wav", _wav(c, *shape)) for i, c in enumerate(chunks)]
+
+
+def _wav(frames: bytes, channels: int, sample_width: int, rate: int) -> bytes:
+    import io
+    import wave
+
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as out:
+        out.setnchannels(channels)
+        out.setsampwidth(sample_width)
+        out.setframerate(rate)
+        out.writeframes(frames)
+    return buf.getvalue()
+
+
+def _decoded_pieces(path: Path, max_bytes: int) -> list[tuple[str, bytes]]:
+    try:
+        import av
+    except ImportError:
+        limit = _api_limit() / 1024 / 1024
+        raise ExtractionError(
+            str(path),
+            f"over the transcription API's {limit:.3g} MiB upload limit: pip install "
+            "'instructgen[audio]' to send it in pieces, or INSTRUCTGEN_TRANSCRIBER=local",
+        ) from None
+    per_piece = (max_bytes - 44) // 2 * 2
+    pieces: list[tuple[str, bytes]] = []
+    pending = bytearray()
+    try:
+        with av.open(str(path)) as container:
+            resampler = av.AudioResampler(format="s16", layout="mono", rate=16000)
+            for frame in container.decode(audio=0):
+                for out in resampler.resample(frame):
+                    pending += bytes(out.planes[0])[: out.samples * 2]
+                while len(pending) >= per_piece:
+                    chunk, pending = bytes(pending[:per_piece]), pending[per_piece:]
+                    pieces.append((f"{path.stem}-{len(pieces) + 1}.wav", _wav(chunk, 1, 2, 16000)))
+            for out in resampler.resample(None):
+                pending += bytes(out.planes[0])[: out.samples * 2]
+    except (av.error.FFmpegError, ValueError) as exc:
+        raise ExtractionError(str(path), f"cannot decode the audio: {exc}"[:300]) from None
+    if pending:
+        pieces.append((f"{path.stem}-{len(pieces) + 1}.wav", _wav(bytes(pending), 1, 2, 16000)))
+    return pieces
 
 
 @hookimpl
