@@ -196,10 +196,7 @@ def test_a_stuck_file_is_killed_and_the_run_goes_on(tmp_path: Path) -> None:
         res = extract_many(discover(tmp_path), options=ExtractOptions(workers=2, timeout=1.5))
         assert time.monotonic() - start < 20
         by = {r.rel: r for r in res}
-        assert (
-            by["a.hang"].skip
-            == "timed out after 1.5 s (long recordings or scans: raise --file-timeout)"
-        )
+        assert by["a.hang"].skip == "timed out after 1.5 s (--file-timeout allows more)"
         assert by["b.txt"].text
     finally:
         instructgen.unregister_plugin(name)

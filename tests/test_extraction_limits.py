@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from conftest import SHARED
 
 import instructgen
-from instructgen import Extracted, Extractor, hookimpl
+from instructgen import Extracted, Extractor, hookimpl, report_progress
 from instructgen.cli import cli
 from instructgen.documents import discover, extract_many
 from instructgen.documents.discovery import Found
@@ -72,10 +72,37 @@ class ChildSleeper(Extractor):
         return Extracted("never")
 
 
+class Mover(Extractor):
+    """Works for 3 s, reporting progress every 0.2 s (pages of a long scan)."""
+
+    name = "test-mover"
+    extensions = ("mover",)
+
+    def extract(self, path: Path) -> Extracted:
+        for _ in range(15):
+            time.sleep(0.2)
+            report_progress()
+        return Extracted("fifteen pages read")
+
+
+class Stopper(Extractor):
+    """Reports progress for 1 s, then hangs."""
+
+    name = "test-stopper"
+    extensions = ("stopper",)
+
+    def extract(self, path: Path) -> Extracted:
+        for _ in range(5):
+            time.sleep(0.2)
+            report_progress()
+        time.sleep(60)
+        return Extracted("never")
+
+
 class LimitPlugin:
     @hookimpl
     def register_extractors(self, registry: object) -> None:
-        for cls in (Hog, ChildHog, ChildSleeper):
+        for cls in (Hog, ChildHog, ChildSleeper, Mover, Stopper):
             registry.add(cls)  # type: ignore[attr-defined]
 
 
@@ -169,8 +196,28 @@ def test_a_timeout_also_ends_the_programs_the_extractor_started(
 ) -> None:
     (tmp_path / "a.sleeper").write_text("x")
     res = extract_many(discover(tmp_path), options=ExtractOptions(workers=1, timeout=1.5))
-    assert res[0].skip == "timed out after 1.5 s (long recordings or scans: raise --file-timeout)"
+    assert res[0].skip == "timed out after 1.5 s (--file-timeout allows more)"
     assert wait_gone(int((tmp_path / "a.pid").read_text())), "the program outlived its worker"
+
+
+def test_a_file_that_keeps_reporting_progress_may_run_past_the_time_limit(
+    tmp_path: Path, limit_plugin: None
+) -> None:
+    (tmp_path / "long.mover").write_text("x")
+    (tmp_path / "stuck.stopper").write_text("x")
+    start = time.monotonic()
+    res = extract_many(discover(tmp_path), options=ExtractOptions(workers=2, timeout=1.5))
+    by = {r.rel: r for r in res}
+    # 3 s of work against a 1.5 s limit: every report gave it 1.5 s more
+    assert by["long.mover"].text == "fifteen pages read"
+    # moved for 1 s, then nothing: stopped 1.5 s after its last report
+    assert by["stuck.stopper"].skip is not None
+    assert by["stuck.stopper"].skip.startswith("timed out: no progress for 1.5 s (after ")
+    assert time.monotonic() - start < 15
+
+
+def test_report_progress_outside_a_worker_does_nothing() -> None:
+    report_progress()  # in the calling process: no counter, no error
 
 
 def test_group_memory_counts_private_memory(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ _LAZY: dict[str, str] = {
     "Price": "instructgen.engines",
     "Extractor": "instructgen.extractor",
     "Extracted": "instructgen.extractor",
+    "report_progress": "instructgen.extractor",
     "Filter": "instructgen.filter",
     "Exporter": "instructgen.exporter",
     "hookimpl": "instructgen.hookspecs",

@@ -12,7 +12,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-__all__ = ["Extracted", "Extractor"]
+__all__ = ["Extracted", "Extractor", "report_progress"]
+
+_progress: Any = None  # in an extraction worker process: a counter shared with the run
+
+
+def report_progress() -> None:
+    """Tell the run that the file being read is moving: call it from ``extract`` after each
+    page OCR'd, stretch of audio transcribed, piece uploaded. The per-file time limit then
+    counts from the last report, so a long recording or scan that keeps moving is not cut
+    off, while a file that stops moving is stopped as before. Cheap; a no-op outside
+    extraction worker processes."""
+    counter = _progress
+    if counter is not None:
+        counter.value += 1
 
 
 @dataclass

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from instructgen.errors import ExtractionError
-from instructgen.extractor import Extracted, Extractor
+from instructgen.extractor import Extracted, Extractor, report_progress
 from instructgen.hookspecs import hookimpl
 from instructgen.registry import ExtractorRegistry
 
@@ -79,7 +79,11 @@ def _transcribe_local(path: Path) -> tuple[str, dict[str, Any]]:
         # milliseconds instead of decoded (3 s of music: 2.3 s without it, 0.15 s with it;
         # the corpus's speech transcribes word for word the same either way).
         segments, info = model.transcribe(str(path), beam_size=1, vad_filter=True)
-        text = " ".join(s.text.strip() for s in segments)
+        parts = []
+        for segment in segments:  # decoded as they are iterated
+            parts.append(segment.text.strip())
+            report_progress()  # a long recording keeps moving: the time limit is per segment
+        text = " ".join(parts)
     except Exception as exc:
         raise ExtractionError(
             str(path), f"cannot transcribe: {type(exc).__name__}: {exc}"[:300]
@@ -116,6 +120,7 @@ def _transcribe_api(path: Path) -> tuple[str, dict[str, Any]]:
         except openai.APIError as exc:
             raise ExtractionError(str(path), f"transcription API: {type(exc).__name__}") from None
         texts.append(str(result.text).strip())
+        report_progress()
     meta: dict[str, Any] = {"transcriber": f"openai {model}"}
     if len(uploads) > 1:
         meta["pieces"] = len(uploads)

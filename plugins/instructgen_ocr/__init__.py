@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from instructgen.errors import ExtractionError
-from instructgen.extractor import Extracted, Extractor
+from instructgen.extractor import Extracted, Extractor, report_progress
 from instructgen.hookspecs import hookimpl
 from instructgen.registry import ExtractorRegistry
 
@@ -196,6 +196,7 @@ class ImageExtractor(Extractor):
                     if i >= limit:
                         break
                     results.append(ocr_image(frame.copy()))
+                    report_progress()  # a long multi-page scan: the time limit is per page
         texts: list[str] = []
         for r in results:
             if r.text and r.text not in texts:

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from instructgen.errors import ExtractionError
-from instructgen.extractor import Extracted, Extractor
+from instructgen.extractor import Extracted, Extractor, report_progress
 from instructgen.hookspecs import hookimpl
 from instructgen.registry import ExtractorRegistry
 
@@ -52,6 +52,7 @@ class PdfExtractor(Extractor):
                         ocr_missing = True
                 page.close()
                 pages.append(text.strip())
+                report_progress()  # a long scan keeps moving: the time limit is per page
         finally:
             pdf.close()
         text = "\n\n".join(p for p in pages if p)

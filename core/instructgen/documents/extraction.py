@@ -39,13 +39,14 @@ __all__ = [
 ]
 
 CACHE_VERSION = "2"  # 2: OCR re-reads small print enlarged; docx text boxes; slide order
-_MEMORY_POLL = 0.5  # seconds between two looks at the workers' memory
+_LOOK_EVERY = 0.5  # seconds between two looks at the workers' memory and progress
 
 
 @dataclass(frozen=True)
 class ExtractOptions:
     """``workers`` processes (0: in the calling process, no limits); each file gets ``timeout``
-    seconds and ``max_memory_mb`` megabytes (the worker's own memory plus that of the programs
+    seconds (counted from the extractor's last ``report_progress()`` when it calls it) and
+    ``max_memory_mb`` megabytes (the worker's own memory plus that of the programs
     it starts, such as tesseract; 0: no limit; enforced where ``/proc`` exists, i.e. Linux);
     a worker is replaced after ``recycle_after`` files."""
 
@@ -151,12 +152,15 @@ def extract_one(path: str, rel: str, size: int = 0) -> ExtractResult:
 # -- worker processes -------------------------------------------------------------------------
 
 
-def _worker_main(conn: Connection) -> None:
+def _worker_main(conn: Connection, progress: Any = None) -> None:
     # Its own process group: killing the group on a timeout or over the memory limit also ends
     # the programs the extractor started (tesseract, soffice), and a Ctrl-C at the terminal
     # reaches only the caller, which stops the workers itself.
     with contextlib.suppress(OSError, AttributeError):
         os.setpgid(0, 0)
+    from instructgen import extractor
+
+    extractor._progress = progress  # report_progress() counts here; the run watches it
     # Libraries print notices; keep them off the parent's stdout (it may be --json output).
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
@@ -235,9 +239,12 @@ def _init_message() -> tuple[str, dict[str, str], list[tuple[str, bytes]]]:
     return ("init", dict(os.environ), blobs)
 
 
-def timeout_reason(seconds: float) -> str:
-    """The skip reason of a file that took longer than the per-file time limit."""
-    return f"timed out after {seconds:g} s (long recordings or scans: raise --file-timeout)"
+def timeout_reason(seconds: float, after: float | None = None) -> str:
+    """The skip reason of a file that went over the per-file time limit: in all, or (``after``
+    seconds in all) since the extractor last reported progress."""
+    if after is not None:
+        return f"timed out: no progress for {seconds:g} s (after {after:.0f} s in all)"
+    return f"timed out after {seconds:g} s (--file-timeout allows more)"
 
 
 def _private_bytes(pid: int) -> int:
@@ -283,18 +290,32 @@ class _Worker:
     def __init__(self, ctx: Any, init: tuple[Any, ...] | None) -> None:
         """``init``: the message a worker that was not forked from the caller needs first."""
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker_main, args=(child,), daemon=True)
+        self.progress = ctx.Value("Q", 0, lock=False)  # report_progress() calls, this worker
+        self.proc = ctx.Process(target=_worker_main, args=(child, self.progress), daemon=True)
         self.proc.start()
         child.close()
         if init is not None:
             self.conn.send(init)
         self.job: tuple[int, str, str, int] | None = None
-        self.deadline = 0.0
+        self.started = self.deadline = 0.0
+        self.seen = 0  # the progress count last looked at
+        self.moved = False  # whether the current file reported progress
         self.done = 0
 
     def submit(self, job: tuple[int, str, str, int], timeout: float) -> None:
-        self.job, self.deadline = job, time.monotonic() + timeout
+        self.job, self.started = job, time.monotonic()
+        self.deadline, self.seen, self.moved = self.started + timeout, self.progress.value, False
         self.conn.send(job)
+
+    def look(self, now: float, timeout: float) -> None:
+        """A file that reported progress since the last look gets ``timeout`` more seconds."""
+        count = self.progress.value
+        if count != self.seen:
+            self.seen, self.moved, self.deadline = count, True, now + timeout
+
+    def expired(self, now: float, timeout: float) -> bool:
+        self.look(now, timeout)
+        return now >= self.deadline
 
     def kill(self) -> None:
         pid = self.proc.pid
@@ -334,19 +355,22 @@ def _run_pool(
             if pending:
                 w.submit(pending.pop(), options.timeout)
         limit = options.max_memory_mb * 1024 * 1024
-        next_look = time.monotonic() + _MEMORY_POLL
+        next_look = time.monotonic() + _LOOK_EVERY
         while any(w.job is not None for w in workers):
             busy = [w for w in workers if w.job is not None]
-            until = min(w.deadline for w in busy)
-            if limit:
-                until = min(until, next_look)
+            until = min(min(w.deadline for w in busy), next_look)
             wait_for = max(0.0, until - time.monotonic())
             ready = wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], timeout=wait_for)
             now = time.monotonic()
             over: set[int] = set()
-            if limit and now >= next_look:
-                next_look = now + _MEMORY_POLL
-                over = {id(w) for w in busy if w.conn not in ready and (w.memory() or 0) > limit}
+            if now >= next_look:  # progress reports move deadlines; memory is measured
+                next_look = now + _LOOK_EVERY
+                for w in busy:
+                    w.look(now, options.timeout)
+                if limit:
+                    over = {
+                        id(w) for w in busy if w.conn not in ready and (w.memory() or 0) > limit
+                    }
             for i, w in enumerate(workers):
                 if w.job is None:
                     continue
@@ -382,13 +406,14 @@ def _run_pool(
                         ),
                     )
                     workers[i] = w = new_worker()
-                elif now >= w.deadline or id(w) in over:
+                elif id(w) in over or w.expired(now, options.timeout):
                     w.kill()
-                    why = (
-                        f"over the memory limit ({options.max_memory_mb:,} MB)"
-                        if id(w) in over
-                        else timeout_reason(options.timeout)
-                    )
+                    if id(w) in over:
+                        why = f"over the memory limit ({options.max_memory_mb:,} MB)"
+                    elif w.moved:
+                        why = timeout_reason(options.timeout, after=now - w.started)
+                    else:
+                        why = timeout_reason(options.timeout)
                     yield (
                         job[0],
                         ExtractResult(rel=job[2], path=job[1], size=job[3], skip=why),
