@@ -299,6 +299,51 @@ def test_docx_text_boxes_are_read_once_in_place(tmp_path: Path) -> None:
     ]
 
 
+def test_email_attachments_are_read_like_files(tmp_path: Path) -> None:
+    from email.message import EmailMessage
+
+    forwarded = EmailMessage()
+    forwarded["Subject"] = "Harbour schedule"
+    forwarded.set_content("The ferry leaves the harbour at nine.")
+    msg = EmailMessage()
+    msg["Subject"] = "Documents for the lighthouse"
+    msg["From"] = "keeper@example.com"
+    msg.set_content("See the attached files.")
+    msg.add_attachment(
+        (CORPUS / "simple.docx").read_bytes(),
+        maintype="application",
+        subtype="vnd.openxmlformats-officedocument.wordprocessingml.document",
+        filename="report.docx",
+    )
+    msg.add_attachment(b"Beacon log, night shift.", "text", "plain", filename="../../log.txt")
+    msg.add_attachment(forwarded)
+    logo = (CORPUS / "img" / "english-and-korean.png").read_bytes()  # has words, but a logo
+    msg.add_attachment(logo, maintype="image", subtype="png", filename="logo.png", cid="<logo>")
+    msg.add_attachment(b"\x00\x01junk", "application", "octet-stream", filename="blob.bin")
+    (tmp_path / "mail.eml").write_bytes(msg.as_bytes())
+    (f,) = scan(tmp_path, workers=2).files
+    text = f.text or ""
+    assert text.index("See the attached files.") < text.index("Attachment: report.docx")
+    assert "favorite things" in text  # the docx, read by the office reader
+    assert "Attachment: log.txt\nBeacon log, night shift." in text  # the name only, no path
+    assert "The ferry leaves the harbour at nine." in text  # the forwarded e-mail
+    assert "RULES AND INSTRUCTIONS" not in text  # an inline image is not read
+    assert f.metadata["attachments"] == [
+        {"name": "report.docx", "extractor": "office"},
+        {"name": "log.txt", "extractor": "text"},
+        {"name": "attached.eml", "extractor": "office"},
+        {"name": "blob.bin", "skip": "no extractor for '.bin' files"},
+    ]
+
+
+def test_corpus_email_attachments(tmp_path: Path) -> None:
+    for rel in ("eml/fake-email-attachment.eml", "fake-email-attachment.msg"):
+        shutil.copy(CORPUS / rel, tmp_path / Path(rel).name)
+        out = OfficeExtractor().extract(tmp_path / Path(rel).name)
+        assert out.text.endswith("Attachment: fake-attachment.txt\nHey this is a fake attachment!")
+        assert out.metadata["attachments"] == [{"name": "fake-attachment.txt", "extractor": "text"}]
+
+
 def encrypt(src: Path, dst: Path, password: str = "s3cret") -> None:
     from msoffcrypto.format.ooxml import OOXMLFile
 

@@ -22,6 +22,7 @@ _LAZY: dict[str, str] = {
     "Extractor": "instructgen.extractor",
     "Extracted": "instructgen.extractor",
     "report_progress": "instructgen.extractor",
+    "extract_file": "instructgen.extractor",
     "Filter": "instructgen.filter",
     "Exporter": "instructgen.exporter",
     "hookimpl": "instructgen.hookspecs",

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import codecs
 import email
+import email.message
 import email.policy
 import re
+import tempfile
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from email.message import EmailMessage
@@ -24,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from instructgen.errors import ExtractionError
-from instructgen.extractor import Extracted, Extractor
+from instructgen.extractor import Extracted, Extractor, extract_file
 from instructgen.hookspecs import hookimpl
 from instructgen.registry import ExtractorRegistry
 
@@ -36,6 +38,7 @@ __all__ = [
     "html_to_text",
     "kind_from_content",
     "looks_like_office",
+    "read_attachments",
     "resolve_kind",
 ]
 
@@ -394,10 +397,48 @@ def _eml(path: Path) -> tuple[str, dict[str, Any]]:
         text = html_to_text(content) if part.get_content_subtype() == "html" else content
         if text.strip() and text.strip() not in bodies:
             bodies.append(text.strip())
-    if not bodies:  # parsed, but no text part: only attachments or nothing
+    attached = []
+    for part in msg.iter_attachments():
+        name = part.get_filename()
+        if part.get_content_type() == "message/rfc822":  # a forwarded e-mail
+            inner = part.get_payload()
+            first = inner[0] if isinstance(inner, list) and inner else None
+            payload = first.as_bytes() if isinstance(first, email.message.Message) else None
+            name = name or "attached.eml"
+        else:
+            payload = part.get_payload(decode=True)
+        inline_image = part.get_content_maintype() == "image" and part["Content-ID"]
+        if name and isinstance(payload, bytes) and payload and not inline_image:
+            attached.append((str(name), payload))
+    texts, read = read_attachments(attached)
+    if not bodies and not texts:  # parsed, but no text part and no attachment with text
         raise ExtractionError(str(path), "no text found in the eml file", final=True)
     header = _join(f"{h}: {msg[h]}" for h in ("Subject", "From", "To", "Cc", "Date") if msg[h])
-    return _join([header, *bodies], "\n\n"), {"parts": len(bodies)}
+    meta: dict[str, Any] = {"parts": len(bodies)}
+    if read:
+        meta["attachments"] = read
+    return _join([header, *bodies, *texts], "\n\n"), meta
+
+
+def read_attachments(files: Iterable[tuple[str, bytes]]) -> tuple[list[str], list[dict[str, Any]]]:
+    """The text of each attached file, read the way a run reads a file (``extract_file``), as
+    "Attachment: NAME" blocks; and per attachment its reader or why it gave no text."""
+    texts: list[str] = []
+    report: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="instructgen-attachment-") as tmp:
+        for i, (name, data) in enumerate(files):
+            safe = Path(name.replace("\\", "/")).name.strip() or f"attachment-{i + 1}"
+            target = Path(tmp) / str(i) / safe  # the name only: no path from the message
+            target.parent.mkdir()
+            target.write_bytes(data)
+            try:
+                out = extract_file(target)
+            except ExtractionError as exc:
+                report.append({"name": safe, "skip": exc.reason})
+                continue
+            texts.append(f"Attachment: {safe}\n{out.text.strip()}")
+            report.append({"name": safe, "extractor": out.metadata.get("extractor")})
+    return texts, report
 
 
 def _msg(path: Path) -> tuple[str, dict[str, Any]]:
@@ -410,14 +451,25 @@ def _msg(path: Path) -> tuple[str, dict[str, Any]]:
     ):
         raise ExtractionError(str(path), "encrypted e-mail (msg: PGP or S/MIME)", final=True)
     body = html_to_text(msg.html_body) if msg.html_body else (msg.body or "")
-    if not body.strip():
+    html = msg.html_body or ""
+    attached = [
+        (a.file_name, a.file_bytes)
+        for a in msg.attachments
+        if a.file_name
+        and a.file_bytes
+        # an image the html body shows (a logo, a signature) is not an attachment to read
+        and not ((a.mime_type or "").startswith("image/") and f"cid:{a.file_name}" in html)
+    ]
+    texts, read = read_attachments(attached)
+    if not body.strip() and not texts:
         raise ExtractionError(str(path), "no text found in the msg file", final=True)
     header = _join(
         f"{name}: {value}"
         for name, value in (("Subject", msg.subject), ("From", msg.sender))
         if value
     )
-    return _join([header, body], "\n\n"), {"attachments": len(msg.attachments)}
+    meta: dict[str, Any] = {"attachments": read} if read else {}
+    return _join([header, body, *texts], "\n\n"), meta
 
 
 def _html(path: Path) -> tuple[str, dict[str, Any]]:

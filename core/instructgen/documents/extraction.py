@@ -38,7 +38,7 @@ __all__ = [
     "timeout_reason",
 ]
 
-CACHE_VERSION = "2"  # 2: OCR re-reads small print enlarged; docx text boxes; slide order
+CACHE_VERSION = "3"  # 2: OCR small print, docx text boxes, slide order; 3: attachments
 _LOOK_EVERY = 0.5  # seconds between two looks at the workers' memory and progress
 
 
