@@ -336,6 +336,27 @@ def test_email_attachments_are_read_like_files(tmp_path: Path) -> None:
     ]
 
 
+def test_attachments_nest_at_most_three_deep(tmp_path: Path) -> None:
+    from email.message import EmailMessage
+
+    inner = EmailMessage()
+    inner["Subject"] = "level 5"
+    inner.set_content("The deepest message.")
+    for level in (4, 3, 2, 1):
+        outer = EmailMessage()
+        outer["Subject"] = f"level {level}"
+        outer.set_content(f"Message at level {level}.")
+        outer.add_attachment(inner)
+        inner = outer
+    (tmp_path / "nested.eml").write_bytes(inner.as_bytes())
+    out = OfficeExtractor().extract(tmp_path / "nested.eml")
+    # the message and three levels of attached messages in it; the fourth is not read
+    for level in (1, 2, 3, 4):
+        assert out.text.count(f"Message at level {level}.") == 1
+    assert "The deepest message." not in out.text
+    assert out.metadata["attachments"] == [{"name": "attached.eml", "extractor": "office"}]
+
+
 def test_corpus_email_attachments(tmp_path: Path) -> None:
     for rel in ("eml/fake-email-attachment.eml", "fake-email-attachment.msg"):
         shutil.copy(CORPUS / rel, tmp_path / Path(rel).name)

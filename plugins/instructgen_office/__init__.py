@@ -367,17 +367,16 @@ def _eml(path: Path) -> tuple[str, dict[str, Any]]:
         data = data.decode("utf-16").encode("utf-8")
     msg = email.message_from_bytes(data, policy=email.policy.default)
     assert isinstance(msg, EmailMessage)
-    types = {part.get_content_type() for part in msg.walk()}
-    if types & set(_ENCRYPTED_MAIL) or any(
-        "smime.p7m" in (p.get_filename() or "") for p in msg.walk()
-    ):
+    own = list(_own_parts(msg))
+    types = {part.get_content_type() for part in own}
+    if types & set(_ENCRYPTED_MAIL) or any("smime.p7m" in (p.get_filename() or "") for p in own):
         raise ExtractionError(str(path), "encrypted e-mail (eml: PGP or S/MIME)", final=True)
     bodies: list[str] = []
     main = msg.get_body(preferencelist=("plain", "html"))
     parts = [main] if main is not None else []
     parts += [  # other inline text parts (not attachments), e.g. several text/plain blocks
         p
-        for p in msg.walk()
+        for p in own
         if p is not main
         and p.get_content_maintype() == "text"
         and not p.is_attachment()
@@ -418,6 +417,15 @@ def _eml(path: Path) -> tuple[str, dict[str, Any]]:
     if read:
         meta["attachments"] = read
     return _join([header, *bodies, *texts], "\n\n"), meta
+
+
+def _own_parts(msg: EmailMessage) -> Iterator[EmailMessage]:
+    """The parts of a message, not those of messages attached to it (read as attachments)."""
+    yield msg
+    if msg.get_content_type() != "message/rfc822" and msg.is_multipart():
+        for sub in msg.get_payload():
+            if isinstance(sub, EmailMessage):
+                yield from _own_parts(sub)
 
 
 def read_attachments(files: Iterable[tuple[str, bytes]]) -> tuple[list[str], list[dict[str, Any]]]:
