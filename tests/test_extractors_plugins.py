@@ -151,6 +151,19 @@ def test_an_animation_is_read_from_its_first_frames(tmp_path: Path) -> None:
     assert "Harbour frame 20 says hello" in out.text and "frame 21 " not in out.text
 
 
+def test_a_decompression_bomb_image_is_refused(tmp_path: Path) -> None:
+    from PIL import Image
+
+    Image.new("1", (20000, 20000), 1).save(tmp_path / "huge.png")  # 400 MP in a few KB
+    with pytest.raises(ExtractionError) as info:
+        ImageExtractor().extract(tmp_path / "huge.png")
+    assert info.value.reason == (
+        "image too large to read safely: "
+        "Image size (400000000 pixels) exceeds limit of 178956970 pixels"
+    )
+    assert info.value.final
+
+
 def test_small_text_is_read_again_enlarged(tmp_path: Path) -> None:
     # A page saved at 72 dpi: words about 7 px high. Read as it is, the names come out wrong
     # ("Melissa Dal", "Jacob Carlon") at a mean confidence of about 51; enlarged, right.

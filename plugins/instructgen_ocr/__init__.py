@@ -180,6 +180,9 @@ class ImageExtractor(Extractor):
 
         try:
             image = Image.open(path)
+        except Image.DecompressionBombError as exc:  # Pillow's guard: 2 x MAX_IMAGE_PIXELS
+            reason = f"image too large to read safely: {str(exc).split(', could')[0]}"
+            raise ExtractionError(str(path), reason, final=True) from None
         except (UnidentifiedImageError, OSError) as exc:
             raise ExtractionError(str(path), f"not a readable image: {exc}") from None
         with image:
