@@ -214,6 +214,17 @@ def test_discovery_is_deterministic_with_globs(tmp_path: Path) -> None:
     assert [f.rel for f in discover(tmp_path, exclude=["c/*"])] == ["a/1.md", "b/2.TXT", "z.txt"]
 
 
+def test_double_star_globs_also_match_no_folder(tmp_path: Path) -> None:
+    for rel in ["top.txt", "docs/a.md", "docs/deep/b.md", "other/c.md", "docs/d.txt"]:
+        p = tmp_path / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text("text here")
+    rels = lambda **kw: [f.rel for f in discover(tmp_path, **kw)]  # noqa: E731
+    assert rels(include=["**/*.txt"]) == ["docs/d.txt", "top.txt"]
+    assert rels(include=["docs/**/*.md"]) == ["docs/a.md", "docs/deep/b.md"]
+    assert rels(exclude=["docs/**"]) == ["other/c.md", "top.txt"]
+
+
 def test_chunking_respects_size_and_boundaries() -> None:
     paras = [f"Paragraph {i}. " + "A sentence about ships. " * 20 for i in range(30)]
     text = "\n\n".join(paras)

@@ -23,8 +23,14 @@ class Found:
 
 
 def _matches(rel: str, patterns: Sequence[str]) -> bool:
+    """Glob match on the relative path or the file name; ``**/`` also matches no folder at
+    all, as in .gitignore (``**/*.txt`` matches ``a.txt``, ``docs/**/*.md`` ``docs/a.md``)."""
     name = rel.rsplit("/", 1)[-1]
-    return any(fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(name, p) for p in patterns)
+    for pattern in patterns:
+        for p in {pattern, pattern.replace("**/", "")}:
+            if fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(name, p):
+                return True
+    return False
 
 
 def discover(
