@@ -13,13 +13,26 @@ from wire_server import WireServer
 from instructgen import ExtractionError
 
 
+def api_audio(
+    name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    server: WireServer,
+    key: str | None = TEST_KEY,
+) -> Path:
+    """A corpus recording in ``tmp_path``, with the transcription API pointed at ``server``."""
+    audio = tmp_path / name
+    shutil.copy(SHARED / "corpus" / "audio" / name, audio)
+    monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
+    if key is not None:
+        monkeypatch.setenv("OPENAI_API_KEY", key)
+    return audio
+
+
 def test_transcription_api_is_used_when_configured(
     wire_server: WireServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    audio = tmp_path / "talk.mp3"
-    shutil.copy(SHARED / "corpus" / "audio" / "self-instruct-summary.mp3", audio)
-    monkeypatch.setenv("OPENAI_BASE_URL", wire_server.openai_base_url)
-    monkeypatch.setenv("OPENAI_API_KEY", TEST_KEY)
+    audio = api_audio("self-instruct-summary.mp3", tmp_path, monkeypatch, wire_server)
     out = AudioExtractor().extract(audio)
     assert out.text == wire_server.transcription_text
     assert out.metadata["transcriber"] == "openai whisper-1"
@@ -31,10 +44,7 @@ def test_transcription_api_is_used_when_configured(
 def test_transcription_api_errors_are_a_skip_reason(
     wire_server: WireServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    audio = tmp_path / "talk.wav"
-    shutil.copy(SHARED / "corpus" / "audio" / "self-instruct-summary.wav", audio)
-    monkeypatch.setenv("OPENAI_BASE_URL", wire_server.openai_base_url)
-    monkeypatch.setenv("OPENAI_API_KEY", "wrong")
+    audio = api_audio("self-instruct-summary.wav", tmp_path, monkeypatch, wire_server, key="wrong")
     with pytest.raises(ExtractionError, match="transcription API: HTTP 401"):
         AudioExtractor().extract(audio)
 
@@ -76,10 +86,7 @@ def test_audio_over_the_upload_limit_is_sent_in_pieces(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # The API takes at most 25 MiB per upload; a limit under the file's size stands in for it.
-    audio = tmp_path / name
-    shutil.copy(SHARED / "corpus" / "audio" / name, audio)
-    monkeypatch.setenv("OPENAI_BASE_URL", wire_server.openai_base_url)
-    monkeypatch.setenv("OPENAI_API_KEY", TEST_KEY)
+    audio = api_audio(name, tmp_path, monkeypatch, wire_server)
     monkeypatch.setenv("INSTRUCTGEN_TRANSCRIPTION_MAX_BYTES", str(limit))
     wire_server.transcription_numbered = True
     out = AudioExtractor().extract(audio)
@@ -99,10 +106,7 @@ def test_audio_over_the_upload_limit_is_sent_in_pieces(
 def test_a_file_under_the_limit_is_sent_whole(
     wire_server: WireServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    audio = tmp_path / "talk.ogg"
-    shutil.copy(SHARED / "corpus" / "audio" / "self-instruct-summary.ogg", audio)
-    monkeypatch.setenv("OPENAI_BASE_URL", wire_server.openai_base_url)
-    monkeypatch.setenv("OPENAI_API_KEY", TEST_KEY)
+    audio = api_audio("self-instruct-summary.ogg", tmp_path, monkeypatch, wire_server)
     out = AudioExtractor().extract(audio)
     assert len(wire_server.transcriptions) == 1 and "pieces" not in out.metadata
     assert audio.read_bytes() in wire_server.transcriptions[0]
@@ -113,9 +117,7 @@ def test_without_a_decoder_a_large_compressed_file_says_what_to_install(
 ) -> None:
     import sys
 
-    audio = tmp_path / "talk.mp3"
-    shutil.copy(SHARED / "corpus" / "audio" / "self-instruct-summary.mp3", audio)
-    monkeypatch.setenv("OPENAI_BASE_URL", wire_server.openai_base_url)
+    audio = api_audio("self-instruct-summary.mp3", tmp_path, monkeypatch, wire_server, key=None)
     monkeypatch.setenv("INSTRUCTGEN_TRANSCRIPTION_MAX_BYTES", "60000")
     monkeypatch.setitem(sys.modules, "av", None)  # PyAV not installed
     with pytest.raises(ExtractionError) as info:
