@@ -99,10 +99,24 @@ class Stopper(Extractor):
         return Extracted("never")
 
 
+class Collector(Extractor):
+    """Runs a full garbage collection, then stays a second (so that memory is looked at)."""
+
+    name = "test-collector"
+    extensions = ("collect",)
+
+    def extract(self, path: Path) -> Extracted:
+        import gc
+
+        gc.collect()
+        time.sleep(1.2)
+        return Extracted("collected and read")
+
+
 class LimitPlugin:
     @hookimpl
     def register_extractors(self, registry: object) -> None:
-        for cls in (Hog, ChildHog, ChildSleeper, Mover, Stopper):
+        for cls in (Hog, ChildHog, ChildSleeper, Mover, Stopper, Collector):
             registry.add(cls)  # type: ignore[attr-defined]
 
 
@@ -218,6 +232,22 @@ def test_a_file_that_keeps_reporting_progress_may_run_past_the_time_limit(
 
 def test_report_progress_outside_a_worker_does_nothing() -> None:
     report_progress()  # in the calling process: no counter, no error
+
+
+def test_a_caller_with_a_big_heap_does_not_push_workers_over_the_limit(
+    tmp_path: Path, limit_plugin: None
+) -> None:
+    # 3 million small lists in the calling process (about 500 MB of garbage-collected
+    # objects): a forked worker that collects garbage must not copy them.
+    heap = [[i, [i]] for i in range(3_000_000)]
+    (tmp_path / "a.collect").write_text("x")
+    try:
+        res = extract_many(
+            discover(tmp_path), options=ExtractOptions(workers=1, timeout=60, max_memory_mb=200)
+        )
+    finally:
+        del heap
+    assert res[0].text == "collected and read", res[0].skip
 
 
 def test_group_memory_counts_private_memory(tmp_path: Path) -> None:
