@@ -8,7 +8,8 @@ When that read is poor (mean word confidence under 60; English pages score 80-90
   20 px: https://tesseract-ocr.github.io/tessdoc/ImproveQuality.html). The corpus's 72-dpi
   page scan goes from confidence 51 to 90 and its author names come out right;
 - if still poor, a pass with every installed Chinese/Japanese/Korean pack
-  (``tesseract-ocr-chi-sim``...): CJK text read as Latin scores about 20.
+  (``tesseract-ocr-chi-sim``...): CJK text read as Latin scores about 20. Not when English
+  found no word at all (a blank page, a photo).
 
 The most confident read is kept. One English pass is 2-3x faster than ``eng+chi_sim``.
 
@@ -144,7 +145,9 @@ def ocr(image: Path) -> OcrResult:
                 best = retry
             else:
                 source = image
-        if chosen or not _extra_langs() or best.confidence >= _CONFIDENT:
+        # A blank page or a photo (no word at all in English) is not CJK either: CJK text
+        # read as English gives words of low confidence, not none.
+        if chosen or not _extra_langs() or best.confidence >= _CONFIDENT or best.words == 0:
             return best
         cjk = replace(_run(source, tesseract_langs()), scale=best.scale)
     return cjk if cjk.confidence > best.confidence else best
