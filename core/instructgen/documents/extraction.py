@@ -35,6 +35,7 @@ __all__ = [
     "ExtractionRun",
     "extract_many",
     "extract_one",
+    "group_memories",
     "group_memory",
     "timeout_reason",
 ]
@@ -270,12 +271,18 @@ def _private_bytes(pid: int) -> int:
 
 def group_memory(pgid: int) -> int | None:
     """Memory held by the processes of process group ``pgid`` (Linux ``/proc``; None
-    elsewhere)."""
+    elsewhere, or when the group has no process)."""
+    return group_memories({pgid}).get(pgid)
+
+
+def group_memories(pgids: set[int]) -> dict[int, int]:
+    """Memory held by each of these process groups, in one pass over ``/proc`` (empty where
+    there is no ``/proc``); a group with no process is left out."""
     try:
         names = os.listdir("/proc")
     except OSError:
-        return None
-    total, found = 0, False
+        return {}
+    totals: dict[int, int] = {}
     for name in names:
         if not name.isdigit():
             continue
@@ -283,13 +290,12 @@ def group_memory(pgid: int) -> int | None:
             with open(f"/proc/{name}/stat", "rb") as fh:
                 stat = fh.read()
             # after "(comm)": state, ppid, pgrp, ...
-            if int(stat[stat.rfind(b")") + 2 :].split()[2]) != pgid:
-                continue
-            total += _private_bytes(int(name))
-            found = True
+            pgrp = int(stat[stat.rfind(b")") + 2 :].split()[2])
+            if pgrp in pgids:
+                totals[pgrp] = totals.get(pgrp, 0) + _private_bytes(int(name))
         except (OSError, ValueError, IndexError):  # gone meanwhile
             continue
-    return total if found else None
+    return totals
 
 
 class _Worker:
@@ -332,10 +338,6 @@ class _Worker:
         self.proc.join(5)
         self.conn.close()
 
-    def memory(self) -> int | None:
-        """Bytes of memory the worker and the programs it started use (None: not measurable)."""
-        return None if self.proc.pid is None else group_memory(self.proc.pid)
-
     def stop(self) -> None:
         with contextlib.suppress(OSError):
             self.conn.send(None)
@@ -373,9 +375,12 @@ def _run_pool(
                 next_look = now + _LOOK_EVERY
                 for w in busy:
                     w.look(now, options.timeout)
-                if limit:
+                if limit:  # each worker is its own process group (see _worker_main)
+                    used = group_memories({w.proc.pid for w in busy if w.proc.pid is not None})
                     over = {
-                        id(w) for w in busy if w.conn not in ready and (w.memory() or 0) > limit
+                        id(w)
+                        for w in busy
+                        if w.conn not in ready and used.get(w.proc.pid or -1, 0) > limit
                     }
             for i, w in enumerate(workers):
                 if w.job is None:
