@@ -113,10 +113,22 @@ class Collector(Extractor):
         return Extracted("collected and read")
 
 
+class Crasher(Extractor):
+    """Ends its process the hard way, as a crash in a native library would."""
+
+    name = "test-crasher"
+    extensions = ("crash",)
+
+    def extract(self, path: Path) -> Extracted:
+        import os
+
+        os._exit(3)
+
+
 class LimitPlugin:
     @hookimpl
     def register_extractors(self, registry: object) -> None:
-        for cls in (Hog, ChildHog, ChildSleeper, Mover, Stopper, Collector):
+        for cls in (Hog, ChildHog, ChildSleeper, Mover, Stopper, Collector, Crasher):
             registry.add(cls)  # type: ignore[attr-defined]
 
 
@@ -248,6 +260,18 @@ def test_a_caller_with_a_big_heap_does_not_push_workers_over_the_limit(
     finally:
         del heap
     assert res[0].text == "collected and read", res[0].skip
+
+
+def test_a_file_that_crashes_its_worker_is_skipped_and_the_run_goes_on(
+    tmp_path: Path, limit_plugin: None
+) -> None:
+    for name in ("a.crash", "b.crash"):
+        (tmp_path / name).write_text("x")
+    (tmp_path / "c.txt").write_text("Ships and lighthouses and harbours.")
+    res = extract_many(discover(tmp_path), options=ExtractOptions(workers=1, timeout=30))
+    by = {r.rel: r for r in res}
+    assert by["a.crash"].skip == by["b.crash"].skip == "extraction crashed the worker"
+    assert by["c.txt"].text  # read by the worker that replaced the crashed ones
 
 
 def test_group_memory_counts_private_memory(tmp_path: Path) -> None:

@@ -347,6 +347,13 @@ class _Worker:
         self.conn.close()
 
 
+_CRASHED = "extraction crashed the worker"
+
+
+def _skipped(job: tuple[int, str, str, int], why: str) -> ExtractResult:
+    return ExtractResult(rel=job[2], path=job[1], size=job[3], skip=why)
+
+
 def _run_pool(
     jobs: Sequence[tuple[int, str, str, int]], options: ExtractOptions
 ) -> Iterator[tuple[int, ExtractResult]]:
@@ -389,33 +396,20 @@ def _run_pool(
                 if w.conn in ready:
                     try:
                         idx, res = w.conn.recv()
-                    except (EOFError, OSError):
-                        idx, res = (
-                            job[0],
-                            ExtractResult(
-                                rel=job[2],
-                                path=job[1],
-                                size=job[3],
-                                skip="extraction crashed the worker",
-                            ),
-                        )
-                    w.job = None
-                    w.done += 1
-                    yield idx, res
-                    if w.done >= options.recycle_after:  # bound memory growth
-                        w.stop()
+                    except (EOFError, OSError):  # the worker died: its pipe closed
+                        w.kill()
+                        yield job[0], _skipped(job, _CRASHED)
                         workers[i] = w = new_worker()
+                    else:
+                        w.job = None
+                        w.done += 1
+                        yield idx, res
+                        if w.done >= options.recycle_after:  # bound memory growth
+                            w.stop()
+                            workers[i] = w = new_worker()
                 elif w.proc.sentinel in ready or not w.proc.is_alive():
                     w.kill()
-                    yield (
-                        job[0],
-                        ExtractResult(
-                            rel=job[2],
-                            path=job[1],
-                            size=job[3],
-                            skip="extraction crashed the worker",
-                        ),
-                    )
+                    yield job[0], _skipped(job, _CRASHED)
                     workers[i] = w = new_worker()
                 elif id(w) in over or w.expired(now, options.timeout):
                     w.kill()
@@ -425,10 +419,7 @@ def _run_pool(
                         why = timeout_reason(options.timeout, after=now - w.started)
                     else:
                         why = timeout_reason(options.timeout)
-                    yield (
-                        job[0],
-                        ExtractResult(rel=job[2], path=job[1], size=job[3], skip=why),
-                    )
+                    yield job[0], _skipped(job, why)
                     workers[i] = w = new_worker()
                 if w.job is None and pending:
                     w.submit(pending.pop(), options.timeout)
