@@ -274,6 +274,26 @@ def test_a_file_that_crashes_its_worker_is_skipped_and_the_run_goes_on(
     assert by["c.txt"].text  # read by the worker that replaced the crashed ones
 
 
+def test_a_worker_killed_while_idle_is_replaced(tmp_path: Path) -> None:
+    import multiprocessing
+
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (tmp_path / name).write_text(f"Lighthouse notes in {name}.")
+    killed = []
+
+    def kill_the_workers(res: object) -> None:  # as the OOM killer would, between two files
+        if not killed:
+            for child in multiprocessing.active_children():
+                child.kill()
+                child.join(5)
+                killed.append(child.pid)
+
+    res = extract_many(
+        discover(tmp_path), options=ExtractOptions(workers=1), on_result=kill_the_workers
+    )
+    assert killed and [r.text for r in res] == [f"Lighthouse notes in {n}.txt." for n in "abc"]
+
+
 def test_group_memory_counts_private_memory(tmp_path: Path) -> None:
     code = f"import os, time\nos.setpgid(0, 0)\n{HOG}print('ready', flush=True)\ntime.sleep(30)\n"
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)

@@ -365,10 +365,21 @@ def _run_pool(
 
     pending = list(reversed(jobs))
     workers = [new_worker() for _ in range(min(options.workers, len(jobs)))]
+
+    def start(i: int) -> None:
+        """Send worker ``i`` the next file (to a fresh worker if it died while idle)."""
+        job = pending.pop()
+        try:
+            workers[i].submit(job, options.timeout)
+        except OSError:  # its pipe is closed: killed while waiting (e.g. by the OOM killer)
+            workers[i].kill()
+            workers[i] = new_worker()
+            workers[i].submit(job, options.timeout)
+
     try:
-        for w in workers:
+        for i in range(len(workers)):
             if pending:
-                w.submit(pending.pop(), options.timeout)
+                start(i)
         limit = options.max_memory_mb * 1024 * 1024
         next_look = time.monotonic() + _LOOK_EVERY
         while any(w.job is not None for w in workers):
@@ -422,7 +433,7 @@ def _run_pool(
                     yield job[0], _skipped(job, why)
                     workers[i] = w = new_worker()
                 if w.job is None and pending:
-                    w.submit(pending.pop(), options.timeout)
+                    start(i)
     finally:
         for w in workers:
             if w.job is not None:
