@@ -214,6 +214,23 @@ def test_discovery_is_deterministic_with_globs(tmp_path: Path) -> None:
     assert [f.rel for f in discover(tmp_path, exclude=["c/*"])] == ["a/1.md", "b/2.TXT", "z.txt"]
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes: POSIX")
+def test_named_pipes_and_sockets_are_skipped_unopened(tmp_path: Path) -> None:
+    import socket
+
+    os.mkfifo(tmp_path / "pipe.txt")  # opening it would wait for a writer forever
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(tmp_path / "s.sock"))
+    (tmp_path / "z.txt").write_text("Lighthouses and harbours.")
+    try:
+        by = {f.rel: f for f in scan(tmp_path, workers=1, timeout=30).files}
+    finally:
+        sock.close()
+    assert by["pipe.txt"].skip == "not a regular file (named pipe)"
+    assert by["s.sock"].skip == "not a regular file (socket)"
+    assert by["z.txt"].text
+
+
 def test_double_star_globs_also_match_no_folder(tmp_path: Path) -> None:
     for rel in ["top.txt", "docs/a.md", "docs/deep/b.md", "other/c.md", "docs/d.txt"]:
         p = tmp_path / rel

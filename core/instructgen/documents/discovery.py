@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import fnmatch
 import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +106,15 @@ def _entry(path: Path, rel: str, max_bytes: int) -> Found:
         if path.is_symlink():
             return Found(path, rel, 0, "broken symlink")
         return Found(path, rel, 0, f"cannot stat: {exc.strerror}")
+    if not stat.S_ISREG(st.st_mode):  # never opened: reading a named pipe waits forever
+        kind = (
+            "named pipe"
+            if stat.S_ISFIFO(st.st_mode)
+            else "socket"
+            if stat.S_ISSOCK(st.st_mode)
+            else "device"
+        )
+        return Found(path, rel, 0, f"not a regular file ({kind})")
     if st.st_size == 0:
         return Found(path, rel, 0, "empty file")
     if st.st_size > max_bytes:
