@@ -295,11 +295,23 @@ def test_from_dir_gives_chunks_times_samples(
             "--out",
             str(out),
             "--json",
+            "--file-timeout",
+            "120",
+            "--max-memory",
+            "1024",
+            "--max-file-size",
+            "50",
         ],
     )
     assert r.exit_code == 0, r.stderr
     summary = json.loads(r.stdout)
     run = json.loads((out / "run.json").read_text())
+    assert run["limits"] == {
+        "file_timeout_s": 120,
+        "max_file_bytes": 50 * 1024 * 1024,
+        "max_memory_mb": 1024,
+        "workers": 2,
+    }
     chunks = run["extraction"]["chunks"]
     assert summary["examples"] == chunks * 3 == len(InstructionDataset.load(out))
     assert {s["file"] for s in run["skipped_files"]} == {

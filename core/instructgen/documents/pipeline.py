@@ -249,6 +249,12 @@ async def agenerate_from_dir(
         "executor": runner.name,
         "chunk_size": chunk_size,
         "num_samples_per_chunk": num_samples_per_chunk,
+        "limits": {
+            "file_timeout_s": timeout,
+            "max_file_bytes": max_bytes,
+            "max_memory_mb": max_memory_mb,
+            "workers": workers,
+        },
         "extraction": scanned.summary(),
         "files": [f.to_dict() for f in scanned.files],
         "skipped_files": scanned.skipped,
