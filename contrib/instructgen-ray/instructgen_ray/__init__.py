@@ -131,8 +131,9 @@ class RayExecutor(Executor):
         from instructgen.documents.extraction import (
             ExtractCache,
             ExtractionRun,
-            ExtractResult,
+            crash_reason,
             extract_one,
+            skipped,
             timeout_reason,
         )
 
@@ -153,28 +154,13 @@ class RayExecutor(Executor):
                     try:
                         res = ray.get(ref)
                     except ray.exceptions.RayError as exc:  # the task's worker died (OOM, ...)
-                        f = found[i]
-                        res = ExtractResult(
-                            rel=f.rel,
-                            path=str(f.path),
-                            size=f.size,
-                            skip=f"extraction crashed the worker (Ray: {type(exc).__name__})",
-                        )
+                        res = skipped(found[i], crash_reason(f"Ray: {type(exc).__name__}"))
                     run.record(i, res)
                 for ref, (i, started) in list(pending.items()):
                     if now - started > options.timeout:
                         ray.cancel(ref, force=True)
                         pending.pop(ref)
-                        f = found[i]
-                        run.record(
-                            i,
-                            ExtractResult(
-                                rel=f.rel,
-                                path=str(f.path),
-                                size=f.size,
-                                skip=timeout_reason(options.timeout),
-                            ),
-                        )
+                        run.record(i, skipped(found[i], timeout_reason(options.timeout)))
         finally:
             if cache is not None:
                 cache.close()

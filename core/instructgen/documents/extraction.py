@@ -33,10 +33,12 @@ __all__ = [
     "ExtractOptions",
     "ExtractResult",
     "ExtractionRun",
+    "crash_reason",
     "extract_many",
     "extract_one",
     "group_memories",
     "group_memory",
+    "skipped",
     "timeout_reason",
 ]
 
@@ -246,12 +248,29 @@ def _init_message() -> tuple[str, dict[str, str], list[tuple[str, bytes]]]:
     return ("init", dict(os.environ), blobs)
 
 
+# Skip reasons of files a worker did not finish. They are not cached (``result_to_cache``): a
+# rerun, perhaps with higher limits, tries those files again.
+_CRASHED = "extraction crashed the worker"
+_OVER_MEMORY = "over the memory limit"
+_TIMED_OUT = "timed out"
+
+
 def timeout_reason(seconds: float, after: float | None = None) -> str:
     """The skip reason of a file that went over the per-file time limit: in all, or (``after``
     seconds in all) since the extractor last reported progress."""
     if after is not None:
-        return f"timed out: no progress for {seconds:g} s (after {after:.0f} s in all)"
-    return f"timed out after {seconds:g} s (--file-timeout allows more)"
+        return f"{_TIMED_OUT}: no progress for {seconds:g} s (after {after:.0f} s in all)"
+    return f"{_TIMED_OUT} after {seconds:g} s (--file-timeout allows more)"
+
+
+def crash_reason(detail: str | None = None) -> str:
+    """The skip reason of a file whose worker died (``detail``: what the executor saw)."""
+    return f"{_CRASHED} ({detail})" if detail else _CRASHED
+
+
+def skipped(f: Found, why: str) -> ExtractResult:
+    """The result of a file that was not read, and why."""
+    return ExtractResult(rel=f.rel, path=str(f.path), size=f.size, skip=why)
 
 
 def _private_bytes(pid: int) -> int:
@@ -347,9 +366,6 @@ class _Worker:
         self.conn.close()
 
 
-_CRASHED = "extraction crashed the worker"
-
-
 def _skipped(job: tuple[int, str, str, int], why: str) -> ExtractResult:
     return ExtractResult(rel=job[2], path=job[1], size=job[3], skip=why)
 
@@ -389,10 +405,8 @@ def _run_pool(
             ready = wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], timeout=wait_for)
             now = time.monotonic()
             over: set[int] = set()
-            if now >= next_look:  # progress reports move deadlines; memory is measured
+            if now >= next_look:  # (progress is looked at by expired() below, every round)
                 next_look = now + _LOOK_EVERY
-                for w in busy:
-                    w.look(now, options.timeout)
                 if limit:  # each worker is its own process group (see _worker_main)
                     used = group_memories({w.proc.pid for w in busy if w.proc.pid is not None})
                     over = {
@@ -425,7 +439,7 @@ def _run_pool(
                 elif id(w) in over or w.expired(now, options.timeout):
                     w.kill()
                     if id(w) in over:
-                        why = f"over the memory limit ({options.max_memory_mb:,} MB)"
+                        why = f"{_OVER_MEMORY} ({options.max_memory_mb:,} MB)"
                     elif w.moved:
                         why = timeout_reason(options.timeout, after=now - w.started)
                     else:
@@ -515,7 +529,7 @@ _NOT_CACHED = ("rel", "path", "cached")
 def result_to_cache(res: ExtractResult) -> dict[str, Any] | None:
     """What to store for a result; None for outcomes worth retrying next run (timeouts, the
     memory limit: a rerun may allow more)."""
-    if (res.skip or "").startswith(("timed out", "extraction crashed", "over the memory limit")):
+    if (res.skip or "").startswith((_TIMED_OUT, _CRASHED, _OVER_MEMORY)):
         return None
     # shallow: asdict() deep-copies the metadata, a third of the cost of a cached small file
     return {f.name: getattr(res, f.name) for f in fields(res) if f.name not in _NOT_CACHED}
@@ -558,8 +572,7 @@ class ExtractionRun:
         fingerprint = _fingerprint() if cache is not None else None
         for i, f in enumerate(found):
             if f.skip is not None:
-                skipped = ExtractResult(rel=f.rel, path=str(f.path), size=f.size, skip=f.skip)
-                self._report(i, skipped)
+                self._report(i, skipped(f, f.skip))
                 continue
             if cache is not None and (key := cache_key(f, fingerprint)) is not None:
                 self.keys[i] = key
