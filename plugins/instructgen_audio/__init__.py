@@ -142,8 +142,7 @@ def _pieces(path: Path, max_bytes: int) -> list[tuple[str, bytes]]:
                 chunks.append(frames)
     except (wave.Error, EOFError):
         return _decoded_pieces(path, max_bytes)
-    shape = (params.nchannels, params.sampwidth, params.framerate)
-    return [(f"{path.stem}-{i + 1}.wav", _wav(c, *shape)) for i, c in enumerate(chunks)]
+    return _named(path, chunks, (params.nchannels, params.sampwidth, params.framerate))
 
 
 def _wav(frames: bytes, channels: int, sample_width: int, rate: int) -> bytes:
@@ -169,8 +168,8 @@ def _decoded_pieces(path: Path, max_bytes: int) -> list[tuple[str, bytes]]:
             f"over the transcription API's {limit:.3g} MiB upload limit: pip install "
             "'instructgen[audio]' to send it in pieces, or INSTRUCTGEN_TRANSCRIBER=local",
         ) from None
-    per_piece = (max_bytes - 44) // 2 * 2
-    pieces: list[tuple[str, bytes]] = []
+    per_piece = (max_bytes - 44) // 2 * 2  # 16-bit samples
+    chunks: list[bytes] = []
     pending = bytearray()
     try:
         with av.open(str(path)) as container:
@@ -179,15 +178,20 @@ def _decoded_pieces(path: Path, max_bytes: int) -> list[tuple[str, bytes]]:
                 for out in resampler.resample(frame):
                     pending += bytes(out.planes[0])[: out.samples * 2]
                 while len(pending) >= per_piece:
-                    chunk, pending = bytes(pending[:per_piece]), pending[per_piece:]
-                    pieces.append((f"{path.stem}-{len(pieces) + 1}.wav", _wav(chunk, 1, 2, 16000)))
+                    chunks.append(bytes(pending[:per_piece]))
+                    del pending[:per_piece]
             for out in resampler.resample(None):
                 pending += bytes(out.planes[0])[: out.samples * 2]
     except (av.error.FFmpegError, ValueError) as exc:
         raise ExtractionError(str(path), f"cannot decode the audio: {exc}"[:300]) from None
     if pending:
-        pieces.append((f"{path.stem}-{len(pieces) + 1}.wav", _wav(bytes(pending), 1, 2, 16000)))
-    return pieces
+        chunks.append(bytes(pending))
+    return _named(path, chunks, (1, 2, 16000))
+
+
+def _named(path: Path, chunks: list[bytes], shape: tuple[int, int, int]) -> list[tuple[str, bytes]]:
+    """Each chunk of samples as a WAV file named after ``path`` (channels, width, rate)."""
+    return [(f"{path.stem}-{i + 1}.wav", _wav(c, *shape)) for i, c in enumerate(chunks)]
 
 
 @hookimpl
