@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import FORMATS_25, SHARED
@@ -123,7 +124,8 @@ def test_gif_is_read_through_pillow(tmp_path: Path) -> None:
     assert out.metadata["frames"] == 1
 
 
-def _page(text: str) -> object:
+def _page(text: str) -> Any:
+    """A line of large print on a white page (a Pillow image)."""
     from PIL import Image, ImageDraw, ImageFont
 
     page = Image.new("L", (900, 160), 255)
@@ -135,7 +137,7 @@ def test_every_page_of_a_multipage_tiff_is_read(tmp_path: Path) -> None:
     # A scanned document of 24 pages: all of them, not only the first 20 (the cap for
     # animations, whose frames repeat).
     pages = [_page(f"Lighthouse page {n} of the log") for n in range(1, 25)]
-    pages[0].save(tmp_path / "scan.tiff", save_all=True, append_images=pages[1:])  # type: ignore[attr-defined]
+    pages[0].save(tmp_path / "scan.tiff", save_all=True, append_images=pages[1:])
     out = ImageExtractor().extract(tmp_path / "scan.tiff")
     assert out.metadata["frames"] == out.metadata["frames_total"] == 24
     for n in (1, 20, 21, 24):
@@ -145,7 +147,7 @@ def test_every_page_of_a_multipage_tiff_is_read(tmp_path: Path) -> None:
 
 def test_an_animation_is_read_from_its_first_frames(tmp_path: Path) -> None:
     frames = [_page(f"Harbour frame {n} says hello") for n in range(1, 26)]
-    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])  # type: ignore[attr-defined]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
     out = ImageExtractor().extract(tmp_path / "anim.gif")
     assert (out.metadata["frames"], out.metadata["frames_total"]) == (20, 25)
     assert "Harbour frame 20 says hello" in out.text and "frame 21 " not in out.text
