@@ -1,11 +1,15 @@
-"""The progress display: a live line on a terminal, plain throttled lines otherwise."""
+"""The progress display: one live line on a terminal, plain periodic lines covering every stage
+otherwise, never a carriage return off a terminal."""
 
 from __future__ import annotations
 
 import io
 
+import pytest
+
+from instructgen.cli import _run
 from instructgen.cli._run import ProgressRenderer
-from instructgen.progress import ProgressEvent
+from instructgen.progress import ProgressEvent, emit
 
 
 class FakeTTY(io.StringIO):
@@ -13,11 +17,12 @@ class FakeTTY(io.StringIO):
         return True
 
 
-def test_plain_lines_when_not_a_terminal() -> None:
+def test_plain_lines_cover_every_stage_and_end_with_the_final_state() -> None:
     out = io.StringIO()
-    r = ProgressRenderer(stream=out)
-    r(ProgressEvent("bootstrap", done=1, total=10))
-    r(ProgressEvent("bootstrap", done=2, total=10))  # within a second: not repeated
+    r = ProgressRenderer(stream=out, log_every=3600)
+    r(ProgressEvent("bootstrap", done=1, total=10))  # the first line at once
+    r(ProgressEvent("bootstrap", done=10, total=10))  # within the period: not written yet
+    r(ProgressEvent("classify", done=3, total=10))
     r(
         ProgressEvent(
             "requests",
@@ -33,16 +38,42 @@ def test_plain_lines_when_not_a_terminal() -> None:
         )
     )
     r.close()
-    lines = out.getvalue().splitlines()
-    assert lines == [
+    text = out.getvalue()
+    assert "\r" not in text
+    assert text.splitlines() == [
         "bootstrap: 1/10",
-        "requests: 5/20 | 3 cached | 1 failed | 2 retried | 1,234 tokens | $0.0123 | ETA 1m15s",
+        "bootstrap: 10/10 · classify: 3/10 | 5 requests (3 cached, 1 failed, 2 retried) "
+        "| 1,234 tokens | $0.012 | ETA 1m15s",
     ]
+
+
+def test_plain_lines_every_period(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(_run.time, "monotonic", lambda: clock[0])
+    out = io.StringIO()
+    r = ProgressRenderer(stream=out, log_every=5)
+    for i in range(1, 31):  # one event a second for 30 s
+        r(ProgressEvent("instances", done=i, total=30))
+        clock[0] += 1
+    r.close()
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "instances: 1/30" and lines[-1] == "instances: 30/30"
+    assert 6 <= len(lines) <= 8  # every 5 s, not one per event and not only the first
+
+
+def test_the_requests_total_is_not_shown_while_it_grows() -> None:
+    out = io.StringIO()
+    r = ProgressRenderer(stream=out, log_every=0)
+    r(ProgressEvent("requests", done=36, total=235))
+    r(ProgressEvent("requests", done=242, total=435))
+    r.close()
+    assert out.getvalue().splitlines() == ["36 requests", "242 requests"]
 
 
 def test_live_line_on_a_terminal() -> None:
     out = FakeTTY()
     r = ProgressRenderer(stream=out)
+    r.REDRAW_EVERY = 0
     r(ProgressEvent("instances", done=1, total=3))
     r(ProgressEvent("instances", done=2, total=3))
     r.close()
@@ -51,9 +82,36 @@ def test_live_line_on_a_terminal() -> None:
     assert "instances: 2/3" in text
 
 
+def test_a_terminal_reporting_zero_columns_keeps_the_whole_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(
+        _run.shutil, "get_terminal_size", lambda fallback: _run.os.terminal_size((0, 0))
+    )
+    out = FakeTTY()
+    r = ProgressRenderer(stream=out)
+    r(ProgressEvent("bootstrap", done=5, total=40))
+    r.close()
+    assert "bootstrap: 5/40" in out.getvalue()
+
+
 def test_disabled_prints_nothing() -> None:
     out = io.StringIO()
     r = ProgressRenderer(enabled=False, stream=out)
     r(ProgressEvent("x", done=1))
     r.close()
     assert out.getvalue() == ""
+
+
+def test_a_callback_that_raises_is_detached_not_fatal(caplog: pytest.LogCaptureFixture) -> None:
+    calls = []
+
+    def broken(ev: ProgressEvent) -> None:
+        calls.append(ev)
+        raise ValueError("observer bug")
+
+    with caplog.at_level("WARNING", logger="instructgen"):
+        for i in range(3):
+            emit(broken, ProgressEvent("bootstrap", done=i))
+    assert len(calls) == 1
+    assert sum("detached" in r.getMessage() for r in caplog.records) == 1

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from instructgen import TaskFileError, load_tasks
 from instructgen.cli import cli
+from instructgen.tasks import check_tasks
 
 SEED = Path(__file__).resolve().parents[2] / "shared" / "data" / "seed_tasks.jsonl"
 
@@ -186,7 +187,8 @@ def test_every_problem_is_reported_in_one_pass(workdir: Path) -> None:
     with pytest.raises(TaskFileError) as err:
         load_tasks(path)
     got = [(p.line, p.field) for p in err.value.problems]
-    assert got == [(2, None), (3, "id"), (4, "id"), (5, "instruction")]
+    # line 5 repeats line 1's id: said even though the line has another problem
+    assert got == [(2, None), (3, "id"), (4, "id"), (5, "instruction"), (5, "id")]
 
 
 def test_missing_file_and_directory(workdir: Path) -> None:
@@ -244,3 +246,10 @@ def test_schema_is_2020_12_and_shipped() -> None:
     schema = task_schema()
     assert schema["$schema"].endswith("2020-12/schema")
     Draft202012Validator.check_schema(schema)
+
+
+def test_one_problem_is_reported_once(workdir: Path) -> None:
+    path = workdir / "tasks.jsonl"
+    path.write_text(line(instruction="") + "\n")
+    _, problems = check_tasks(path)
+    assert [(p.line, p.field) for p in problems] == [(1, "instruction")]

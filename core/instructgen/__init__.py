@@ -7,9 +7,13 @@ Names are resolved lazily so that ``import instructgen`` imports no SDK, no ``da
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# A library logs; the application decides where it goes (no "No handlers" fallback to stderr).
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 _LAZY: dict[str, str] = {
     # contracts

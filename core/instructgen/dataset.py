@@ -8,17 +8,22 @@ loading or converting.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from instructgen.errors import DatasetError
 
-__all__ = ["COLUMNS", "InstructionDataset", "default_cache_path"]
+if TYPE_CHECKING:
+    import pandas as pd
+    from datasets import Dataset
+
+__all__ = ["COLUMNS", "InstructionDataset", "default_cache_path", "quiet_datasets"]
 
 COLUMNS = (
     "instruction",
@@ -49,6 +54,25 @@ def _features() -> Any:
             "source": Value("string"),
         }
     )
+
+
+@contextlib.contextmanager
+def quiet_datasets() -> Iterator[None]:
+    """Run ``datasets`` calls without their progress bars (the library never draws on the
+    caller's terminal or logs), restoring the caller's setting afterwards."""
+    from datasets.utils import (
+        are_progress_bars_disabled,
+        disable_progress_bars,
+        enable_progress_bars,
+    )
+
+    was_disabled = are_progress_bars_disabled()
+    disable_progress_bars()
+    try:
+        yield
+    finally:
+        if not was_disabled:
+            enable_progress_bars()
 
 
 def default_cache_path() -> Path:
@@ -113,8 +137,29 @@ class InstructionDataset:
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return iter(self.rows)
 
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        return self.rows[i]
+    @overload
+    def __getitem__(self, key: int) -> dict[str, Any]: ...
+    @overload
+    def __getitem__(self, key: str) -> list[Any]: ...
+    @overload
+    def __getitem__(self, key: slice) -> InstructionDataset: ...
+
+    def __getitem__(
+        self, key: int | str | slice
+    ) -> dict[str, Any] | list[Any] | InstructionDataset:
+        """``ds[0]`` a row, ``ds["instruction"]`` a column (a list), ``ds[:10]`` a smaller
+        dataset, as with Hugging Face datasets."""
+        if isinstance(key, str):
+            if key not in COLUMNS:
+                raise KeyError(f"no column {key!r}; the columns are {', '.join(COLUMNS)}")
+            return [row[key] for row in self.rows]
+        if isinstance(key, slice):
+            return InstructionDataset(self.rows[key], self.run_report)
+        return self.rows[key]
+
+    @property
+    def column_names(self) -> list[str]:
+        return list(COLUMNS)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, InstructionDataset) and self.rows == other.rows
@@ -145,10 +190,17 @@ class InstructionDataset:
         return cls(rows)
 
     @classmethod
-    def from_hf(cls, dataset: Any) -> InstructionDataset:
+    def from_hf(cls, dataset: Dataset) -> InstructionDataset:
         return cls(dataset.to_list())
 
-    def to_hf(self) -> Any:
+    def to_pandas(self) -> pd.DataFrame:
+        """The rows as a ``pandas.DataFrame`` with the dataset's columns in order."""
+        import pandas
+
+        return pandas.DataFrame.from_records(self.rows, columns=list(COLUMNS))
+
+    def to_hf(self) -> Dataset:
+        """The rows as a Hugging Face ``datasets.Dataset`` with the dataset's typed features."""
         from datasets import Dataset
 
         features = _features()
@@ -166,7 +218,8 @@ class InstructionDataset:
         tmp = path / f".data.tmp-{os.getpid()}"
         old = path / f".data.old-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
-        self.to_hf().save_to_disk(str(tmp))
+        with quiet_datasets():
+            self.to_hf().save_to_disk(str(tmp))
         target = path / "data"
         if target.exists():
             os.replace(target, old)
@@ -210,7 +263,8 @@ class InstructionDataset:
             return cls([], report)  # datasets cannot reload an empty saved table
         from datasets import load_from_disk
 
-        return cls(load_from_disk(str(data)).to_list(), report)
+        with quiet_datasets():
+            return cls(load_from_disk(str(data)).to_list(), report)
 
     def export(self, fmt: str, path: str | Path) -> Path:
         """Write the dataset with the exporter plugin registered as ``fmt``."""

@@ -33,7 +33,8 @@ from instructgen.errors import (
     RateLimitError,
     TransientEngineError,
 )
-from instructgen.progress import ProgressCallback, ProgressEvent
+from instructgen.money import format_usd
+from instructgen.progress import ProgressCallback, ProgressEvent, emit
 
 log = logging.getLogger("instructgen.dispatch")
 
@@ -316,9 +317,9 @@ class Dispatcher:
                     and self.stats.cost + self._reserved + worst > cfg.max_cost
                 ):
                     raise BudgetExceededError(
-                        f"stopping before the budget of ${cfg.max_cost:.2f} is exceeded "
-                        f"(spent ${self.stats.cost:.4f}); finished requests are cached: rerun the "
-                        "same command with a higher --max-cost to resume"
+                        f"stopping before the budget of {format_usd(cfg.max_cost)} is exceeded "
+                        f"(spent {format_usd(self.stats.cost)}); finished requests are cached: "
+                        "rerun the same command with a higher --max-cost to resume"
                     )
                 if self._rpm is not None:
                     await self._rpm.acquire(1)
@@ -424,7 +425,8 @@ class Dispatcher:
         eta = None
         if self.expected and s.completed and done < self.expected:
             eta = (self.expected - done) * s.elapsed / max(1, done)
-        self.progress(
+        emit(
+            self.progress,
             ProgressEvent(
                 stage=self.stage,
                 done=done,
@@ -436,5 +438,5 @@ class Dispatcher:
                 completion_tokens=s.usage.completion_tokens,
                 cost=s.cost,
                 eta_s=eta,
-            )
+            ),
         )

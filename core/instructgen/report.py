@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from instructgen.money import format_usd
+
 __all__ = ["build_report", "write_report"]
 
 _CSS = """
@@ -145,7 +147,7 @@ def build_report(
         ("instructions", f"{len(instructions):,}"),
         ("classification", f"{sum(1 for r in rows if r.get('is_classification')):,}"),
         ("tokens", f"{req.get('prompt_tokens', 0) + req.get('completion_tokens', 0):,}"),
-        ("cost", f"${req.get('cost_usd', 0):.4f}"),
+        ("cost", format_usd(req.get("cost_usd", 0))),
         ("requests sent", f"{req.get('requests_sent', 0):,}"),
     ]
     parts = [
@@ -193,7 +195,7 @@ def build_report(
                 ("prompt tokens", float(req.get("prompt_tokens", 0))),
                 ("completion tokens", float(req.get("completion_tokens", 0))),
             ],
-            title=f"Tokens (cost ${req.get('cost_usd', 0):.4f})",
+            title=f"Tokens (cost {format_usd(req.get('cost_usd', 0))})",
             color="#bf8700",
         ),
     ]

@@ -134,6 +134,7 @@ def check_tasks(path: str | Path) -> tuple[list[SeedTask], list[Problem]]:
             )
             continue
         errors = sorted(validator.iter_errors(obj), key=lambda e: list(map(str, e.path)))
+        reported: set[tuple[str, str]] = set()  # one schema rule can fail twice on one field
         for err in errors:
             field_name = _field_path(err.path)
             if err.validator == "required":
@@ -148,11 +149,12 @@ def check_tasks(path: str | Path) -> tuple[list[SeedTask], list[Problem]]:
                 msg = "needs at least one {input, output} instance"
             else:
                 msg = err.message
-            problems.append(Problem(name, lineno, field_name or None, msg))
-        if errors:
-            continue
-        task_id = obj["id"]
-        if task_id in first_line:
+            if (field_name, msg) not in reported:
+                reported.add((field_name, msg))
+                problems.append(Problem(name, lineno, field_name or None, msg))
+        task_id = obj.get("id")
+        duplicate = isinstance(task_id, str) and task_id in first_line
+        if duplicate:  # reported on every line, valid or not
             problems.append(
                 Problem(
                     name,
@@ -161,8 +163,10 @@ def check_tasks(path: str | Path) -> tuple[list[SeedTask], list[Problem]]:
                     f"duplicate id {task_id!r} (first on line {first_line[task_id]})",
                 )
             )
+        elif isinstance(task_id, str):
+            first_line[task_id] = lineno
+        if errors or duplicate:
             continue
-        first_line[task_id] = lineno
         tasks.append(SeedTask.from_dict(obj, line=lineno))
     if not seen_content and not problems:
         problems.append(Problem(name, None, None, "empty file: no tasks found"))

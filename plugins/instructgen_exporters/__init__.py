@@ -122,9 +122,12 @@ class ParquetExporter(Exporter):
     description = "Apache Parquet, every column"
 
     def export(self, dataset: InstructionDataset, path: Path) -> Path:
+        import pyarrow.parquet as pq
+
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        dataset.to_hf().to_parquet(str(tmp))
+        # Arrow's writer directly: datasets' to_parquet draws a progress bar.
+        pq.write_table(dataset.to_hf().data.table, str(tmp))
         os.replace(tmp, path)
         return path
 

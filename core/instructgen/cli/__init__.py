@@ -60,6 +60,8 @@ class LazyGroup(click.Group):
             return None
         cmd = getattr(importlib.import_module(spec[0]), spec[1])
         assert isinstance(cmd, click.Command)
+        if not any(p.name == "debug" for p in cmd.params):
+            cmd.params.append(_debug_option())
         return cmd
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -67,6 +69,28 @@ class LazyGroup(click.Group):
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
+
+
+def _set_debug(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        from instructgen.cli._common import setup_logging
+
+        root = ctx.find_root()
+        root.ensure_object(dict)
+        root.obj["debug"] = True
+        setup_logging(True)
+
+
+def _debug_option() -> click.Option:
+    """``--debug`` after the sub-command too (``instructgen generate ... --debug``)."""
+    return click.Option(
+        ["--debug"],
+        is_flag=True,
+        expose_value=False,
+        is_eager=True,
+        callback=_set_debug,
+        help="Show tracebacks and debug logs.",
+    )
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

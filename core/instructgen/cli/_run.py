@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from typing import Any, TypeVar
 import click
 
 from instructgen.limits import DEFAULT_FILE_TIMEOUT, DEFAULT_MAX_BYTES, DEFAULT_MAX_MEMORY_MB
+from instructgen.money import format_usd
 from instructgen.progress import ProgressEvent
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -244,66 +246,109 @@ class RunOptions:
 
 
 class ProgressRenderer:
-    """A live status line on a terminal, plain lines (at most one a second) otherwise."""
+    """The run's progress for a person: on a terminal one status line, redrawn in place, that
+    covers every stage; otherwise (a log, a pipe) one plain line every ``log_every`` seconds
+    covering every stage, and a last one when the run ends. Never a carriage return off a
+    terminal.
 
-    def __init__(self, enabled: bool = True, stream: Any = None) -> None:
+    Pipeline stages (``bootstrap``, ``classify``, ``instances``, ``extract``, ...) have fixed
+    totals and are shown as ``done/total``; the dispatcher's ``requests`` stage, whose total
+    grows as the pipeline finds more work, is shown as a count.
+    """
+
+    REDRAW_EVERY = 0.1
+
+    def __init__(self, enabled: bool = True, stream: Any = None, log_every: float = 5.0) -> None:
         self.stream = stream or sys.stderr
         self.enabled = enabled
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self._last = 0.0
-        self._stage: str | None = None
-        self._dirty = False
+        self.log_every = log_every
+        self._stages: dict[str, ProgressEvent] = {}
+        self._last = float("-inf")
+        self._written = ""  # the last line written
+        self._pending = False  # an event arrived since the last line
+        self._dirty = False  # a live line is on the terminal
 
     def __call__(self, ev: ProgressEvent) -> None:
         if not self.enabled:
             return
+        self._stages[ev.stage] = ev
+        self._pending = True
         now = time.monotonic()
-        stage_changed = ev.stage != self._stage
-        if not self.tty and not stage_changed and now - self._last < 1.0:
-            return
-        self._stage, self._last = ev.stage, now
-        total = f"/{ev.total}" if ev.total else ""
-        parts = [f"{ev.stage}: {ev.done}{total}"]
-        if ev.cached:
-            parts.append(f"{ev.cached} cached")
-        if ev.failed:
-            parts.append(f"{ev.failed} failed")
-        if ev.retried:
-            parts.append(f"{ev.retried} retried")
-        tokens = ev.prompt_tokens + ev.completion_tokens
-        if tokens:
-            parts.append(f"{tokens:,} tokens")
-        if ev.cost:
-            parts.append(f"${ev.cost:.4f}")
-        if ev.eta_s is not None:
-            parts.append(f"ETA {int(ev.eta_s) // 60}m{int(ev.eta_s) % 60:02d}s")
-        if ev.message:
-            parts.append(ev.message)
-        line = " | ".join(parts)
-        if self.tty:
-            self.stream.write(
-                "\r\x1b[2K" + line[: os.get_terminal_size().columns - 1]
-                if _has_terminal()
-                else "\r" + line
+        if now - self._last >= (self.REDRAW_EVERY if self.tty else self.log_every):
+            self._write(now)
+
+    def line(self) -> str:
+        """The status line for the events seen so far."""
+        stages, parts = [], []
+        requests = self._stages.get("requests")
+        message = None
+        for name, ev in self._stages.items():
+            if ev is requests:
+                continue
+            total = f"/{ev.total}" if ev.total else ""
+            stages.append(f"{name}: {ev.done}{total}")
+            message = ev.message or message
+        if stages:
+            parts.append(" · ".join(stages))
+        if requests is not None:
+            detail = [
+                f"{n} {what}"
+                for n, what in (
+                    (requests.cached, "cached"),
+                    (requests.failed, "failed"),
+                    (requests.retried, "retried"),
+                )
+                if n
+            ]
+            parts.append(
+                f"{requests.done:,} requests" + (f" ({', '.join(detail)})" if detail else "")
             )
+            tokens = requests.prompt_tokens + requests.completion_tokens
+            if tokens:
+                parts.append(f"{tokens:,} tokens")
+            if requests.cost:
+                parts.append(format_usd(requests.cost))
+            if requests.eta_s is not None:
+                eta = int(requests.eta_s)
+                parts.append(f"ETA {eta // 60}m{eta % 60:02d}s")
+        if message:
+            parts.append(message)
+        return " | ".join(parts)
+
+    def _write(self, now: float) -> None:
+        self._last, self._pending = now, False
+        line = self.line()
+        if not line or (line == self._written and not self.tty):
+            return
+        self._written = line
+        if self.tty:
+            width = _terminal_columns()
+            if len(line) >= width:
+                line = line[: max(1, width - 2)] + "…"
+            self.stream.write("\r\x1b[2K" + line)
             self._dirty = True
         else:
             self.stream.write(line + "\n")
         self.stream.flush()
 
     def close(self) -> None:
+        """Write the final state (off a terminal: if it changed since the last line) and end
+        the live line."""
+        if not self.enabled:
+            return
+        if self._pending:
+            self._write(time.monotonic())
         if self.tty and self._dirty:
             self.stream.write("\n")
             self.stream.flush()
             self._dirty = False
 
 
-def _has_terminal() -> bool:
-    try:
-        os.get_terminal_size()
-    except OSError:
-        return False
-    return True
+def _terminal_columns() -> int:
+    """The terminal's width; 80 when it cannot be told or is reported as nonsense (0 columns)."""
+    columns = shutil.get_terminal_size(fallback=(80, 24)).columns
+    return columns if columns >= 20 else 80
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:

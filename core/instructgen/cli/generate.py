@@ -17,6 +17,7 @@ from instructgen.cli._run import (
     size_options,
     write_json_atomic,
 )
+from instructgen.money import format_usd
 
 
 @click.command()
@@ -107,7 +108,7 @@ def generate(
             f"({report.get('instructions_generated')} instructions) to {out}; "
             f"{req['requests_completed']} requests sent, {req['requests_cached']} cached, "
             f"{req['prompt_tokens'] + req['completion_tokens']:,} tokens, "
-            f"${req['cost_usd']:.4f}"
+            f"{format_usd(req['cost_usd'])}"
         )
     if len(dataset) == 0:
         click.echo(
@@ -224,7 +225,9 @@ def _dry_run(
     click.echo("-- end of the first instance prompt " + "-" * 30)
     click.echo("..." + inst.as_prompt()[-300:])
     click.echo("-" * 66)
-    cost_text = "unknown (no price for this model)" if cost is None else f"at most ${cost:.4f}"
+    cost_text = (
+        "unknown (no price for this model)" if cost is None else f"at most {format_usd(cost)}"
+    )
     click.echo(
         f"dry run, nothing sent: about {n_boot + 2 * num_instructions} requests to "
         f"{cls.name} ({model}), ~{prompt_tokens:,} prompt tokens, at most "
