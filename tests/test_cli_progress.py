@@ -17,11 +17,16 @@ class FakeTTY(io.StringIO):
         return True
 
 
-def test_plain_lines_cover_every_stage_and_end_with_the_final_state() -> None:
+def test_plain_lines_cover_every_stage_and_end_with_the_final_state(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(_run.time, "monotonic", lambda: clock[0])
     out = io.StringIO()
-    r = ProgressRenderer(stream=out, log_every=3600)
-    r(ProgressEvent("bootstrap", done=1, total=10))  # the first line at once
-    r(ProgressEvent("bootstrap", done=10, total=10))  # within the period: not written yet
+    r = ProgressRenderer(stream=out, log_every=5)
+    clock[0] += 5
+    r(ProgressEvent("bootstrap", done=1, total=10))  # one period in: written
+    r(ProgressEvent("bootstrap", done=10, total=10))  # within the next period: not yet
     r(ProgressEvent("classify", done=3, total=10))
     r(
         ProgressEvent(
@@ -53,17 +58,27 @@ def test_plain_lines_every_period(monkeypatch: pytest.MonkeyPatch) -> None:
     out = io.StringIO()
     r = ProgressRenderer(stream=out, log_every=5)
     for i in range(1, 31):  # one event a second for 30 s
-        r(ProgressEvent("instances", done=i, total=30))
         clock[0] += 1
+        r(ProgressEvent("instances", done=i, total=30))
     r.close()
     lines = out.getvalue().splitlines()
-    assert lines[0] == "instances: 1/30" and lines[-1] == "instances: 30/30"
-    assert 6 <= len(lines) <= 8  # every 5 s, not one per event and not only the first
+    assert lines[0] == "instances: 5/30" and lines[-1] == "instances: 30/30"
+    assert len(lines) == 6  # every 5 s, not one per event and not only the first
+
+
+def test_a_short_run_writes_no_line_off_a_terminal() -> None:
+    out = io.StringIO()
+    r = ProgressRenderer(stream=out, log_every=5)
+    r(ProgressEvent("extract", done=1, total=4, message="solar-panels.md"))
+    r(ProgressEvent("extract", done=4, total=4))
+    r.close()
+    assert out.getvalue() == ""
 
 
 def test_the_requests_total_is_not_shown_while_it_grows() -> None:
     out = io.StringIO()
     r = ProgressRenderer(stream=out, log_every=0)
+    r._last = float("-inf")
     r(ProgressEvent("requests", done=36, total=235))
     r(ProgressEvent("requests", done=242, total=435))
     r.close()

@@ -248,8 +248,8 @@ class RunOptions:
 class ProgressRenderer:
     """The run's progress for a person: on a terminal one status line, redrawn in place, that
     covers every stage; otherwise (a log, a pipe) one plain line every ``log_every`` seconds
-    covering every stage, and a last one when the run ends. Never a carriage return off a
-    terminal.
+    covering every stage, and the final state when the run ends (a run shorter than one period
+    writes nothing). Never a carriage return off a terminal.
 
     Pipeline stages (``bootstrap``, ``classify``, ``instances``, ``extract``, ...) have fixed
     totals and are shown as ``done/total``; the dispatcher's ``requests`` stage, whose total
@@ -264,7 +264,9 @@ class ProgressRenderer:
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.log_every = log_every
         self._stages: dict[str, ProgressEvent] = {}
-        self._last = float("-inf")
+        # Off a terminal the first line comes after one period: a short run adds no line
+        # before its result (the listing of `extract`, the summary of `generate`).
+        self._last = float("-inf") if self.tty else time.monotonic()
         self._written = ""  # the last line written
         self._pending = False  # an event arrived since the last line
         self._dirty = False  # a live line is on the terminal
@@ -337,7 +339,7 @@ class ProgressRenderer:
         the live line."""
         if not self.enabled:
             return
-        if self._pending:
+        if self._pending and (self.tty or self._written):
             self._write(time.monotonic())
         if self.tty and self._dirty:
             self.stream.write("\n")

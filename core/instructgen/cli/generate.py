@@ -116,12 +116,7 @@ def generate(
             err=True,
         )
         click.get_current_context().exit(EXIT_FAILED)
-    if len(dataset) < n_examples:
-        click.echo(
-            f"warning: only {len(dataset)} of {n_examples} examples: raise "
-            "--num-instructions to generate more",
-            err=True,
-        )
+    # Fewer examples than asked: the pipeline has already logged why (once).
 
 
 async def _generate(
@@ -222,7 +217,7 @@ def _dry_run(
         return
     click.echo("-- first bootstrap prompt " + "-" * 40)
     click.echo(boot.as_prompt())
-    click.echo("-- end of the first instance prompt " + "-" * 30)
+    click.echo("-- the first instance prompt, its last 300 characters " + "-" * 12)
     click.echo("..." + inst.as_prompt()[-300:])
     click.echo("-" * 66)
     cost_text = (

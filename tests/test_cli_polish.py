@@ -1,0 +1,67 @@
+"""Small things people meet every day: money, --debug anywhere, column access, the dry run's
+labels."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import SHARED
+
+from instructgen import InstructionDataset
+from instructgen.cli import cli
+from instructgen.money import format_usd
+
+
+@pytest.mark.parametrize(
+    ("amount", "text"),
+    [
+        (0.001, "$0.001"),
+        (0.005, "$0.005"),
+        (0.0123, "$0.012"),
+        (0.25, "$0.25"),
+        (1.283, "$1.28"),
+        (1234.5, "$1,234.50"),
+        (0, "$0.00"),
+    ],
+)
+def test_money_keeps_its_significant_digits(amount: float, text: str) -> None:
+    assert format_usd(amount) == text
+
+
+def test_debug_is_accepted_after_the_sub_command(tmp_path: Path) -> None:
+    bad = tmp_path / "tasks.jsonl"
+    bad.write_text("{not json\n")
+    r = CliRunner().invoke(cli, ["validate", str(bad), "--debug"])
+    assert r.exit_code == 2, r.output
+    assert "no such option" not in r.output
+
+
+def test_the_dry_run_labels_the_instance_prompt_excerpt(tmp_path: Path) -> None:
+    tasks = tmp_path / "tasks.jsonl"
+    shutil.copy(SHARED / "data" / "seed_tasks.jsonl", tasks)
+    r = CliRunner().invoke(cli, ["generate", str(tasks), "--engine", "openai", "--dry-run"])
+    assert r.exit_code == 0, r.output
+    assert "end of the first instance prompt" not in r.stdout
+    assert "the first instance prompt, its last 300 characters" in r.stdout
+
+
+def test_columns_slices_and_pandas() -> None:
+    ds = InstructionDataset(
+        [
+            {"instruction": "Name a colour.", "target": "Blue"},
+            {"instruction": "Add 2 and 2.", "text": "", "target": "4"},
+        ]
+    )
+    assert ds["instruction"] == ["Name a colour.", "Add 2 and 2."]
+    assert ds[1]["target"] == "4"
+    assert len(ds[:1]) == 1 and isinstance(ds[:1], InstructionDataset)
+    with pytest.raises(KeyError, match="no column 'output'"):
+        ds["output"]
+    frame = ds.to_pandas()
+    assert list(frame.columns) == ds.column_names and frame["target"].tolist() == ["Blue", "4"]
+    assert ds.to_hf()["instruction"] == ds["instruction"]
+    assert json.loads(json.dumps(ds[0]))["instruction"] == "Name a colour."
