@@ -153,15 +153,11 @@ def check_tasks(path: str | Path) -> tuple[list[SeedTask], list[Problem]]:
                 reported.add((field_name, msg))
                 problems.append(Problem(name, lineno, field_name or None, msg))
         task_id = obj.get("id")
-        duplicate = isinstance(task_id, str) and task_id in first_line
-        if duplicate:  # reported on every line, valid or not
+        first = first_line.get(task_id) if isinstance(task_id, str) else None
+        duplicate = first is not None
+        if first is not None:  # reported on every line, valid or not
             problems.append(
-                Problem(
-                    name,
-                    lineno,
-                    "id",
-                    f"duplicate id {task_id!r} (first on line {first_line[task_id]})",
-                )
+                Problem(name, lineno, "id", f"duplicate id {task_id!r} (first on line {first})")
             )
         elif isinstance(task_id, str):
             first_line[task_id] = lineno
