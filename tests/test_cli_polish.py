@@ -65,3 +65,38 @@ def test_columns_slices_and_pandas() -> None:
     assert list(frame.columns) == ds.column_names and frame["target"].tolist() == ["Blue", "4"]
     assert ds.to_hf()["instruction"] == ds["instruction"]
     assert json.loads(json.dumps(ds[0]))["instruction"] == "Name a colour."
+
+
+def test_filters_are_chosen_from_the_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conftest import TEST_KEY
+    from selfinstruct_responder import respond
+    from wire_server import WireServer
+
+    tasks = tmp_path / "tasks.jsonl"
+    shutil.copy(SHARED / "data" / "seed_tasks.jsonl", tasks)
+    monkeypatch.setenv("OPENAI_API_KEY", TEST_KEY)
+    base = ["generate", str(tasks), "--engine", "openai", "-n", "10", "--num-instructions", "10"]
+    r = CliRunner().invoke(cli, [*base, "--no-filter", "nonesuch", "--dry-run"])
+    assert r.exit_code == 2 and "unknown filter 'nonesuch'" in r.output
+    runs = {}
+    for name, extra in {"all": [], "no-rouge": ["--no-filter", "rouge-l"]}.items():
+        with WireServer() as server:
+            server.responder = respond
+            out = tmp_path / name
+            r = CliRunner().invoke(
+                cli, [*base, "--base-url", server.openai_base_url, "--out", str(out), *extra]
+            )
+            assert r.exit_code == 0, r.output
+        runs[name] = json.loads((out / "run.json").read_text())["filters"]
+    assert "rouge" in runs["all"] and "rouge" not in runs["no-rouge"]
+
+
+def test_plugins_lists_aliases() -> None:
+    r = CliRunner().invoke(cli, ["plugins"])
+    assert r.exit_code == 0, r.output
+    assert "engines: ai21 (j2-grande)" in r.output
+    r = CliRunner().invoke(cli, ["plugins", "--json"])
+    rows = {row["name"]: row for row in json.loads(r.output)["plugins"]}
+    assert rows["cohere"]["aliases"] == {"cohere": ["medium"]}

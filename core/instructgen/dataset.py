@@ -314,6 +314,7 @@ class InstructionDataset:
         tasks = [t if isinstance(t, SeedTask) else SeedTask.from_dict(t) for t in tasks]
         eng = create_engine(engine)
         store = _open_cache(cache)
+        chosen = build_filters(filters, filter_options)
         try:
             async with Dispatcher(eng, config=config, cache=store, progress=progress) as d:
                 result = await run_self_instruct(
@@ -322,12 +323,13 @@ class InstructionDataset:
                     num_instructions_for_finetuning=num_instructions_for_finetuning,
                     num_instructions=num_instructions,
                     seed=seed,
-                    filters=build_filters(filters, filter_options),
+                    filters=chosen,
                     progress=progress,
                     **params,
                 )
                 report = {
                     **result.report,
+                    "filters": [f.name for f in chosen],
                     "engine": eng.name,
                     "model": eng.model,
                     "requests": d.stats.to_dict(),

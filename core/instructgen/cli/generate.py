@@ -41,6 +41,21 @@ from instructgen.money import format_usd
     is_flag=True,
     help="Keep instructions that start with a non-ASCII character.",
 )
+@click.option(
+    "--filter",
+    "add_filters",
+    multiple=True,
+    metavar="NAME",
+    help="Also run this instruction filter (a plugin's filter that is off by default); "
+    "repeatable. See `instructgen plugins`.",
+)
+@click.option(
+    "--no-filter",
+    "drop_filters",
+    multiple=True,
+    metavar="NAME",
+    help="Do not run this instruction filter (e.g. rouge, blacklist); repeatable.",
+)
 @size_options
 @format_option
 @run_options
@@ -52,6 +67,8 @@ def generate(
     num_prompt_instructions: int,
     rouge_tokenizer: str,
     allow_non_ascii: bool,
+    add_filters: tuple[str, ...],
+    drop_filters: tuple[str, ...],
     fmt: str | None,
     **common: Any,
 ) -> None:
@@ -66,6 +83,7 @@ def generate(
     seed_tasks = load_tasks(tasks)  # exit 2 with FILE:LINE: FIELD on a bad file
     if fmt is not None:
         plugins.exporters().get(fmt)  # unknown format: exit 2 before anything is sent
+    filters = chosen_filters(add_filters, drop_filters)  # unknown name: exit 2
     if opts.dry_run:
         _dry_run(seed_tasks, opts, n_examples, num_instructions, num_prompt_instructions)
         return
@@ -80,6 +98,7 @@ def generate(
             num_prompt_instructions,
             rouge_tokenizer,
             allow_non_ascii,
+            filters,
         )
     )
     dataset, report = result
@@ -127,6 +146,7 @@ async def _generate(
     num_prompt_instructions: int,
     rouge_tokenizer: str,
     allow_non_ascii: bool,
+    filters: list[str] | None,
 ) -> tuple[Any, dict[str, Any]]:
     from instructgen.dataset import InstructionDataset
 
@@ -142,6 +162,7 @@ async def _generate(
             config=opts.dispatch_config(),
             progress=renderer,
             seed=opts.seed,
+            filters=filters,
             filter_options={
                 "rouge": {"tokenizer": rouge_tokenizer},
                 "leading-char": {"allow_non_ascii": allow_non_ascii},
@@ -151,6 +172,24 @@ async def _generate(
     finally:
         renderer.close()
     return dataset, dataset.run_report
+
+
+def chosen_filters(add: tuple[str, ...], drop: tuple[str, ...]) -> list[str] | None:
+    """The instruction filters to run: the default ones, plus ``add``, minus ``drop`` (names or
+    aliases, checked against the registry); ``None`` when both are empty (the defaults)."""
+    from instructgen import plugins
+
+    if not add and not drop:
+        return None
+    reg = plugins.filters()
+    for name in (*add, *drop):
+        reg.get(name)  # UnknownNameError (exit 2) names the registered filters
+    dropped = {reg.entry(n).name for n in drop}
+    names = [
+        e.name for e in reg if e.meta.get("stage") == "instruction" and e.meta.get("default", True)
+    ]
+    names += [reg.entry(n).name for n in add if reg.entry(n).name not in names]
+    return [n for n in names if n not in dropped]
 
 
 def _dry_run(

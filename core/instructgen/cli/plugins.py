@@ -18,6 +18,12 @@ def plugins(as_json: bool) -> None:
     rows: list[dict[str, Any]] = []
     for info in pm.plugin_infos():
         registers = {kind: reg.by_plugin(info.name) for kind, reg in regs.items()}
+        aliases = {
+            name: list(reg.entry(name).aliases)
+            for reg in regs.values()
+            for name in reg.by_plugin(info.name)
+            if reg.entry(name).aliases
+        }
         rows.append(
             {
                 "name": info.name,
@@ -28,6 +34,7 @@ def plugins(as_json: bool) -> None:
                 "blocked": info.blocked,
                 "error": info.error,
                 "registers": {k: v for k, v in registers.items() if v},
+                "aliases": aliases,
             }
         )
     conflicts = [c for reg in regs.values() for c in reg.conflicts]
@@ -39,7 +46,10 @@ def plugins(as_json: bool) -> None:
         dist = f" [{row['distribution']} {row['version']}]" if row["distribution"] else ""
         click.echo(f"{row['name']}{dist}{state}")
         for kind, names in row["registers"].items():
-            click.echo(f"  {kind}: {', '.join(names)}")
+            shown = [
+                f"{n} ({', '.join(row['aliases'][n])})" if n in row["aliases"] else n for n in names
+            ]
+            click.echo(f"  {kind}: {', '.join(shown)}")
         if row["error"]:
             click.echo(f"  error: {row['error']}")
     for c in conflicts:
