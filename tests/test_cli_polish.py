@@ -100,3 +100,23 @@ def test_plugins_lists_aliases() -> None:
     r = CliRunner().invoke(cli, ["plugins", "--json"])
     rows = {row["name"]: row for row in json.loads(r.output)["plugins"]}
     assert rows["cohere"]["aliases"] == {"cohere": ["medium"]}
+
+
+def test_the_missing_key_message_fits_the_engine() -> None:
+    import instructgen
+    from instructgen import Completion, Engine, MissingKeyError, Request
+
+    class Keyed(Engine):
+        name = "keyed"
+        key_env_vars = ("KEYED_API_KEY",)
+
+        async def acomplete(self, request: Request) -> Completion:
+            return Completion(("x",))
+
+    with pytest.raises(MissingKeyError) as err:
+        Keyed()
+    assert str(err.value) == (
+        "engine 'keyed' needs an API key: set KEYED_API_KEY or pass api_key=..."
+    )
+    with pytest.raises(MissingKeyError, match="OPENAI_BASE_URL"):
+        instructgen.engine("openai")

@@ -166,6 +166,9 @@ class Engine(ABC):
     default_model: ClassVar[str] = ""
     key_env_vars: ClassVar[tuple[str, ...]] = ()
     needs_key: ClassVar[bool] = True
+    """False for engines that never take a key (a local model server)."""
+    missing_key_hint: ClassVar[str | None] = None
+    """Added to the missing-key error, e.g. how to run without a key against a local server."""
     prices: ClassVar[Mapping[str, Price]] = {}
 
     def __init__(
@@ -180,7 +183,9 @@ class Engine(ABC):
     ) -> None:
         self._api_key = api_key or self._key_from_env()
         if self.needs_key and not self._api_key and not self._key_optional(base_url):
-            raise MissingKeyError(self.name or type(self).__name__, self.key_env_vars)
+            raise MissingKeyError(
+                self.name or type(self).__name__, self.key_env_vars, self.missing_key_hint
+            )
         self.model = model or self.default_model
         self.base_url = base_url
         self.timeout = timeout

@@ -85,12 +85,12 @@ class TaskFileError(UsageError):
 class MissingKeyError(UsageError):
     """An engine needs an API key and none was given or found in the environment."""
 
-    def __init__(self, engine: str, env_vars: Sequence[str]) -> None:
+    def __init__(self, engine: str, env_vars: Sequence[str], hint: str | None = None) -> None:
         self.engine, self.env_vars = engine, list(env_vars)
-        names = " or ".join(env_vars)
+        where = f"set {' or '.join(env_vars)} or pass" if env_vars else "pass"
         super().__init__(
-            f"engine {engine!r} needs an API key: set {names} or pass api_key=... "
-            "(for a local OpenAI-compatible server set OPENAI_BASE_URL and any key)"
+            f"engine {engine!r} needs an API key: {where} api_key=..."
+            + (f" ({hint})" if hint else "")
         )
 
 

@@ -31,6 +31,10 @@ PRICES = {
 
 class _OpenAIBase(Engine):
     key_env_vars = ("OPENAI_API_KEY",)
+    missing_key_hint = (
+        "for a local OpenAI-compatible server pass --base-url or set OPENAI_BASE_URL; "
+        "no key is needed then"
+    )
     prices = PRICES
 
     def __init__(

@@ -1,10 +1,13 @@
 """An engine for a small JSON completion API ("hello-api"), as a template for plugin authors.
 
 The API: ``POST {base_url}/v1/generate`` with ``{"model", "prompt", "max_tokens",
-"temperature", "top_p", "stop"}`` and a bearer key; it answers ``{"text", "finish_reason",
-"usage": {"input_tokens", "output_tokens"}}``. Replace the request and reply mapping with
-your provider's and keep the rest: the error mapping is what lets instructgen's dispatcher retry
-the right failures, and the lazy ``httpx`` import keeps ``instructgen --help`` fast.
+"temperature", "top_p", "stop", "seed", "presence_penalty", "frequency_penalty"}`` and a bearer
+key; it answers one text: ``{"text", "finish_reason", "usage": {"input_tokens",
+"output_tokens"}}``. Replace the request and reply mapping with your provider's and keep the
+rest: every ``Request`` field is mapped (the Self-Instruct stages send ``presence_penalty`` 2.0
+and 1.5, ``n`` samples and a ``seed``; ``extra`` carries provider options), the error mapping
+is what lets instructgen's dispatcher retry the right failures, and the lazy ``httpx`` import
+keeps ``instructgen --help`` fast.
 """
 
 from __future__ import annotations
@@ -43,14 +46,40 @@ class HelloEngine(Engine):
         return self._client
 
     async def acomplete(self, request: Request) -> Completion:
-        payload = {
+        if request.n == 1:
+            return await self._one(request)
+        # The API returns one text per call: n samples are n calls, joined in order.
+        import asyncio
+
+        parts = await asyncio.gather(*(self._one(request) for _ in range(request.n)))
+        return Completion(
+            tuple(p.text for p in parts),
+            tuple(p.finish_reasons[0] for p in parts),
+            sum((p.usage for p in parts), Usage()),
+            self.model,
+        )
+
+    def _payload(self, request: Request) -> dict[str, Any]:
+        """Every ``Request`` field in the API's names (see docs/plugins/guide.md's table)."""
+        payload: dict[str, Any] = {
             "model": self.model,
-            "prompt": request.as_prompt(),
+            "prompt": request.as_prompt(),  # a chat API would send request.as_messages()
             "max_tokens": request.max_tokens,
             "temperature": request.temperature,
             "top_p": request.top_p,
             "stop": list(request.stop),
         }
+        if request.seed is not None:
+            payload["seed"] = request.seed
+        if request.presence_penalty:
+            payload["presence_penalty"] = request.presence_penalty
+        if request.frequency_penalty:
+            payload["frequency_penalty"] = request.frequency_penalty
+        payload.update(request.extra)  # provider-specific options, part of the cache key
+        return payload
+
+    async def _one(self, request: Request) -> Completion:
+        payload = self._payload(request)
         try:
             r = await self._http().post(
                 "/v1/generate", json=payload, headers={"Authorization": f"Bearer {self.api_key}"}

@@ -52,3 +52,31 @@ def test_bad_key_fails_at_once(server: HelloServer) -> None:
     with pytest.raises(AuthenticationError):
         asyncio.run(Dispatcher(engine).complete(Request.chat("x")))
     assert len(server.bodies) == 1
+
+
+def test_every_request_field_reaches_the_wire(server: HelloServer) -> None:
+    engine = instructgen.engine("hello-api", api_key="good-key", base_url=server.url)
+    request = Request.chat(
+        "Name a colour.",
+        max_tokens=7,
+        temperature=0.7,
+        top_p=0.5,
+        stop=("\n\n",),
+        n=3,
+        seed=11,
+        presence_penalty=2.0,
+        frequency_penalty=0.5,
+        extra={"logit_bias": {"50256": -100}},
+    )
+    c = asyncio.run(Dispatcher(engine).complete(request))
+    assert len(c.texts) == 3 and len(server.bodies) == 3
+    body = server.bodies[0]
+    assert {k: body[k] for k in ("max_tokens", "temperature", "top_p", "stop", "seed")} == {
+        "max_tokens": 7,
+        "temperature": 0.7,
+        "top_p": 0.5,
+        "stop": ["\n\n"],
+        "seed": 11,
+    }
+    assert body["presence_penalty"] == 2.0 and body["frequency_penalty"] == 0.5
+    assert body["logit_bias"] == {"50256": -100}
