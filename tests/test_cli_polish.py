@@ -120,3 +120,33 @@ def test_the_missing_key_message_fits_the_engine() -> None:
     )
     with pytest.raises(MissingKeyError, match="OPENAI_BASE_URL"):
         instructgen.engine("openai")
+
+
+def test_engine_options_reach_the_wire_and_the_cache_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conftest import TEST_KEY
+    from selfinstruct_responder import respond
+    from wire_server import WireServer
+
+    tasks = tmp_path / "tasks.jsonl"
+    shutil.copy(SHARED / "data" / "seed_tasks.jsonl", tasks)
+    monkeypatch.setenv("OPENAI_API_KEY", TEST_KEY)
+    base = ["generate", str(tasks), "--engine", "openai", "-n", "5", "--num-instructions", "5"]
+    r = CliRunner().invoke(cli, [*base, "-o", "colour", "blue", "--dry-run"])
+    assert r.exit_code == 2, r.output
+    assert "engine 'openai' has no option 'colour'; its options: logit_bias" in r.output
+    r = CliRunner().invoke(cli, [*base, "-o", "logit_bias", "{not json", "--dry-run"])
+    assert r.exit_code == 2 and "expected dict (JSON)" in r.output
+    out = tmp_path / "out"
+    with WireServer() as server:
+        server.responder = respond
+        run = [*base, "--base-url", server.openai_base_url, "--out", str(out)]
+        assert CliRunner().invoke(cli, run).exit_code == 0
+        first = len(server.calls)
+        assert CliRunner().invoke(cli, run).exit_code == 0
+        assert len(server.calls) == first  # the same command: all from the cache
+        r = CliRunner().invoke(cli, [*run, "-o", "service_tier", "flex"])
+        assert r.exit_code == 0, r.output
+        assert len(server.calls) > first  # another option: other answers
+        assert server.calls[-1].body["service_tier"] == "flex"

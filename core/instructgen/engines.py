@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from instructgen.errors import MissingKeyError
+from instructgen.errors import ConfigError, MissingKeyError
 
 __all__ = [
     "Completion",
@@ -170,6 +170,10 @@ class Engine(ABC):
     missing_key_hint: ClassVar[str | None] = None
     """Added to the missing-key error, e.g. how to run without a key against a local server."""
     prices: ClassVar[Mapping[str, Price]] = {}
+    option_types: ClassVar[Mapping[str, type]] = {}
+    """The options users may set (``-o KEY VALUE`` on the command line, ``KEY=value`` in
+    Python) and their types (str, int, float, bool, dict or list). Unknown options are refused;
+    the options given enter ``identity()``, so a different option is a different cache entry."""
 
     def __init__(
         self,
@@ -189,8 +193,24 @@ class Engine(ABC):
         self.model = model or self.default_model
         self.base_url = base_url
         self.timeout = timeout
-        self.options = dict(options)
+        self.options = self.check_options(options)
         self._prices = {**self.prices, **(prices or {})}
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """``options`` checked against ``option_types``; strings (from the command line) are
+        converted to the declared type. Raises ``ConfigError`` naming the known options."""
+        out: dict[str, Any] = {}
+        for key, value in options.items():
+            want = cls.option_types.get(key)
+            if want is None:
+                known = ", ".join(sorted(cls.option_types)) or "none"
+                raise ConfigError(
+                    f"engine {cls.name or cls.__name__!r} has no option {key!r}; "
+                    f"its options: {known}"
+                )
+            out[key] = _convert_option(cls.name or cls.__name__, key, value, want)
+        return out
 
     def _key_from_env(self) -> str | None:
         for var in self.key_env_vars:
@@ -222,8 +242,12 @@ class Engine(ABC):
         return self._prices[max(best, key=len)] if best else None
 
     def identity(self) -> dict[str, Any]:
-        """What identifies this engine's outputs in a cache key (no credentials)."""
-        return {"engine": self.name, "model": self.model, "kind": self.kind}
+        """What identifies this engine's outputs in a cache key (no credentials): its name,
+        model, kind and the options given (none: the key of earlier versions)."""
+        ident: dict[str, Any] = {"engine": self.name, "model": self.model, "kind": self.kind}
+        if self.options:
+            ident["options"] = {k: self.options[k] for k in sorted(self.options)}
+        return ident
 
     def __repr__(self) -> str:
         base = f", base_url={self.base_url!r}" if self.base_url else ""
@@ -231,6 +255,42 @@ class Engine(ABC):
 
     def __reduce__(self) -> tuple[Any, ...]:
         raise TypeError("engines hold credentials and are not picklable; build one per process")
+
+
+def _convert_option(engine: str, key: str, value: Any, want: type) -> Any:
+    if isinstance(value, want) and not (want is int and isinstance(value, bool)):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            if want is bool and text.lower() in (
+                "1",
+                "true",
+                "yes",
+                "on",
+                "0",
+                "false",
+                "no",
+                "off",
+            ):
+                return text.lower() in ("1", "true", "yes", "on")
+            if want in (int, float):
+                return want(text)
+            if want in (dict, list):
+                import json
+
+                parsed = json.loads(text)
+                if isinstance(parsed, want):
+                    return parsed
+        except ValueError:
+            pass
+    if want is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    raise ConfigError(
+        f"engine {engine!r} option {key!r}: expected {want.__name__}"
+        + (" (JSON)" if want in (dict, list) else "")
+        + f", got {value!r}"
+    )
 
 
 def engine_class(name: str) -> type[Engine]:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from instructgen.engine_errors import from_exception, from_status
 from instructgen.engines import Completion, Engine, Price, Request, Usage
@@ -36,6 +37,14 @@ class _OpenAIBase(Engine):
         "no key is needed then"
     )
     prices = PRICES
+    # Request-body options of OpenAI's API a user may set with -o KEY VALUE (sent as given).
+    option_types: ClassVar[Mapping[str, type]] = {
+        "reasoning_effort": str,
+        "service_tier": str,
+        "user": str,
+        "logit_bias": dict,
+        "metadata": dict,
+    }
 
     def __init__(
         self,
@@ -95,6 +104,7 @@ class _OpenAIBase(Engine):
             params["presence_penalty"] = request.presence_penalty
         if request.frequency_penalty:
             params["frequency_penalty"] = request.frequency_penalty
+        params.update(self.options)  # -o KEY VALUE, checked against option_types
         params.update(request.extra)
         return params
 

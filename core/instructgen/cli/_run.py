@@ -38,6 +38,16 @@ _OPTIONS = [
     ),
     click.option("--model", default=None, help="Model name (default: the engine's)."),
     click.option(
+        "-o",
+        "--option",
+        "engine_options",
+        type=(str, str),
+        multiple=True,
+        metavar="KEY VALUE",
+        help="An engine option, e.g. -o reasoning_effort low (repeatable; the engine's "
+        "options are listed in docs/engines.md). Options are part of the cache key.",
+    ),
+    click.option(
         "--base-url",
         default=None,
         help="API base URL, e.g. a local OpenAI-compatible server "
@@ -201,6 +211,7 @@ format_option = click.option(
 class RunOptions:
     engine_name: str
     model: str | None
+    engine_options: tuple[tuple[str, str], ...]
     base_url: str | None
     out: Path | None
     concurrency: int
@@ -221,7 +232,7 @@ class RunOptions:
     def build_engine(self) -> Any:
         from instructgen.engines import create_engine
 
-        kw: dict[str, Any] = {"timeout": self.timeout}
+        kw: dict[str, Any] = {"timeout": self.timeout, **dict(self.engine_options)}
         if self.model:
             kw["model"] = self.model
         if self.base_url:

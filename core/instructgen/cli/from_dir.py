@@ -96,6 +96,7 @@ def from_dir(
         from instructgen.engines import engine_class
 
         cls = engine_class(opts.engine_name)
+        cls.check_options(dict(opts.engine_options))  # a bad -o exits 2 in a dry run too
         result = scan(
             directory,
             chunk_size=chunk_size,

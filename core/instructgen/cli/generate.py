@@ -205,6 +205,7 @@ def _dry_run(
     from instructgen.selfinstruct import prompts
 
     cls = engine_class(opts.engine_name)
+    cls.check_options(dict(opts.engine_options))  # a bad -o exits 2 in a dry run too
     model = opts.model or cls.default_model
     chat = cls.kind == "chat"
     rng = random.Random(opts.seed)
