@@ -29,7 +29,7 @@ $(BIN)/python:
 	$(BIN)/pip install -q -U pip setuptools wheel
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml $(wildcard contrib/*/pyproject.toml)
-	$(BIN)/pip install -q -e '.[audio,dev]'
+	$(BIN)/pip install -q -e '.[all,dev]'
 	$(BIN)/pip install -q $(foreach d,$(CONTRIB),-e "$(d)[test]")
 	touch $@
 

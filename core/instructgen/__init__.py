@@ -50,6 +50,7 @@ _LAZY: dict[str, str] = {
     "AuthenticationError": "instructgen.errors",
     "BadRequestError": "instructgen.errors",
     "MalformedResponseError": "instructgen.errors",
+    "MissingDependencyError": "instructgen.errors",
     "MissingKeyError": "instructgen.errors",
     "ExtractionError": "instructgen.errors",
     "PluginError": "instructgen.errors",

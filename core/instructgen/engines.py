@@ -174,6 +174,12 @@ class Engine(ABC):
     """The options users may set (``-o KEY VALUE`` on the command line, ``KEY=value`` in
     Python) and their types (str, int, float, bool, dict or list). Unknown options are refused;
     the options given enter ``identity()``, so a different option is a different cache entry."""
+    requires: ClassVar[tuple[str, ...]] = ()
+    """Top-level modules the engine imports when used (e.g. its SDK). Checked without importing
+    them: an engine whose module is missing stays listed as unavailable, and asking for it
+    fails with ``install_with``."""
+    install_with: ClassVar[str] = ""
+    """The pip requirement that brings ``requires``, e.g. ``instructgen[cohere]``."""
 
     def __init__(
         self,

@@ -19,6 +19,7 @@ __all__ = [
     "ExtractionError",
     "InstructgenError",
     "MalformedResponseError",
+    "MissingDependencyError",
     "MissingKeyError",
     "PluginError",
     "Problem",
@@ -92,6 +93,17 @@ class MissingKeyError(UsageError):
             f"engine {engine!r} needs an API key: {where} api_key=..."
             + (f" ({hint})" if hint else "")
         )
+
+
+class MissingDependencyError(UsageError):
+    """A plugin's engine, extractor, ... needs Python modules that are not installed here.
+
+    ``reason`` is the fix, e.g. ``needs pip install 'instructgen[cohere]' (missing module:
+    cohere)``; the message names what was asked for first."""
+
+    def __init__(self, kind: str, name: str, reason: str) -> None:
+        self.kind, self.name, self.reason = kind, name, reason
+        super().__init__(f"{kind} {name!r} {reason}")
 
 
 class PluginError(InstructgenError):

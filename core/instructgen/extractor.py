@@ -45,6 +45,12 @@ class Extractor(ABC):
     slow: ClassVar[bool] = False
     """True for extractors that take seconds per file (OCR, transcription): a run starts their
     files first, so it does not end waiting on one of them while the other workers are idle."""
+    requires: ClassVar[tuple[str, ...]] = ()
+    """Top-level modules ``extract`` imports. Checked without importing them: when one is
+    missing, the extractor stays listed as unavailable and its files are skipped with
+    ``needs pip install '<install_with>'``."""
+    install_with: ClassVar[str] = ""
+    """The pip requirement that brings ``requires``, e.g. ``instructgen[documents]``."""
 
     def unavailable_reason(self) -> str | None:
         """``None`` when usable here, else why not and how to fix it (missing binary, ...)."""

@@ -8,13 +8,14 @@ a later one is dropped with a warning naming both plugins.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from instructgen.engines import Engine
-from instructgen.errors import UnknownNameError
+from instructgen.errors import MissingDependencyError, UnknownNameError
 from instructgen.exporter import Exporter
 from instructgen.extractor import Extractor
 from instructgen.filter import Filter
@@ -24,6 +25,7 @@ log = logging.getLogger("instructgen.plugins")
 T = TypeVar("T")
 
 __all__ = [
+    "MISSING_REQUIREMENT",
     "EngineRegistry",
     "Entry",
     "ExecutorRegistry",
@@ -31,7 +33,32 @@ __all__ = [
     "ExtractorRegistry",
     "FilterRegistry",
     "Registry",
+    "missing_requirement",
 ]
+
+MISSING_REQUIREMENT = "needs pip install"
+"""How every reason from ``missing_requirement`` starts."""
+
+
+def _installed(module: str) -> bool:
+    top = module.partition(".")[0]  # find_spec on a dotted name would import its parents
+    try:
+        return importlib.util.find_spec(top) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def missing_requirement(obj: object) -> str | None:
+    """Why a plugin class (engine, extractor, ...) cannot run here for want of a Python
+    module: ``needs pip install 'instructgen[cohere]' (missing module: cohere)``; ``None`` when
+    every module in its ``requires`` is installed. Looks for the modules without importing
+    them, so it is cheap enough for listings and for every file of a run."""
+    missing = [m for m in getattr(obj, "requires", ()) or () if not _installed(m)]
+    if not missing:
+        return None
+    what = f"missing module{'s' if len(missing) > 1 else ''}: {', '.join(missing)}"
+    install = getattr(obj, "install_with", "") or " ".join(missing)
+    return f"{MISSING_REQUIREMENT} '{install}' ({what})"
 
 
 @dataclass(frozen=True)
@@ -80,7 +107,18 @@ class Registry(Generic[T]):
         return entry
 
     def get(self, name: str) -> T:
-        return self.entry(name).obj
+        """The object registered as ``name``; ``MissingDependencyError`` (exit 2) when it needs
+        a module that is not installed, with the pip command that brings it."""
+        entry = self.entry(name)
+        why = missing_requirement(entry.obj)
+        if why:
+            raise MissingDependencyError(self.kind, entry.name, why)
+        return entry.obj
+
+    def unavailable(self) -> dict[str, str]:
+        """Registered names that cannot be used here, each with the fix."""
+        found = {e.name: missing_requirement(e.obj) for e in self}
+        return {name: why for name, why in found.items() if why}
 
     def entry(self, name: str) -> Entry[T]:
         key = self._lookup.get(name.lower())

@@ -27,6 +27,8 @@ class AI21Engine(Engine):
     default_model = "jamba-mini"
     key_env_vars = ("AI21_API_KEY",)
     prices = PRICES
+    requires = ("ai21",)
+    install_with = "instructgen[ai21]"
 
     def __init__(
         self,

@@ -30,6 +30,8 @@ class CohereEngine(Engine):
     default_model = "command-r-08-2024"
     key_env_vars = ("CO_API_KEY", "COHERE_API_KEY")
     prices = PRICES
+    requires = ("cohere",)
+    install_with = "instructgen[cohere]"
 
     def __init__(
         self,

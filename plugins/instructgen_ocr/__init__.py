@@ -169,6 +169,8 @@ class ImageExtractor(Extractor):
     mime_types = ("image/png", "image/jpeg", "image/tiff", "image/gif")
     priority = 10
     slow = True
+    requires = ("PIL",)
+    install_with = "instructgen[documents]"
 
     def unavailable_reason(self) -> str | None:
         if shutil.which("tesseract") is None:

@@ -598,6 +598,8 @@ class OfficeExtractor(Extractor):
     extensions = tuple(_READERS)
     mime_types = OFFICE_MIME_TYPES
     priority = 20  # above unstructured (10), which reads these files when this reader cannot
+    requires = ("lxml", "docx", "pptx", "openpyxl", "xlrd", "striprtf", "oxmsg")
+    install_with = "instructgen[documents]"
 
     def sniff(self, head: bytes) -> bool:
         return looks_like_office(head)

@@ -20,6 +20,8 @@ class PdfExtractor(Extractor):
     extensions = ("pdf",)
     mime_types = ("application/pdf",)
     priority = 10
+    requires = ("pypdfium2", "PIL")  # PIL: scanned pages go to OCR
+    install_with = "instructgen[documents]"
 
     def sniff(self, head: bytes) -> bool:
         return head.lstrip()[:5] == b"%PDF-"

@@ -48,6 +48,8 @@ class UnstructuredExtractor(Extractor):
     extensions = tuple(_PARTITIONERS)
     mime_types = OFFICE_MIME_TYPES
     priority = 10
+    requires = ("unstructured",)
+    install_with = "instructgen[documents]"
 
     def sniff(self, head: bytes) -> bool:
         return looks_like_office(head)

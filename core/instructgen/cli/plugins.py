@@ -15,6 +15,8 @@ def plugins(as_json: bool) -> None:
     from instructgen import plugins as pm
 
     regs = pm.get_registries()
+    # What cannot run here for want of a module, and the pip command that brings it.
+    missing = {kind: reg.unavailable() for kind, reg in regs.items()}
     rows: list[dict[str, Any]] = []
     for info in pm.plugin_infos():
         registers = {kind: reg.by_plugin(info.name) for kind, reg in regs.items()}
@@ -23,6 +25,12 @@ def plugins(as_json: bool) -> None:
             for reg in regs.values()
             for name in reg.by_plugin(info.name)
             if reg.entry(name).aliases
+        }
+        unavailable = {
+            f"{regs[kind].kind} {name}": missing[kind][name]
+            for kind, names in registers.items()
+            for name in names
+            if name in missing[kind]
         }
         rows.append(
             {
@@ -35,6 +43,7 @@ def plugins(as_json: bool) -> None:
                 "error": info.error,
                 "registers": {k: v for k, v in registers.items() if v},
                 "aliases": aliases,
+                "unavailable": unavailable,
             }
         )
     conflicts = [c for reg in regs.values() for c in reg.conflicts]
@@ -43,6 +52,8 @@ def plugins(as_json: bool) -> None:
         return
     for row in rows:
         state = " (blocked)" if row["blocked"] else (" (ERROR)" if row["error"] else "")
+        if not state and row["unavailable"]:
+            state = " (unavailable)"
         dist = f" [{row['distribution']} {row['version']}]" if row["distribution"] else ""
         click.echo(f"{row['name']}{dist}{state}")
         for kind, names in row["registers"].items():
@@ -50,6 +61,8 @@ def plugins(as_json: bool) -> None:
                 f"{n} ({', '.join(row['aliases'][n])})" if n in row["aliases"] else n for n in names
             ]
             click.echo(f"  {kind}: {', '.join(shown)}")
+        for what, why in row["unavailable"].items():
+            click.echo(f"  unavailable: {what} {why}")
         if row["error"]:
             click.echo(f"  error: {row['error']}")
     for c in conflicts:

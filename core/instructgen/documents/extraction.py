@@ -113,6 +113,7 @@ def _candidates(path: Path, head: bytes) -> list[Any]:
 def extract_one(path: str, rel: str, size: int = 0) -> ExtractResult:
     """Extract one file in this process. Top-level and picklable, for any executor."""
     from instructgen.errors import ExtractionError
+    from instructgen.registry import missing_requirement
 
     start = time.monotonic()
     p = Path(path)
@@ -129,7 +130,7 @@ def extract_one(path: str, rel: str, size: int = 0) -> ExtractResult:
         return result
     reasons: list[str] = []
     for name, extractor in candidates:
-        why_not = extractor.unavailable_reason()
+        why_not = missing_requirement(extractor) or extractor.unavailable_reason()
         if why_not:
             reasons.append(why_not)
             continue
@@ -528,8 +529,10 @@ _NOT_CACHED = ("rel", "path", "cached")
 
 def result_to_cache(res: ExtractResult) -> dict[str, Any] | None:
     """What to store for a result; None for outcomes worth retrying next run (timeouts, the
-    memory limit: a rerun may allow more)."""
-    if (res.skip or "").startswith((_TIMED_OUT, _CRASHED, _OVER_MEMORY)):
+    memory limit: a rerun may allow more; a reader whose extra was not installed yet)."""
+    from instructgen.registry import MISSING_REQUIREMENT
+
+    if (res.skip or "").startswith((_TIMED_OUT, _CRASHED, _OVER_MEMORY, MISSING_REQUIREMENT)):
         return None
     # shallow: asdict() deep-copies the metadata, a third of the cost of a cached small file
     return {f.name: getattr(res, f.name) for f in fields(res) if f.name not in _NOT_CACHED}
