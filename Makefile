@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 # libmagic for type sniffing, Chromium + driver for the report's browser test.
 APT_PACKAGES := tesseract-ocr tesseract-ocr-eng tesseract-ocr-chi-sim catdoc antiword \
 	libmagic1 chromium chromium-driver
-CONTRIB := contrib/instructgen-plugin-template contrib/instructgen-ray
+CONTRIB := contrib/instructgen-plugin-template contrib/instructgen-ray contrib/instructgen-litellm
 
 .PHONY: setup system venv demo test lint typecheck pytest docs clean
 

@@ -30,7 +30,7 @@ FAULTS = ("429", "500", "503", "408", "reset", "malformed", "truncate", "401", "
 
 @dataclass
 class WireCall:
-    provider: str  # "openai" | "cohere" | "ai21"
+    provider: str  # "openai" | "cohere" | "ai21" | "anthropic"
     kind: str  # "chat" | "completion"
     path: str
     body: dict[str, Any]
@@ -145,6 +145,10 @@ class WireServer:
         return f"{self.url}/v1"
 
     @property
+    def anthropic_base_url(self) -> str:
+        return self.url  # the SDKs add /v1/messages
+
+    @property
     def cohere_base_url(self) -> str:
         return self.url
 
@@ -232,7 +236,13 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?")[0]
         auth = self.headers.get("Authorization", "")
         api_key = auth[7:] if auth.startswith("Bearer ") else None
-        if path.endswith("/v1/chat/completions") and not path.startswith("/studio"):
+        messages = list(body.get("messages") or [])
+        if path.endswith("/v1/messages"):  # Anthropic: x-api-key, system apart from messages
+            provider, kind = "anthropic", "chat"
+            api_key = self.headers.get("x-api-key")
+            if body.get("system"):
+                messages.insert(0, {"role": "system", "content": body["system"]})
+        elif path.endswith("/v1/chat/completions") and not path.startswith("/studio"):
             provider, kind = "openai", "chat"
         elif path.endswith("/v1/completions"):
             provider, kind = "openai", "completion"
@@ -243,7 +253,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._json(404, {"error": {"message": f"no route {path}"}})
             return
-        call = WireCall(provider, kind, path, body, api_key, list(body.get("messages") or []))
+        call = WireCall(provider, kind, path, body, api_key, messages)
         with srv._lock:
             srv.calls.append(call)
             srv.model_seen[str(body.get("model"))] += 1
@@ -257,11 +267,11 @@ class _Handler(BaseHTTPRequestHandler):
             if fault.kind == "truncate":
                 truncate = True
             else:
-                self._fault(fault)
+                self._fault(fault, call)
                 return
         if api_key in (None, "", "invalid"):
             msg = f"Incorrect API key provided: {api_key}"  # providers echo what they got
-            self._json(401, {"error": {"message": msg, "type": "auth"}, "message": msg})
+            self._json(401, _error_body(call, msg, "authentication_error"))
             return
         out = srv.responder(call)
         texts = [out] if isinstance(out, str) else list(out)
@@ -278,7 +288,7 @@ class _Handler(BaseHTTPRequestHandler):
                 srv.successes[call.key] += 1
                 srv.by_api_key[api_key or ""] += 1
 
-    def _fault(self, fault: Fault) -> None:
+    def _fault(self, fault: Fault, call: WireCall) -> None:
         kind = fault.kind
         if kind == "reset":
             self.connection.setsockopt(
@@ -300,7 +310,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(payload)
             return
         status = int(kind)
-        key = self.headers.get("Authorization", "")[7:]
+        key = self.headers.get("Authorization", "")[7:] or self.headers.get("x-api-key", "")
         headers = {}
         if fault.retry_after is not None:
             headers["Retry-After"] = f"{fault.retry_after:g}"
@@ -312,9 +322,7 @@ class _Handler(BaseHTTPRequestHandler):
             401: f"Incorrect API key provided: {key}",
             400: f"bad request from key {key}",
         }
-        self._json(
-            status, {"error": {"message": messages[status]}, "message": messages[status]}, headers
-        )
+        self._json(status, _error_body(call, messages[status], f"http_{status}"), headers)
 
     def _json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> bool:
         payload = json.dumps(obj).encode()
@@ -333,9 +341,31 @@ class _Handler(BaseHTTPRequestHandler):
         return True
 
 
+def _error_body(call: WireCall, message: str, kind: str) -> dict[str, Any]:
+    if call.provider == "anthropic":
+        return {"type": "error", "error": {"type": kind, "message": message}}
+    error = (
+        {"message": message, "type": "auth"}
+        if kind == "authentication_error"
+        else {"message": message}
+    )
+    return {"error": error, "message": message}
+
+
 def _reply(call: WireCall, texts: list[str], finish: str, pt: int, ct: int) -> dict[str, Any]:
     model = call.body.get("model", "model")
     rid = "r-" + call.key
+    if call.provider == "anthropic":  # the Messages API: one message, content blocks
+        return {
+            "id": "msg_" + call.key,
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [{"type": "text", "text": texts[0]}],
+            "stop_reason": "max_tokens" if finish == "length" else "end_turn",
+            "stop_sequence": None,
+            "usage": {"input_tokens": pt, "output_tokens": ct},
+        }
     if call.provider == "openai" and call.kind == "chat":
         return {
             "id": rid,
