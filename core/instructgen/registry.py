@@ -190,6 +190,21 @@ class ExtractorRegistry(Registry[type[Extractor]]):
             priority=prio,
         )
 
+    def unavailable(self) -> dict[str, str]:
+        """Missing modules first, then each extractor's own ``unavailable_reason()`` (a
+        program such as tesseract not installed, no transcriber configured)."""
+        found = super().unavailable()
+        for e in self:
+            if e.name in found:
+                continue
+            try:
+                why = e.obj().unavailable_reason()
+            except Exception as exc:  # a broken plugin must not break the listing
+                why = f"unavailable_reason() raised {type(exc).__name__}: {exc}"
+            if why:
+                found[e.name] = why
+        return found
+
     def for_extension(self, ext: str) -> list[Entry[type[Extractor]]]:
         """Extractors reading ``ext``, highest priority first, then by name."""
         ext = ext.lower().lstrip(".")
