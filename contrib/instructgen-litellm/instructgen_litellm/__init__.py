@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -93,6 +94,15 @@ class LiteLLMEngine(Engine):
     prices: ClassVar[Mapping[str, Price]] = LiteLLMPrices()
     requires = ("litellm",)
     install_with = "instructgen-litellm"
+    # -o KEY VALUE / engine(..., KEY=value): passed to litellm.acompletion as given;
+    # litellm_params holds any other of its arguments (a JSON object on the command line).
+    option_types: ClassVar[Mapping[str, type]] = {
+        "reasoning_effort": str,
+        "user": str,
+        "api_version": str,
+        "custom_llm_provider": str,
+        "litellm_params": dict,
+    }
 
     def __init__(
         self,
@@ -107,14 +117,9 @@ class LiteLLMEngine(Engine):
         self._supports_n: bool | None = None
 
     def identity(self) -> dict[str, Any]:
-        """Model and server identify the outputs (the same model name on another server is
-        another model); the key never does."""
-        return {
-            "engine": self.name,
-            "model": self.model,
-            "kind": self.kind,
-            "api_base": self.base_url,
-        }
+        """Model, options and server identify the outputs (the same model name on another
+        server is another model); the key never does."""
+        return {**super().identity(), "api_base": self.base_url}
 
     def _route(self) -> tuple[str, bool]:
         """The provider LiteLLM picks for ``self.model`` and whether it takes ``n``."""
@@ -157,9 +162,12 @@ class LiteLLMEngine(Engine):
         key = self.api_key or (self._placeholder_key() if self.base_url else None)
         if key:
             params["api_key"] = key
+        params.update({k: v for k, v in self.options.items() if k != "litellm_params"})
         params.update(self.options.get("litellm_params") or {})
         params.update(request.extra)
-        return params
+        # LiteLLM writes into dicts it is given (metadata gains its hidden params): copies,
+        # so the options and the request, which are the cache key, stay as they were.
+        return copy.deepcopy(params)
 
     def _placeholder_key(self) -> str | None:
         """A local OpenAI-compatible server needs no key, but the OpenAI SDK under LiteLLM

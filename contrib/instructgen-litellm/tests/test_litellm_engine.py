@@ -250,3 +250,18 @@ def test_cli_generate_with_litellm_on_an_openai_compatible_server(
     r = CliRunner().invoke(cli, args)
     assert r.exit_code == 0, r.stderr
     assert len(server.calls) == sent
+
+
+def test_engine_options_reach_litellm_and_the_cache_key(server: WireServer) -> None:
+    engine = engine_for(server, "openai", user="team-a", litellm_params={"metadata": {"run": "x"}})
+    complete(engine, Request.chat("hello"))
+    body = server.calls[0].body
+    assert body["user"] == "team-a"
+    assert engine.identity()["options"] == {
+        "litellm_params": {"metadata": {"run": "x"}},
+        "user": "team-a",
+    }
+    from instructgen.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="has no option 'temperature'"):
+        engine_for(server, "openai", temperature=0.1)
