@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 
 from instructgen import Completion, Engine, Price, Request, Usage, hookimpl
 from instructgen.engine_errors import from_exception, from_status, redact
+from instructgen.errors import ConfigError
 
 __all__ = ["LiteLLMEngine", "LiteLLMPrices"]
 
@@ -115,6 +116,7 @@ class LiteLLMEngine(Engine):
         super().__init__(api_key, model=model, base_url=base_url, **kwargs)
         self._provider: str | None = None
         self._supports_n: bool | None = None
+        self._route()  # a model LiteLLM cannot route is a usage error now, not failed requests
 
     def identity(self) -> dict[str, Any]:
         """Model, options and server identify the outputs (the same model name on another
@@ -127,8 +129,12 @@ class LiteLLMEngine(Engine):
             litellm = _litellm()
             try:
                 model, provider, _, _ = litellm.get_llm_provider(self.model)
-            except Exception as exc:  # an unknown prefix: a usage error, never retried
-                raise from_status(400, f"{self.model}: {exc}", engine=self.name) from None
+            except Exception as exc:
+                raise ConfigError(
+                    f"engine 'litellm': LiteLLM cannot route model {self.model!r} (no known "
+                    "provider); name it provider/model, e.g. openai/gpt-4o-mini, "
+                    "anthropic/claude-haiku-4-5, ollama/llama3.1"
+                ) from exc
             self._provider = str(provider)
             try:
                 params = litellm.get_supported_openai_params(

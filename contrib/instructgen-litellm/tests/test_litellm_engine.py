@@ -265,3 +265,13 @@ def test_engine_options_reach_litellm_and_the_cache_key(server: WireServer) -> N
 
     with pytest.raises(ConfigError, match="has no option 'temperature'"):
         engine_for(server, "openai", temperature=0.1)
+
+
+def test_a_model_litellm_cannot_route_is_a_usage_error(tmp_path: Path) -> None:
+    tasks = tmp_path / "tasks.jsonl"
+    shutil.copy(SHARED / "data" / "seed_tasks.jsonl", tasks)
+    args = ["generate", str(tasks), "--engine", "litellm", "--model", "nosuchprovider/some-model"]
+    r = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2, r.output
+    assert "LiteLLM cannot route model 'nosuchprovider/some-model'" in r.stderr
+    assert "Traceback" not in r.stderr
