@@ -103,6 +103,23 @@ def check_base(venv: Path, work: Path) -> dict[str, Any]:
         text=True,
         env=env,
     )
+    real = generate_on_local_server(venv, tasks, work / "out", "--engine", "openai")
+    return {
+        "unavailable": unavailable,
+        "generate_dry_run_exit": dry.returncode,
+        "generate_dry_run_requests": json.loads(dry.stdout)["requests"]["total"]
+        if dry.returncode == 0
+        else dry.stderr[-300:],
+        "engine_cohere_exit": cohere.returncode,
+        "engine_cohere_message": cohere.stderr.strip().splitlines()[-1:],
+        "generate": real,
+    }
+
+
+def generate_on_local_server(venv: Path, tasks: Path, out: Path, *engine: str) -> dict[str, Any]:
+    """``instructgen generate TASKS ENGINE --base-url LOCAL -n 5`` with the virtualenv's
+    console script, against tests/wire_server.py answering like a model."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and "API_KEY" not in k}
     server = subprocess.Popen(
         [sys.executable, "-c", SERVER, str(ROOT / "tests")],
         stdin=subprocess.PIPE,
@@ -112,46 +129,23 @@ def check_base(venv: Path, work: Path) -> dict[str, Any]:
     try:
         assert server.stdout is not None
         base_url = server.stdout.readline().strip()
-        out = work / "out"
         t0 = time.monotonic()
-        real = subprocess.run(
-            [
-                exe,
-                "generate",
-                str(tasks),
-                "--engine",
-                "openai",
-                "--base-url",
-                base_url,
-                "-n",
-                "5",
-                "--num-instructions",
-                "20",
-                "--out",
-                str(out),
-                "--json",
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-        )
+        cmd = [str(venv / "bin" / "instructgen"), "generate", str(tasks), *engine]
+        cmd += ["--base-url", base_url, "-n", "5", "--out", str(out), "--json"]
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env)
         seconds = time.monotonic() - t0
     finally:
         server.kill()
         server.wait()
-    result = json.loads(real.stdout) if real.returncode == 0 else {"stderr": real.stderr[-500:]}
+    result = json.loads(done.stdout) if done.returncode == 0 else {}
     return {
-        "unavailable": unavailable,
-        "generate_dry_run_exit": dry.returncode,
-        "generate_dry_run_requests": json.loads(dry.stdout)["requests"]["total"]
-        if dry.returncode == 0
-        else dry.stderr[-300:],
-        "engine_cohere_exit": cohere.returncode,
-        "engine_cohere_message": cohere.stderr.strip().splitlines()[-1:],
-        "generate_exit": real.returncode,
-        "generate_seconds": round(seconds, 1),
-        "generate_examples": result.get("examples", result),
-        "dataset_saved": (out / "run.json").exists(),
+        "command": " ".join(["instructgen", "generate", "tasks.jsonl", *engine])
+        + " --base-url http://127.0.0.1:PORT/v1 -n 5",
+        "exit": done.returncode,
+        "seconds": round(seconds, 1),
+        "examples": result.get("examples"),
+        "requests": result.get("requests"),
+        "stderr_tail": done.stderr.strip().splitlines()[-2:] if done.returncode else [],
     }
 
 
@@ -192,6 +186,16 @@ def main() -> None:
             work = where / "check"
             work.mkdir(exist_ok=True)
             report["base_install_check"] = check_base(where / "base", work)
+            if (where / "instructgen-litellm").exists():
+                report["litellm_check"] = generate_on_local_server(
+                    where / "instructgen-litellm",
+                    work / "tasks.jsonl",
+                    work / "out-litellm",
+                    "--engine",
+                    "litellm",
+                    "--model",
+                    "openai/gpt-4o-mini",
+                )
         print(json.dumps(report, indent=2))
     finally:
         if not a.keep:
