@@ -65,7 +65,13 @@ def cli(*args: str, blocked: str = NOT_IN_BASE) -> subprocess.CompletedProcess[s
 def folder(tmp_path: Path) -> Path:
     docs = tmp_path / "docs"
     docs.mkdir()
-    for name in ("fake-text.txt", "docx-tables.docx", "fake-power-point.pptx"):
+    for name in (
+        "fake-text.txt",
+        "docx-tables.docx",
+        "fake-power-point.pptx",
+        "example-10k-1p.html",
+        "fake-doc.rtf",
+    ):
         shutil.copy(SHARED / "corpus" / name, docs / name)
     shutil.copy(next((SHARED / "corpus").rglob("*.pdf")), docs / "paper.pdf")
     return docs
@@ -120,7 +126,14 @@ def test_files_needing_a_missing_extra_are_skipped_with_the_reason_then_read_onc
     assert r.returncode == 0, r.stderr
     files = {f["rel"]: f for f in json.loads(r.stdout)["files"]}
     assert files["fake-text.txt"]["skip"] is None and files["fake-text.txt"]["chars"] > 0
-    for rel in ("docx-tables.docx", "fake-power-point.pptx", "paper.pdf"):
+    # HTML and RTF are not read as plain text (markup) when their readers need the extra.
+    for rel in (
+        "docx-tables.docx",
+        "fake-power-point.pptx",
+        "paper.pdf",
+        "example-10k-1p.html",
+        "fake-doc.rtf",
+    ):
         assert files[rel]["skip"].startswith(f"needs {DOCS} (missing module"), files[rel]
     # The reason is not cached: with the extra installed, the same folder's files are read.
     r = cli("extract", str(folder), "--json", blocked="")
@@ -143,7 +156,13 @@ def test_from_dir_lists_the_skip_reason(folder: Path, tmp_path: Path) -> None:
     )
     assert r.returncode == 0, r.stderr
     skipped = {s["file"]: s["reason"] for s in json.loads(r.stdout)["skipped_files"]}
-    assert set(skipped) == {"docx-tables.docx", "fake-power-point.pptx", "paper.pdf"}
+    assert set(skipped) == {
+        "docx-tables.docx",
+        "fake-power-point.pptx",
+        "paper.pdf",
+        "example-10k-1p.html",
+        "fake-doc.rtf",
+    }
     assert (
         skipped["docx-tables.docx"]
         == f"needs {DOCS} (missing modules: docx, pptx, openpyxl, xlrd, striprtf, oxmsg)"

@@ -110,6 +110,13 @@ def _candidates(path: Path, head: bytes) -> list[Any]:
     return [(e.name, instances[e.name]) for e in ordered]
 
 
+def _readers_of(suffix: str) -> set[str]:
+    """Names of the extractors registered for this file extension."""
+    from instructgen import plugins
+
+    return {e.name for e in plugins.extractors().for_extension(suffix)}
+
+
 def extract_one(path: str, rel: str, size: int = 0) -> ExtractResult:
     """Extract one file in this process. Top-level and picklable, for any executor."""
     from instructgen.errors import ExtractionError
@@ -129,8 +136,18 @@ def extract_one(path: str, rel: str, size: int = 0) -> ExtractResult:
         result.skip = f"no extractor for '{p.suffix or '(no extension)'}' files"
         return result
     reasons: list[str] = []
+    needs_extra = False
     for name, extractor in candidates:
-        why_not = missing_requirement(extractor) or extractor.unavailable_reason()
+        if needs_extra and name not in _readers_of(p.suffix):
+            # This format's readers need an extra: skip with that reason rather than read the
+            # file as something else (HTML or RTF markup as plain text).
+            break
+        missing = missing_requirement(extractor)
+        if missing:
+            reasons.append(missing)
+            needs_extra = needs_extra or name in _readers_of(p.suffix)
+            continue
+        why_not = extractor.unavailable_reason()
         if why_not:
             reasons.append(why_not)
             continue
