@@ -92,7 +92,7 @@ def from_dir(
     if executor != "local":
         plugins.executors().get(executor)  # unknown executor: exit 2 before any work
     if opts.dry_run:
-        from instructgen.documents.qa import qa_request
+        from instructgen.documents.qa import qa_request, structured_output
         from instructgen.engines import engine_class
 
         cls = engine_class(opts.engine_name)
@@ -113,6 +113,7 @@ def from_dir(
                 total=c.total,
                 n=samples_per_chunk,
                 chat=cls.kind == "chat",
+                structured=structured_output(cls),
             )
             for c in result.chunks
         ]
@@ -180,14 +181,21 @@ def from_dir(
         "out": str(out),
         **report["extraction"],
         "requests": report["requests"],
+        "unparsed_replies": (report.get("question_answer_replies") or {}).get(
+            "unparsed_replies", 0
+        ),
     }
     if opts.as_json:
         emit_json(summary)
     else:
         ex = report["extraction"]
+        replies = report.get("question_answer_replies") or {}
+        short = len(replies.get("short_chunks") or ())
         click.echo(
             f"wrote {len(dataset)} examples to {out} from {ex['read']} files "
-            f"({ex['skipped']} skipped, see run.json), {ex['chunks']} chunks"
+            f"({ex['skipped']} skipped, see run.json), {ex['chunks']} chunks; "
+            f"{replies.get('unparsed_replies', 0)} replies unparsed, "
+            f"{replies.get('follow_up_requests', 0)} follow-ups, {short} chunks short"
         )
     if len(dataset) == 0:
         click.echo("error: no examples were produced; see run.json", err=True)
