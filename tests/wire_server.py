@@ -89,6 +89,9 @@ class WireServer:
         self.transcription_key = "sk-test-DO-NOT-LEAK-0123456789"
         self.transcription_text = "A transcript from the transcription API."
         self.transcription_numbered = False  # reply "piece N" to the N-th upload instead
+        # response_format types answered with HTTP 400, as servers without them do
+        # (e.g. {"json_schema"}: a server with JSON mode but no schemas).
+        self.reject_response_formats: set[str] = set()
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -249,6 +252,13 @@ class _Handler(BaseHTTPRequestHandler):
             srv.model_seen[str(body.get("model"))] += 1
         if srv.latency:
             time.sleep(srv.latency)
+        fmt = body.get("response_format")
+        if isinstance(fmt, dict) and fmt.get("type") in srv.reject_response_formats:
+            with srv._lock:
+                srv.failures["response_format"] += 1
+            msg = f"response_format type {fmt.get('type')!r} is not supported by this server"
+            self._json(400, {"error": {"message": msg, "type": "invalid_request_error"}})
+            return
         fault = srv._take_fault(call)
         truncate = False
         if fault is not None:

@@ -29,6 +29,7 @@ __all__ = [
 ]
 
 EngineKind = Literal["chat", "completion"]
+StructuredOutput = Literal["json_schema", "json_object"]
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,10 @@ class Engine(ABC):
     """The options users may set (``-o KEY VALUE`` on the command line, ``KEY=value`` in
     Python) and their types (str, int, float, bool, dict or list). Unknown options are refused;
     the options given enter ``identity()``, so a different option is a different cache entry."""
+    structured_output: ClassVar[StructuredOutput | None] = None
+    """The provider's JSON mode, used for requests that carry ``json_schema`` (instructgen's
+    own prompts, e.g. the document Q/A; never the Self-Instruct paper's): ``"json_schema"``
+    (the reply follows the schema), ``"json_object"`` (the reply is a JSON object), ``None``."""
 
     def __init__(
         self,

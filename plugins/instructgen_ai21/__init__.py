@@ -27,6 +27,7 @@ class AI21Engine(Engine):
     default_model = "jamba-mini"
     key_env_vars = ("AI21_API_KEY",)
     prices = PRICES
+    structured_output = "json_object"  # response_format json_object (no schema)
 
     def __init__(
         self,
@@ -71,6 +72,8 @@ class AI21Engine(Engine):
         }
         if request.stop:
             params["stop"] = list(request.stop)
+        if request.json_schema is not None:
+            params["response_format"] = {"type": "json_object"}
         params.update(request.extra)
         try:
             r = await self.client().chat.completions.create(**params)

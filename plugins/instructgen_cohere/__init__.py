@@ -30,6 +30,7 @@ class CohereEngine(Engine):
     default_model = "command-r-08-2024"
     key_env_vars = ("CO_API_KEY", "COHERE_API_KEY")
     prices = PRICES
+    structured_output = "json_schema"  # v2 response_format json_object with json_schema
 
     def __init__(
         self,
@@ -77,6 +78,9 @@ class CohereEngine(Engine):
             params["presence_penalty"] = min(request.presence_penalty, 1.0)
         if request.frequency_penalty:
             params["frequency_penalty"] = min(request.frequency_penalty, 1.0)
+        if request.json_schema is not None:
+            schema = {k: v for k, v in request.json_schema.items() if k != "title"}
+            params["response_format"] = {"type": "json_object", "json_schema": schema}
         params.update(request.extra)
         try:
             r = await self.client().chat(**params)
