@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from instructgen.engines import Message, Request
+from instructgen.errors import AuthenticationError, BudgetExceededError, EngineError
 
 __all__ = [
     "MAX_FOLLOW_UPS",
@@ -425,8 +426,6 @@ async def qa_for_chunk(chunk: ChunkLike, dispatcher: Any, n: int) -> ChunkPairs:
     nothing is never the last word: a run sends at most ``MAX_FOLLOW_UPS`` new ones per chunk
     after replaying those already in the cache. A failure of the first request propagates
     (the chunk failed); a failed follow-up keeps what earlier replies gave."""
-    from instructgen.errors import AuthenticationError, BudgetExceededError, EngineError
-
     engine = dispatcher.engine
     chat = engine.kind == "chat"
     structured = structured_output(engine)
@@ -450,6 +449,8 @@ async def qa_for_chunk(chunk: ChunkLike, dispatcher: Any, n: int) -> ChunkPairs:
         )
         if attempt:
             out.follow_ups += 1
+            if hasattr(dispatcher, "expect"):
+                dispatcher.expect(1)  # progress totals include follow-ups
             if not _cached(dispatcher, req, attempt):
                 sent_now += 1
         try:
