@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from conftest import ENGINES, engine_env, make_engine
-from wire_server import WireServer, qa_responder
+from wire_server import WireCall, WireServer, qa_responder
 
 from instructgen import InstructionDataset
 from instructgen.cli import cli
@@ -105,9 +105,30 @@ def test_cli_summary_counts_unparsed_replies_and_run_json_names_short_chunks(
     r = CliRunner().invoke(cli, [*args, "--out", str(out), "--workers", "0"])
     assert r.exit_code == 1
     assert "3 replies unparsed" in r.stdout and "1 chunks short" in r.stdout
+    assert "3 of 3 replies held no question/answer pairs" in r.stderr
     run = json.loads((out / "run.json").read_text())
     short = run["question_answer_replies"]["short_chunks"]
     assert short[0]["file"] == "note-0.txt" and short[0]["reply_excerpts"]
+
+
+def test_chunks_short_after_follow_ups_are_a_warning_with_the_way_out(
+    wire_server: WireServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def stubborn(call: WireCall) -> str:  # one chunk's replies never hold a pair
+        if "note-1.txt" in call.prompt:
+            return "I'd rather talk about something else."
+        return qa_responder("asked")(call)  # type: ignore[return-value]
+
+    wire_server.responder = stubborn
+    docs = _docs(tmp_path, files=2, chunks_each=1)
+    env = engine_env(wire_server, "openai")
+    monkeypatch.setenv(env["key_var"], env["key"])
+    args = ["from-dir", str(docs), "--engine", "openai", "--base-url", env["base_url"]]
+    r = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "out"), "--workers", "0"])
+    assert r.exit_code == 0, r.stderr
+    assert "wrote 5 examples" in r.stdout and "1 chunks short" in r.stdout
+    assert "warning: 1 chunks gave fewer pairs than asked" in r.stderr
+    assert "rerun the same command" in r.stderr
 
 
 def test_a_mixed_server_over_many_chunks_gives_exactly_chunks_times_samples(

@@ -175,28 +175,39 @@ def from_dir(
         )
     report["output"] = {"dir": str(out), "exported": exported}
     write_json_atomic(out / "run.json", report)
+    replies = report.get("question_answer_replies") or {}
+    short = len(replies.get("short_chunks") or ())
     summary = {
         "ok": len(dataset) > 0,
         "examples": len(dataset),
         "out": str(out),
         **report["extraction"],
         "requests": report["requests"],
-        "unparsed_replies": (report.get("question_answer_replies") or {}).get(
-            "unparsed_replies", 0
-        ),
+        "unparsed_replies": replies.get("unparsed_replies", 0),
+        "short_chunks": short,
     }
     if opts.as_json:
         emit_json(summary)
     else:
         ex = report["extraction"]
-        replies = report.get("question_answer_replies") or {}
-        short = len(replies.get("short_chunks") or ())
         click.echo(
             f"wrote {len(dataset)} examples to {out} from {ex['read']} files "
             f"({ex['skipped']} skipped, see run.json), {ex['chunks']} chunks; "
             f"{replies.get('unparsed_replies', 0)} replies unparsed, "
             f"{replies.get('follow_up_requests', 0)} follow-ups, {short} chunks short"
         )
+    unreadable = ""
+    if replies.get("unparsed_replies"):
+        unreadable = (
+            f" {replies['unparsed_replies']} of {replies.get('replies', 0)} replies held no "
+            "question/answer pairs (excerpts: run.json question_answer_replies.short_chunks);"
+        )
     if len(dataset) == 0:
-        click.echo("error: no examples were produced; see run.json", err=True)
+        click.echo(f"error: no examples were produced;{unreadable} see run.json", err=True)
         click.get_current_context().exit(EXIT_FAILED)
+    if short and not opts.as_json:
+        click.echo(
+            f"warning: {short} chunks gave fewer pairs than asked;{unreadable} rerun the same "
+            "command to ask again for what is missing",
+            err=True,
+        )
