@@ -170,6 +170,10 @@ PAIRS = [("What is X?", "X is y."), ("Who?", "Bob.")]
         '{"question": "Who?", "answer": "Bob."}]}',
         '{"pairs": [{"Question": "What is X?", "Answer": "X is y."}, '
         '{"question": "Who?", "answer": "Bob."}, {"question": "Cut o',
+        "Here are two pairs:\n\n1. **What is X?**\n   X is y.\n\n2. **Who?**\n   Bob.\n\n"
+        "I hope these help!",
+        "| # | Question | Answer |\n|---|---|---|\n| 1 | What is X? | X is y. |\n"
+        "| 2 | Who? | Bob. |",
     ],
 )
 def test_parser_reads_the_styles_models_write(reply: str) -> None:
@@ -178,6 +182,7 @@ def test_parser_reads_the_styles_models_write(reply: str) -> None:
 
 def test_parser_edges() -> None:
     assert parse_qa("I cannot help with that.") == []
+    assert parse_qa("1. First point of the summary.\n2. Second point.") == []
     assert parse_qa(" What is X?\nA1: X is y.\nQ2: Who?\nA2: Bob.", completion_prefix=True) == PAIRS
     cut = "Q1: What is X?\nA1: X is y.\nQ2: Who?\nA2: Bob, and then the"
     assert parse_qa(cut, cut_last=True) == PAIRS[:1]

@@ -214,7 +214,7 @@ def parse_qa(
         return pairs
     if completion_prefix:
         text = "Q1: " + text.lstrip()
-    pairs = _parse_labels(text)
+    pairs = _parse_labels(text) or _parse_table(text) or _parse_numbered_questions(text)
     if cut_last and pairs:
         pairs = pairs[:-1]
     return pairs
@@ -363,6 +363,54 @@ def _parse_labels(text: str) -> list[tuple[str, str]]:
         body = "\n".join(a).strip("\n")
         a = [re.split(r"\n[ \t]*\n", body, maxsplit=1)[0]]
     close()
+    return pairs
+
+
+def _parse_table(text: str) -> list[tuple[str, str]]:
+    """A markdown table whose header names a question and an answer column."""
+    rows = [
+        [c.strip() for c in line.strip().strip("|").split("|")]
+        for line in text.splitlines()
+        if line.strip().startswith("|") and line.count("|") >= 3
+    ]
+    if len(rows) < 2:
+        return []
+    header = [c.lower().strip("* ") for c in rows[0]]
+    qi = next((i for i, c in enumerate(header) if c.startswith(("question", "q"))), None)
+    ai = next((i for i, c in enumerate(header) if c.startswith(("answer", "a"))), None)
+    if qi is None or ai is None or qi == ai:
+        return []
+    pairs = []
+    for row in rows[1:]:
+        if len(row) <= max(qi, ai) or set("".join(row)) <= set("-: "):
+            continue  # the separator row, or a short row
+        q, a = _clean(row[qi]), _clean(row[ai])
+        if q and a:
+            pairs.append((re.sub(r"\s+", " ", q), a))
+    return pairs
+
+
+_NUMBERED_ITEM = re.compile(r"^[ \t]*(?:#{1,6}[ \t]*)?(?:\*\*)?\d{1,3}[.)]", re.M)
+
+
+def _parse_numbered_questions(text: str) -> list[tuple[str, str]]:
+    """A numbered list of questions (ending in "?" or in bold), each answered by the lines
+    under it without a label: ``1. **What is X?**`` then ``X is y.``"""
+    starts = [m.start() for m in _NUMBERED_ITEM.finditer(text)]
+    pairs = []
+    for i, start in enumerate(starts):
+        item = text[start : starts[i + 1] if i + 1 < len(starts) else len(text)]
+        first, _, rest = item.strip().partition("\n")
+        first = re.sub(r"^(?:#{1,6}[ \t]*)?(?:\*\*)?\d{1,3}[.)]\s*", "", first).strip()
+        question = _clean(first)
+        if not question.endswith("?") and not first.endswith("**"):
+            continue
+        body = rest.strip("\n")
+        if i + 1 == len(starts):  # the last item ends at a blank line (chatter follows)
+            body = re.split(r"\n[ \t]*\n", body, maxsplit=1)[0]
+        answer = _clean(re.sub(r"^[ \t]*(?:[-*]|A(?:nswer)?\s*:)\s*", "", body.strip()))
+        if question and answer:
+            pairs.append((re.sub(r"\s+", " ", question), answer))
     return pairs
 
 
