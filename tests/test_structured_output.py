@@ -17,12 +17,26 @@ from instructgen.documents.qa import QA_SCHEMA
 from instructgen.engines import engine_class
 
 SCHEMA = {k: v for k, v in QA_SCHEMA.items() if k != "title"}
+COHERE_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "pairs": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"question": {"type": "string"}, "answer": {"type": "string"}},
+                "required": ["question", "answer"],
+            },
+        }
+    },
+    "required": ["pairs"],
+}
 EXPECTED = {
     "openai": {
         "type": "json_schema",
         "json_schema": {"name": "qa_pairs", "schema": SCHEMA, "strict": True},
     },
-    "cohere": {"type": "json_object", "json_schema": SCHEMA},
+    "cohere": {"type": "json_object", "json_schema": COHERE_SCHEMA},
     "ai21": {"type": "json_object"},
     "openai-completions": None,
 }
@@ -87,6 +101,17 @@ def test_openai_falls_back_to_json_object_then_plain_and_remembers(
     assert len(ds) == 12
     kinds = [(c.body.get("response_format") or {}).get("type") for c in wire_server.calls]
     assert kinds == ["json_schema", "json_object"] + [None] * 4
+
+
+def test_cohere_without_json_mode_falls_back_to_plain_requests(
+    wire_server: WireServer, tmp_path: Path
+) -> None:
+    wire_server.responder = qa_responder("asked")
+    wire_server.reject_response_formats = {"json_object"}
+    ds = _run(wire_server, "cohere", tmp_path, config=DispatchConfig(concurrency=1))
+    assert len(ds) == 12
+    kinds = [(c.body.get("response_format") or {}).get("type") for c in wire_server.calls]
+    assert kinds == ["json_object"] + [None] * 4
 
 
 def test_a_plain_400_is_not_taken_for_a_format_refusal(
