@@ -174,6 +174,8 @@ PAIRS = [("What is X?", "X is y."), ("Who?", "Bob.")]
         "I hope these help!",
         "| # | Question | Answer |\n|---|---|---|\n| 1 | What is X? | X is y. |\n"
         "| 2 | Who? | Bob. |",
+        "<think>\nThe user wants pairs. Draft:\nQ1: What is Z?\nA1: Z.\n</think>\n\n"
+        "Q1: What is X?\nA1: X is y.\nQ2: Who?\nA2: Bob.",
     ],
 )
 def test_parser_reads_the_styles_models_write(reply: str) -> None:
@@ -183,6 +185,7 @@ def test_parser_reads_the_styles_models_write(reply: str) -> None:
 def test_parser_edges() -> None:
     assert parse_qa("I cannot help with that.") == []
     assert parse_qa("1. First point of the summary.\n2. Second point.") == []
+    assert parse_qa("<think>Q1: What is X?\nA1: X is y. Hmm, and then") == []  # cut off
     assert parse_qa(" What is X?\nA1: X is y.\nQ2: Who?\nA2: Bob.", completion_prefix=True) == PAIRS
     cut = "Q1: What is X?\nA1: X is y.\nQ2: Who?\nA2: Bob, and then the"
     assert parse_qa(cut, cut_last=True) == PAIRS[:1]

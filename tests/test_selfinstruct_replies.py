@@ -27,8 +27,12 @@ def test_markdown_instance_replies_are_read() -> None:
     assert replies.parse("**Class label:** Positive\nText: great", True) == [
         ("Text: great", "Positive")
     ]
+    thinking = (
+        "<think>Example 1\nInput: draft\nOutput: draft</think>\nExample 1\nInput: a\nOutput: b"
+    )
+    assert replies.parse(thinking, False) == [("a", "b")]
     assert replies.parse("   ", False) == [("", "")]
-    assert replies.to_report() == {"replies": 3, "unparsed": 1, "excerpts": [""]}
+    assert replies.to_report() == {"replies": 4, "unparsed": 1, "excerpts": [""]}
 
 
 def test_generate_counts_instance_replies_that_parse_to_nothing(

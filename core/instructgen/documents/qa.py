@@ -29,6 +29,7 @@ __all__ = [
     "qa_for_chunk",
     "qa_request",
     "safe_name",
+    "strip_thinking",
 ]
 
 MAX_FOLLOW_UPS = 2
@@ -208,7 +209,9 @@ def parse_qa(
     ``Answer:``), markdown bold or heading labels, with any preamble and trailing chatter.
 
     ``completion_prefix``: the prompt ended with "Q1:". ``cut_last``: the reply was cut by the
-    token limit, so a text-format last pair may be incomplete and is dropped."""
+    token limit, so a text-format last pair may be incomplete and is dropped. A reasoning
+    model's ``<think>...</think>`` block is not part of the reply."""
+    text = strip_thinking(text)
     pairs = _parse_json(text)
     if pairs:
         return pairs
@@ -218,6 +221,15 @@ def parse_qa(
     if cut_last and pairs:
         pairs = pairs[:-1]
     return pairs
+
+
+_THINK = re.compile(r"<(think|thinking|reasoning)>.*?(?:</\1>|\Z)", re.S | re.I)
+
+
+def strip_thinking(text: str) -> str:
+    """The reply without reasoning blocks (``<think>...</think>``, or an unclosed one cut off by
+    the token limit) that reasoning models served by local servers put in the content."""
+    return _THINK.sub("", text) if "<" in text else text
 
 
 def _clean(s: str) -> str:

@@ -19,8 +19,9 @@ _EXAMPLE_COLON = re.compile(r"^(\s*#*\s*Example\s?\d+)\s*:[ \t]*$", re.I | re.M)
 
 
 def normalise_instance_reply(text: str) -> str:
-    """Markdown the paper's parser does not know: ``**Input:**`` → ``Input:``,
-    ``### Example 1:`` → ``Example 1``."""
+    """What the paper's parser does not know: a reasoning model's ``<think>`` block (dropped),
+    markdown labels (``**Input:**`` → ``Input:``, ``### Example 1:`` → ``Example 1``)."""
+    text = re.sub(r"<(think|thinking|reasoning)>.*?(?:</\1>|\Z)", "", text, flags=re.S | re.I)
     text = _BOLD_LABEL.sub(lambda m: m.group(1) + m.group(2), text)
     text = _EXAMPLE_COLON.sub(lambda m: m.group(1).lstrip(" #"), text)
     return text
