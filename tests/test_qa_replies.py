@@ -182,6 +182,21 @@ def test_parser_reads_the_styles_models_write(reply: str) -> None:
     assert parse_qa(reply) == PAIRS
 
 
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "Pregunta 1: What is X?\nRespuesta 1: X is y.\n\nPregunta 2: Who?\nRespuesta 2: Bob.",
+        "**Question 1 :** What is X?\n**Réponse :** X is y.\n**Question 2 :** Who?\n"
+        "**Réponse :** Bob.",
+        "Frage 1: What is X?\nAntwort: X is y.\nFrage 2: Who?\nAntwort: Bob.",
+        "问题1：What is X?\n答案：X is y.\n问题2：Who?\n答案：Bob.",
+        "Question 1 - What is X?\nAnswer - X is y.\nQuestion 2 - Who?\nAnswer - Bob.",
+    ],
+)
+def test_parser_reads_labels_in_the_documents_language(reply: str) -> None:
+    assert parse_qa(reply) == PAIRS
+
+
 def test_parser_edges() -> None:
     assert parse_qa("I cannot help with that.") == []
     assert parse_qa("1. First point of the summary.\n2. Second point.") == []
@@ -191,3 +206,7 @@ def test_parser_edges() -> None:
     assert parse_qa(cut, cut_last=True) == PAIRS[:1]
     multi = "Q1: What is X?\nA1: X is y.\nIt is also z.\nQ2: Who?\nA2: Bob."
     assert parse_qa(multi)[0] == ("What is X?", "X is y.\nIt is also z.")
+    lines = (
+        "Q1: What is X?\nA1: X is y.\nAn aside: A. Smith.\nAnswer key: none.\nQ2: Who?\nA2: Bob."
+    )
+    assert parse_qa(lines)[0] == ("What is X?", "X is y.\nAn aside: A. Smith.\nAnswer key: none.")

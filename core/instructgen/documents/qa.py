@@ -177,24 +177,34 @@ def qa_request(
 _B = r"(?:\*\*|__|\*)?"  # markdown emphasis around a label
 _LEAD = r"^[ \t]*(?:#{1,6}[ \t]*)?(?:(?:[-*+•]|\d{1,3}[.)])[ \t]+)?" + _B + r"[ \t]*"
 # "Q1:", "Q:", "Question 1:", "Question:", "**Q1:**", "**Question 1**:", "1. Question:", "Q1."
+# Label words: English first, then those models use when they answer in the document's
+# language (es, fr, de, it, pt, nl, zh, ja).
+_QW = r"(?:Question|Pregunta|Frage|Domanda|Pergunta|Vraag|问题|問題|質問)"
+_AW = r"(?:Answer|Respuesta|R[ée]ponse|Antwort|Risposta|Resposta|Antwoord|答案|回答|答)"
 _Q_LABEL = re.compile(
-    _LEAD + r"(?:Q(?:uestion)?[ \t]*(?P<qn>\d{1,3})?)[ \t]*" + _B + r"[ \t]*"
-    r"(?:[:：]|(?<=\d)[.)]|(?<=n)[ \t]*[.)\-–])[ \t]*" + _B + r"[ \t]*(?P<rest>.*)$",
+    _LEAD + r"(?:(?:Q|" + _QW + r")[ \t]*(?P<qn>\d{1,3})?)[ \t]*" + _B + r"[ \t]*"
+    r"(?:[:：]|(?<=\d)[ \t]*[.)\-–]|(?<=\w\w)[ \t]*[.)\-–])[ \t]*" + _B + r"[ \t]*(?P<rest>.*)$",
     re.I,
 )
 _A_LABEL = re.compile(
-    _LEAD + r"(?:A(?:nswer)?[ \t]*(?P<an>\d{1,3})?)[ \t]*" + _B + r"[ \t]*"
-    r"(?:[:：]|(?<=\d)[.)]|(?<=r)[ \t]*[.)\-–])[ \t]*" + _B + r"[ \t]*(?P<rest>.*)$",
+    _LEAD + r"(?:(?:A|" + _AW + r")[ \t]*(?P<an>\d{1,3})?)[ \t]*" + _B + r"[ \t]*"
+    r"(?:[:：]|(?<=\d)[ \t]*[.)\-–]|(?<=\w\w)[ \t]*[.)\-–])[ \t]*" + _B + r"[ \t]*(?P<rest>.*)$",
     re.I,
 )
 # A label alone on its line: "**Question 1**", "### Question 1", "Answer"
 _HEAD = r"^[ \t]*(?:#{1,6}[ \t]*)?" + _B + r"[ \t]*"
-_Q_HEADING = re.compile(_HEAD + r"(?:Q[ \t]*\d+|Question[ \t]*\d*)[ \t]*" + _B + r"[ \t]*$", re.I)
-_A_HEADING = re.compile(_HEAD + r"(?:A[ \t]*\d+|Answer[ \t]*\d*)[ \t]*" + _B + r"[ \t]*$", re.I)
+_Q_HEADING = re.compile(
+    _HEAD + r"(?:Q[ \t]*\d+|" + _QW + r"[ \t]*\d*)[ \t]*" + _B + r"[ \t]*$", re.I
+)
+_A_HEADING = re.compile(
+    _HEAD + r"(?:A[ \t]*\d+|" + _AW + r"[ \t]*\d*)[ \t]*" + _B + r"[ \t]*$", re.I
+)
 _NUMBERED = re.compile(
     r"^[ \t]*(?:#{1,6}[ \t]*)?" + _B + r"\d{1,3}[.)]" + _B + r"[ \t]+(?P<rest>\S.*)$"
 )
-_INLINE_A = re.compile(r"\s+" + _B + r"A(?:nswer)?[ \t]*\d*" + _B + r"[ \t]*[:：]" + _B + r"[ \t]*")
+_INLINE_A = re.compile(
+    r"\s+" + _B + r"(?:A|" + _AW + r")[ \t]*\d*" + _B + r"[ \t]*[:：]" + _B + r"[ \t]*"
+)
 _RULE = re.compile(r"^[ \t]*(?:-{3,}|\*{3,}|_{3,}|```\w*)[ \t]*$")
 _Q_KEYS = ("question", "q", "query", "prompt", "instruction")
 _A_KEYS = ("answer", "a", "response", "output", "reply")
