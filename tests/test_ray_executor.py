@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import SHARED
 from selfinstruct_responder import respond
-from wire_server import WireServer
+from wire_server import WireServer, qa_responder
 
 from instructgen import InstructionDataset
 from instructgen.cli import cli
@@ -38,7 +38,7 @@ def test_ray_run_equals_local_run(
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-ray-test")
     with WireServer() as server:
-        server.responder = respond
+        server.responder = qa_responder("mixed", fallback=respond)  # follow-ups too
         common = [
             "from-dir",
             str(corpus),
@@ -78,6 +78,8 @@ def test_ray_run_equals_local_run(
     assert run_b["executor"] == "ray"
     assert run_a["skipped_files"] == run_b["skipped_files"]
     assert run_b["requests"]["requests_completed"] == run_a["requests"]["requests_completed"]
+    assert run_b["question_answer_replies"] == run_a["question_answer_replies"]
+    assert run_a["question_answer_replies"]["follow_up_requests"] > 0
     assert list((tmp_path / "ray").glob("cache-ray-*.sqlite3"))
     for p in (tmp_path / "ray").rglob("*"):
         if p.is_file():

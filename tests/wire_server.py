@@ -89,6 +89,9 @@ class WireServer:
         self.transcription_key = "sk-test-DO-NOT-LEAK-0123456789"
         self.transcription_text = "A transcript from the transcription API."
         self.transcription_numbered = False  # reply "piece N" to the N-th upload instead
+        # response_format types answered with HTTP 400, as servers without them do
+        # (e.g. {"json_schema"}: a server with JSON mode but no schemas).
+        self.reject_response_formats: set[str] = set()
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -259,6 +262,13 @@ class _Handler(BaseHTTPRequestHandler):
             srv.model_seen[str(body.get("model"))] += 1
         if srv.latency:
             time.sleep(srv.latency)
+        fmt = body.get("response_format")
+        if isinstance(fmt, dict) and fmt.get("type") in srv.reject_response_formats:
+            with srv._lock:
+                srv.failures["response_format"] += 1
+            msg = f"response_format type {fmt.get('type')!r} is not supported by this server"
+            self._json(400, {"error": {"message": msg, "type": "invalid_request_error"}})
+            return
         fault = srv._take_fault(call)
         truncate = False
         if fault is not None:
@@ -413,3 +423,98 @@ def _reply(call: WireCall, texts: list[str], finish: str, pt: int, ct: int) -> d
         ],
         "usage": {"prompt_tokens": pt, "completion_tokens": ct, "total_tokens": pt + ct},
     }
+
+
+# -- question/answer reply styles ---------------------------------------------------------------
+# How models really answer the document Q/A prompt. ``server.responder = qa_responder(style)``
+# answers Q/A prompts in that style and everything else with ``fallback``.
+
+QA_STYLES = ("asked", "preamble", "bold", "numbered", "json", "short", "nothing", "mixed")
+_MIXED = (
+    ("asked", 40),
+    ("preamble", 12),
+    ("bold", 12),
+    ("numbered", 12),
+    ("json", 12),
+    ("short", 8),
+    ("nothing", 4),
+)
+
+
+def _qa_wanted(call: WireCall) -> bool:
+    return "different question-answer pairs" in call.prompt
+
+
+def _asks_json(call: WireCall) -> bool:
+    return "response_format" in call.body or "Reply with a JSON object" in call.prompt
+
+
+def qa_pairs_for(call: WireCall, n: int) -> list[tuple[str, str]]:
+    """n pairs, unique to the prompt (a follow-up gets new questions)."""
+    import re
+
+    name = re.search(r"^Document: (.+)$", call.prompt, re.M)
+    part = re.search(r"^Part (\d+) of", call.prompt, re.M)
+    doc = name.group(1) if name else "the document"
+    digest = hashlib.sha256(call.prompt.encode("utf-8", "surrogatepass")).hexdigest()[:6]
+    return [
+        (
+            f"What does part {part.group(1) if part else 1} of {doc} say about point {digest}-{i}?",
+            f"It explains point {digest}-{i} in detail.",
+        )
+        for i in range(1, n + 1)
+    ]
+
+
+def qa_reply_in(style: str, call: WireCall) -> str:
+    """The reply a model writing in ``style`` gives to a Q/A prompt."""
+    import re
+
+    if style == "mixed":
+        h = int(hashlib.sha256(call.prompt.encode("utf-8", "surrogatepass")).hexdigest(), 16)
+        roll = h % sum(w for _, w in _MIXED)
+        for chosen, weight in _MIXED:
+            if roll < weight:
+                style = chosen
+                break
+            roll -= weight
+    m = re.search(r"Write (\d+) different question-answer pairs", call.prompt)
+    n = int(m.group(1)) if m else 1
+    if style == "short":
+        n = n - 1 if n > 1 else n  # one pair fewer than asked
+    pairs = qa_pairs_for(call, n)
+    completion = call.kind == "completion" and call.prompt.rstrip().endswith("Q1:")
+    if style == "nothing":
+        return "I'm sorry, but I can't produce questions for this excerpt."
+    if style == "json":
+        items = [{"question": q, "answer": a} for q, a in pairs]
+        return "Here are the pairs:\n```json\n" + json.dumps(items, indent=2) + "\n```"
+    if style in ("asked", "short") and _asks_json(call):
+        return json.dumps({"pairs": [{"question": q, "answer": a} for q, a in pairs]})
+    if style in ("asked", "short", "preamble"):
+        text = "\n".join(f"Q{i}: {q}\nA{i}: {a}" for i, (q, a) in enumerate(pairs, 1))
+        if style == "preamble":
+            return (
+                f"Sure! Here are {n} question-answer pairs based on the excerpt:\n\n"
+                + text
+                + "\n\nLet me know if you would like more questions."
+            )
+        return text[len("Q1:") :] if completion and text else text
+    if style == "bold":
+        return "\n\n".join(f"**Q{i}:** {q}\n**A{i}:** {a}" for i, (q, a) in enumerate(pairs, 1))
+    if style == "numbered":
+        return "\n".join(f"{i}. Question: {q}\n   Answer: {a}" for i, (q, a) in enumerate(pairs, 1))
+    raise ValueError(f"unknown reply style {style!r}; known: {QA_STYLES}")
+
+
+def qa_responder(
+    style: str, fallback: Callable[[WireCall], str | list[str]] = default_responder
+) -> Callable[[WireCall], str | list[str]]:
+    """A responder answering Q/A prompts in ``style`` (one of ``QA_STYLES``)."""
+    if style not in QA_STYLES:
+        raise ValueError(f"unknown reply style {style!r}; known: {QA_STYLES}")
+
+    def respond(call: WireCall) -> str | list[str]:
+        return qa_reply_in(style, call) if _qa_wanted(call) else fallback(call)
+
+    return respond

@@ -29,6 +29,7 @@ __all__ = [
 ]
 
 EngineKind = Literal["chat", "completion"]
+StructuredOutput = Literal["json_schema", "json_object"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,9 @@ class Request:
 
     Engines of either kind accept both shapes: ``as_messages()`` / ``as_prompt()`` convert.
     ``extra`` carries provider-specific options; it is part of the cache key.
+    ``json_schema``: the reply must be a JSON object following this JSON Schema (its
+    ``title`` names it). Engines that declare ``structured_output`` pass it to their
+    provider's JSON mode; others ignore it (the prompt itself asks for the JSON).
     """
 
     messages: tuple[Message, ...] = ()
@@ -56,6 +60,7 @@ class Request:
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
     extra: Mapping[str, Any] = field(default_factory=dict)
+    json_schema: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.messages and self.prompt is None:
@@ -78,8 +83,9 @@ class Request:
         return "\n\n".join(m.content for m in self.messages)
 
     def canonical(self) -> dict[str, Any]:
-        """A JSON-ready, order-stable form used for cache keys (never includes credentials)."""
-        return {
+        """A JSON-ready, order-stable form used for cache keys (never includes credentials).
+        ``json_schema`` appears only when set, so keys of plain requests never change."""
+        out: dict[str, Any] = {
             "messages": [[m.role, m.content] for m in self.messages],
             "prompt": self.prompt,
             "max_tokens": self.max_tokens,
@@ -92,6 +98,9 @@ class Request:
             "frequency_penalty": self.frequency_penalty,
             "extra": {k: self.extra[k] for k in sorted(self.extra)},
         }
+        if self.json_schema is not None:
+            out["json_schema"] = self.json_schema
+        return out
 
 
 @dataclass(frozen=True)
@@ -180,6 +189,10 @@ class Engine(ABC):
     fails with ``install_with``."""
     install_with: ClassVar[str] = ""
     """The pip requirement that brings ``requires``, e.g. ``instructgen[cohere]``."""
+    structured_output: ClassVar[StructuredOutput | None] = None
+    """The provider's JSON mode, used for requests that carry ``json_schema`` (instructgen's
+    own prompts, e.g. the document Q/A; never the Self-Instruct paper's): ``"json_schema"``
+    (the reply follows the schema), ``"json_object"`` (the reply is a JSON object), ``None``."""
 
     def __init__(
         self,

@@ -66,6 +66,8 @@ class GenerationResult:
     pairs: list[Pairs]  # one list per chunk, in the order of the chunks given
     stats: dict[str, Any]  # RunStats.to_dict() summed over workers
     failed: list[dict[str, Any]] = field(default_factory=list)
+    # How the replies went: replies, unparsed_replies, follow_up_requests, short_chunks.
+    replies: dict[str, Any] = field(default_factory=dict)
 
 
 class Executor(ABC):
@@ -135,15 +137,17 @@ class LocalExecutor(Executor):
     ) -> GenerationResult:
         from instructgen.cache import Cache
         from instructgen.dispatch import Dispatcher
-        from instructgen.documents.pipeline import generate_all_pairs
+        from instructgen.documents.pipeline import generate_pairs
 
         cache = Cache(cache_dir / "cache.sqlite3") if cache_dir is not None else None
         try:
             async with Dispatcher(
                 engine, config=config, cache=cache, progress=progress, stage="questions"
             ) as d:
-                pairs, failed = await generate_all_pairs(chunks, d, n)
-                return GenerationResult(pairs, d.stats.to_dict(), failed)
+                result = await generate_pairs(chunks, d, n)
+                return GenerationResult(
+                    result.pairs, d.stats.to_dict(), result.failed, result.replies
+                )
         finally:
             if cache is not None:
                 cache.close()

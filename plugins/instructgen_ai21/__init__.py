@@ -29,6 +29,7 @@ class AI21Engine(Engine):
     prices = PRICES
     requires = ("ai21",)
     install_with = "instructgen[ai21]"
+    structured_output = "json_object"  # response_format json_object (no schema)
 
     def __init__(
         self,
@@ -73,6 +74,8 @@ class AI21Engine(Engine):
         }
         if request.stop:
             params["stop"] = list(request.stop)
+        if request.json_schema is not None:
+            params["response_format"] = {"type": "json_object"}
         params.update(request.extra)
         try:
             r = await self.client().chat.completions.create(**params)

@@ -32,6 +32,7 @@ class CohereEngine(Engine):
     prices = PRICES
     requires = ("cohere",)
     install_with = "instructgen[cohere]"
+    structured_output = "json_schema"  # v2 response_format json_object with json_schema
 
     def __init__(
         self,
@@ -44,6 +45,7 @@ class CohereEngine(Engine):
         base_url = base_url or os.environ.get("CO_API_URL") or None
         super().__init__(api_key, model=model, base_url=base_url, **kwargs)
         self._client: Any = None
+        self.json_mode = True  # False once the server refused response_format (this run)
 
     def client(self) -> Any:
         if self._client is None:
@@ -79,6 +81,12 @@ class CohereEngine(Engine):
             params["presence_penalty"] = min(request.presence_penalty, 1.0)
         if request.frequency_penalty:
             params["frequency_penalty"] = min(request.frequency_penalty, 1.0)
+        json_mode = request.json_schema is not None and self.json_mode
+        if json_mode:
+            params["response_format"] = {
+                "type": "json_object",
+                "json_schema": _cohere_schema(request.json_schema),
+            }
         params.update(request.extra)
         try:
             r = await self.client().chat(**params)
@@ -87,8 +95,13 @@ class CohereEngine(Engine):
                 raise from_exception(
                     ValueError(f"unparseable body: {exc.body!r}"[:300]), engine=self.name
                 ) from None
+            message = _message(exc.body)
+            if json_mode and exc.status_code in (400, 422) and _names_format(message):
+                # A model or endpoint without JSON mode: plain requests for the rest of the run.
+                self.json_mode = False
+                return await self._one(request)
             raise from_status(
-                exc.status_code, _message(exc.body), engine=self.name, headers=exc.headers
+                exc.status_code, message, engine=self.name, headers=exc.headers
             ) from None
         except Exception as exc:
             raise from_exception(exc, engine=self.name) from None
@@ -119,6 +132,25 @@ class CohereEngine(Engine):
 
     async def aclose(self) -> None:
         self._client = None
+
+
+def _cohere_schema(schema: Any) -> Any:
+    """The schema without the keywords Cohere's JSON mode does not need (``title``,
+    ``additionalProperties``), at every level."""
+    if isinstance(schema, dict):
+        return {
+            k: _cohere_schema(v)
+            for k, v in schema.items()
+            if k not in ("title", "additionalProperties")
+        }
+    if isinstance(schema, list):
+        return [_cohere_schema(v) for v in schema]
+    return schema
+
+
+def _names_format(message: str) -> bool:
+    text = message.lower()
+    return any(w in text for w in ("response_format", "json_schema", "schema", "json_object"))
 
 
 def _message(body: Any) -> str:

@@ -7,14 +7,18 @@ llama.cpp server, LM Studio); a key is then optional.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from instructgen.engine_errors import from_exception, from_status
 from instructgen.engines import Completion, Engine, Price, Request, Usage
+from instructgen.errors import EngineError
 from instructgen.hookspecs import hookimpl
 from instructgen.registry import EngineRegistry
+
+log = logging.getLogger("instructgen.engines.openai")
 
 __all__ = ["OpenAIChatEngine", "OpenAICompletionsEngine"]
 
@@ -220,18 +224,78 @@ def _completion(engine: _OpenAIBase, body: dict[str, Any], text_of: Any) -> Comp
     return Completion(texts, reasons, _usage(body.get("usage")), body.get("model"))
 
 
+# What a request with a JSON schema sends, best first; a server that rejects one (HTTP 400
+# naming response_format or the schema) gets the next for the rest of the run.
+_JSON_MODES = ("json_schema", "json_object", "none")
+
+
+def response_format(mode: str, schema: Any) -> dict[str, Any] | None:
+    """The ``response_format`` body field for ``mode``: OpenAI Structured Outputs (a strict
+    JSON schema, named by its ``title``), JSON mode, or nothing."""
+    if mode == "json_schema":
+        body = {k: v for k, v in dict(schema).items() if k != "title"}
+        name = "".join(c if c.isalnum() or c in "_-" else "_" for c in str(schema.get("title")))
+        return {
+            "type": "json_schema",
+            "json_schema": {"name": (name or "reply")[:64], "schema": body, "strict": True},
+        }
+    if mode == "json_object":
+        return {"type": "json_object"}
+    return None
+
+
+def _rejects_format(error: EngineError) -> bool:
+    """A refusal of the request's response_format: HTTP 400/422 (or a server's 500/501)
+    whose message names it or the schema."""
+    if error.status not in (400, 422, 500, 501):
+        return False
+    text = str(error).lower()
+    return any(w in text for w in ("response_format", "json_schema", "schema", "json_object"))
+
+
 class OpenAIChatEngine(_OpenAIBase):
-    """OpenAI chat completions (``/v1/chat/completions``)."""
+    """OpenAI chat completions (``/v1/chat/completions``).
+
+    Requests with ``json_schema`` use Structured Outputs; servers without schema support
+    (found by their HTTP 400) get JSON mode instead, and servers without JSON mode plain
+    requests, remembered for the engine's lifetime (a run)."""
 
     name = "openai"
     kind = "chat"
     default_model = "gpt-4o-mini"
+    structured_output = "json_schema"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.json_mode = _JSON_MODES[0]
 
     async def acomplete(self, request: Request) -> Completion:
         params = self._common(request)
         params["messages"] = request.as_messages()
-        body = await self._call("/chat/completions", params)
-        return _completion(self, body, lambda c: (c.get("message") or {}).get("content"))
+        while True:
+            mode = self.json_mode
+            fmt = response_format(mode, request.json_schema) if request.json_schema else None
+            if fmt is not None and "response_format" not in request.extra:
+                params["response_format"] = fmt
+            else:
+                params.pop("response_format", None)
+            try:
+                body = await self._call("/chat/completions", params)
+            except EngineError as exc:
+                if fmt is None or mode == _JSON_MODES[-1] or not _rejects_format(exc):
+                    raise
+                following = _JSON_MODES[_JSON_MODES.index(mode) + 1]
+                if self.json_mode == mode:
+                    self.json_mode = following
+                    log.info(
+                        "%s: the server refused response_format %s (%s); using %s for this run",
+                        self.name,
+                        mode,
+                        exc,
+                        following,
+                    )
+                continue
+            return _completion(self, body, lambda c: (c.get("message") or {}).get("content"))
 
 
 class OpenAICompletionsEngine(_OpenAIBase):

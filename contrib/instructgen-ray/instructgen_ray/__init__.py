@@ -43,7 +43,7 @@ def _run_shard(
     """Runs inside a Ray worker: one dispatcher, one cache file, this shard's chunks."""
     from instructgen.cache import Cache
     from instructgen.dispatch import Dispatcher
-    from instructgen.documents.pipeline import Chunk, generate_all_pairs
+    from instructgen.documents.pipeline import Chunk, generate_pairs
 
     async def go() -> dict[str, Any]:
         engine = spec.build()
@@ -51,11 +51,12 @@ def _run_shard(
         try:
             async with Dispatcher(engine, config=config, cache=cache) as d:
                 objs = [Chunk(rel, index, total, text) for _, rel, index, total, text in chunks]
-                pairs, failed = await generate_all_pairs(objs, d, n)
+                result = await generate_pairs(objs, d, n)
                 return {
                     "positions": [c[0] for c in chunks],
-                    "pairs": pairs,
-                    "failed": failed,
+                    "pairs": result.pairs,
+                    "failed": result.failed,
+                    "replies": result.replies,
                     "stats": d.stats.to_dict(),
                 }
         finally:
@@ -63,6 +64,19 @@ def _run_shard(
                 cache.close()
 
     return asyncio.run(go())
+
+
+def _sum_replies(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The shards' reply accounting as one (counts added, short chunks in file order)."""
+    total: dict[str, Any] = {"short_chunks": []}
+    for p in parts:
+        for k, v in p.items():
+            if k == "short_chunks":
+                total[k].extend(v)
+            else:
+                total[k] = total.get(k, 0) + v
+    total["short_chunks"].sort(key=lambda s: (s["file"], s["chunk"]))
+    return total
 
 
 def _sum_stats(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -213,7 +227,12 @@ class RayExecutor(Executor):
                 pairs[pos] = [tuple(x) for x in p]
             failed.extend(out["failed"])
         failed.sort(key=lambda f: (f["file"], f["chunk"]))
-        return GenerationResult(pairs, _sum_stats([o["stats"] for o in outputs]), failed)
+        return GenerationResult(
+            pairs,
+            _sum_stats([o["stats"] for o in outputs]),
+            failed,
+            _sum_replies([o.get("replies") or {} for o in outputs]),
+        )
 
     def close(self) -> None:
         if self._started:

@@ -92,7 +92,7 @@ def from_dir(
     if executor != "local":
         plugins.executors().get(executor)  # unknown executor: exit 2 before any work
     if opts.dry_run:
-        from instructgen.documents.qa import qa_request
+        from instructgen.documents.qa import qa_request, structured_output
         from instructgen.engines import engine_class
 
         cls = engine_class(opts.engine_name)
@@ -113,6 +113,7 @@ def from_dir(
                 total=c.total,
                 n=samples_per_chunk,
                 chat=cls.kind == "chat",
+                structured=structured_output(cls),
             )
             for c in result.chunks
         ]
@@ -174,12 +175,16 @@ def from_dir(
         )
     report["output"] = {"dir": str(out), "exported": exported}
     write_json_atomic(out / "run.json", report)
+    replies = report.get("question_answer_replies") or {}
+    short = len(replies.get("short_chunks") or ())
     summary = {
         "ok": len(dataset) > 0,
         "examples": len(dataset),
         "out": str(out),
         **report["extraction"],
         "requests": report["requests"],
+        "unparsed_replies": replies.get("unparsed_replies", 0),
+        "short_chunks": short,
     }
     if opts.as_json:
         emit_json(summary)
@@ -187,8 +192,22 @@ def from_dir(
         ex = report["extraction"]
         click.echo(
             f"wrote {len(dataset)} examples to {out} from {ex['read']} files "
-            f"({ex['skipped']} skipped, see run.json), {ex['chunks']} chunks"
+            f"({ex['skipped']} skipped, see run.json), {ex['chunks']} chunks; "
+            f"{replies.get('unparsed_replies', 0)} replies unparsed, "
+            f"{replies.get('follow_up_requests', 0)} follow-ups, {short} chunks short"
+        )
+    unreadable = ""
+    if replies.get("unparsed_replies"):
+        unreadable = (
+            f" {replies['unparsed_replies']} of {replies.get('replies', 0)} replies held no "
+            "question/answer pairs (excerpts: run.json question_answer_replies.short_chunks);"
         )
     if len(dataset) == 0:
-        click.echo("error: no examples were produced; see run.json", err=True)
+        click.echo(f"error: no examples were produced;{unreadable} see run.json", err=True)
         click.get_current_context().exit(EXIT_FAILED)
+    if short and not opts.as_json:
+        click.echo(
+            f"warning: {short} chunks gave fewer pairs than asked;{unreadable} rerun the same "
+            "command to ask again for what is missing",
+            err=True,
+        )

@@ -117,6 +117,9 @@ def generate(
         "out": str(out),
         "exported": exported,
         "requests": report["requests"],
+        "unparsed_instance_replies": (report.get("unparsed_instance_replies") or {}).get(
+            "unparsed", 0
+        ),
     }
     if opts.as_json:
         emit_json(summary)
@@ -127,7 +130,9 @@ def generate(
             f"({report.get('instructions_generated')} instructions) to {out}; "
             f"{req['requests_completed']} requests sent, {req['requests_cached']} cached, "
             f"{req['prompt_tokens'] + req['completion_tokens']:,} tokens, "
-            f"{format_usd(req['cost_usd'])}"
+            f"{format_usd(req['cost_usd'])}; "
+            f"{(report.get('unparsed_instance_replies') or {}).get('unparsed', 0)} "
+            "instance replies unparsed"
         )
     if len(dataset) == 0:
         click.echo(

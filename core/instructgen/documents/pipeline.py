@@ -14,8 +14,7 @@ from typing import Any
 from instructgen.documents.chunking import chunk_text
 from instructgen.documents.discovery import discover
 from instructgen.documents.extraction import ExtractOptions, ExtractResult
-from instructgen.documents.qa import parse_qa, qa_request
-from instructgen.engines import Completion
+from instructgen.documents.qa import ChunkPairs, qa_for_chunk
 from instructgen.errors import AuthenticationError, ConfigError, EngineError
 from instructgen.executor import Executor, LocalExecutor
 from instructgen.limits import DEFAULT_FILE_TIMEOUT, DEFAULT_MAX_BYTES, DEFAULT_MAX_MEMORY_MB
@@ -29,6 +28,7 @@ __all__ = [
     "agenerate_from_dir",
     "generate_all_pairs",
     "generate_chunk_pairs",
+    "generate_pairs",
     "get_executor",
     "scan",
 ]
@@ -109,36 +109,52 @@ def scan(
 
 async def generate_chunk_pairs(chunk: Chunk, dispatcher: Any, n: int) -> list[tuple[str, str]]:
     """Question/answer pairs for one chunk (at most ``n``), through ``dispatcher``."""
-    chat = dispatcher.engine.kind == "chat"
-    req = qa_request(
-        chunk.text, rel=chunk.rel, index=chunk.index, total=chunk.total, n=n, chat=chat
-    )
-    completion: Completion = await dispatcher.complete(req)
-    pairs = parse_qa(completion.text, completion_prefix=not chat)
-    if completion.finish_reasons and completion.finish_reasons[0] == "length":
-        pairs = pairs[:-1]  # the last pair may be cut off
-    return pairs[:n]
+    return (await qa_for_chunk(chunk, dispatcher, n)).pairs
+
+
+@dataclass
+class PairsResult:
+    """Pairs of every chunk (in chunk order), the chunks whose request failed, and how the
+    replies went: ``replies`` is run.json's ``question_answer_replies``."""
+
+    pairs: list[list[tuple[str, str]]]
+    failed: list[dict[str, Any]]
+    replies: dict[str, Any]
+
+
+async def generate_pairs(chunks: Sequence[Chunk], dispatcher: Any, n: int) -> PairsResult:
+    """Pairs for every chunk, concurrently through one dispatcher; failures and chunks that
+    fell short (with excerpts of their replies) are recorded."""
+    failed: list[dict[str, Any]] = []
+    dispatcher.expect(len(chunks))
+
+    async def one(chunk: Chunk) -> ChunkPairs | None:
+        try:
+            return await qa_for_chunk(chunk, dispatcher, n)
+        except AuthenticationError:
+            raise  # a wrong key fails everything: stop at once
+        except EngineError as exc:
+            failed.append({"file": chunk.rel, "chunk": chunk.index, "error": str(exc)})
+            return None
+
+    outcomes = list(await asyncio.gather(*(one(c) for c in chunks)))
+    failed.sort(key=lambda f: (f["file"], f["chunk"]))
+    done = [(c, o) for c, o in zip(chunks, outcomes, strict=True) if o is not None]
+    replies = {
+        "replies": sum(o.replies for _, o in done),
+        "unparsed_replies": sum(o.unparsed for _, o in done),
+        "follow_up_requests": sum(o.follow_ups for _, o in done),
+        "short_chunks": [o.shortfall(c.rel, c.index) for c, o in done if o.short],
+    }
+    return PairsResult([o.pairs if o else [] for o in outcomes], failed, replies)
 
 
 async def generate_all_pairs(
     chunks: Sequence[Chunk], dispatcher: Any, n: int
 ) -> tuple[list[list[tuple[str, str]]], list[dict[str, Any]]]:
-    """Pairs for every chunk, concurrently through one dispatcher; failures are recorded."""
-    failed: list[dict[str, Any]] = []
-    dispatcher.expect(len(chunks))
-
-    async def one(chunk: Chunk) -> list[tuple[str, str]]:
-        try:
-            return await generate_chunk_pairs(chunk, dispatcher, n)
-        except AuthenticationError:
-            raise  # a wrong key fails everything: stop at once
-        except EngineError as exc:
-            failed.append({"file": chunk.rel, "chunk": chunk.index, "error": str(exc)})
-            return []
-
-    pairs = list(await asyncio.gather(*(one(c) for c in chunks)))
-    failed.sort(key=lambda f: (f["file"], f["chunk"]))
-    return pairs, failed
+    """``generate_pairs`` as (pairs, failed), for executors that do not report replies."""
+    result = await generate_pairs(chunks, dispatcher, n)
+    return result.pairs, result.failed
 
 
 def get_executor(executor: str | Executor | None, **options: Any) -> Executor:
@@ -260,6 +276,7 @@ async def agenerate_from_dir(
         "skipped_files": scanned.skipped,
         "question_answer_pairs": len(rows),
         "failed_chunks": generated.failed,
+        "question_answer_replies": generated.replies,
         "requests": generated.stats,
     }
     if use_self_instruct and rows:

@@ -22,6 +22,7 @@ from instructgen.errors import AuthenticationError, ConfigError, EngineError
 from instructgen.filter import Filter
 from instructgen.progress import ProgressCallback, ProgressEvent, emit
 from instructgen.selfinstruct import prompts
+from instructgen.selfinstruct.replies import InstanceReplies
 from instructgen.tasks import SeedTask
 
 log = logging.getLogger("instructgen.selfinstruct")
@@ -204,9 +205,10 @@ async def run_self_instruct(
         for m in machine
     ]
     dispatcher.expect(len(inst_reqs))
+    instance_replies = InstanceReplies()
     for m, result in zip(machine, await _gather(dispatcher, inst_reqs), strict=True):
         if isinstance(result, Completion):
-            m.instances = prompts.parse_instances(result.text, m.is_classification)
+            m.instances = instance_replies.parse(result.text, m.is_classification)
         else:
             failed_requests += 1
         stage.tick()
@@ -247,6 +249,7 @@ async def run_self_instruct(
         "bootstrap_requests": request_idx,
         "responses_cut_by_length": cut_by_length,
         "failed_requests": failed_requests,
+        "unparsed_instance_replies": instance_replies.to_report(),
         "filter_drops": dict(drops),
         "filter_drop_examples": dict(drop_examples),
         "preparation_drops": dict(prep_drops),
