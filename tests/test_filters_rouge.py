@@ -119,3 +119,203 @@ def test_rules() -> None:
     assert LeadingCharFilter(allow_non_ascii=True).check("Écris un poème.") is None
     assert WriteAProgramFilter().check("Write a program that adds numbers.") is not None
     assert WriteAProgramFilter().check("Write a poem.") is None
+
+
+# -- template-built instructions: shared phrasing, many pairs near the threshold ---------------
+
+_FRAMES = [
+    "Write a {form} about {topic}.",
+    "Write a {style} {form} about {topic} for {who}.",
+    "Generate a list of {n} {things} about {topic}.",
+    "Explain {topic} to {who} in simple words.",
+    "Explain the difference between {topic} and {topic2}.",
+    "Rewrite the following {form} in a {style} tone.",
+    "Classify the following {form} as {style} or {style2}.",
+    "Give {n} {things} for {who} who wants to learn about {topic}.",
+    "Summarize the following {form} about {topic} in {n} sentences.",
+]
+_SLOTS = {
+    "form": ["poem", "short story", "email", "news article", "tweet", "essay", "product review"],
+    "topic": [
+        "climate change",
+        "the French Revolution",
+        "photosynthesis",
+        "machine learning",
+        "the stock market",
+        "black holes",
+        "the immune system",
+        "jazz music",
+        "volcanoes",
+        "coral reefs",
+        "the printing press",
+        "remote work",
+    ],
+    "style": ["formal", "casual", "humorous", "persuasive", "poetic"],
+    "who": ["a five-year-old", "a busy executive", "a beginner", "a grandparent"],
+    "n": ["three", "five", "ten"],
+    "things": ["tips", "ideas", "questions", "facts", "reasons"],
+}
+_SLOTS["topic2"] = _SLOTS["topic"]
+_SLOTS["style2"] = _SLOTS["style"]
+
+
+def _template_candidates(n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    words = sorted({w for v in _SLOTS.values() for p in v for w in p.split()})
+    out: list[str] = []
+    for _ in range(n):
+        if out and rng.random() < 0.5:  # a near-duplicate of a recent one
+            base = rng.choice(out[-50:]).split()
+            for _ in range(rng.randint(1, 4)):
+                op = rng.random()
+                if op < 0.5:
+                    base[rng.randrange(len(base))] = rng.choice(words)
+                elif op < 0.75 and len(base) > 3:
+                    del base[rng.randrange(len(base))]
+                else:
+                    base.insert(rng.randrange(len(base) + 1), rng.choice(words))
+            out.append(" ".join(base))
+        else:
+            frame = rng.choice(_FRAMES)
+            out.append(frame.format(**{k: rng.choice(v) for k, v in _SLOTS.items()}))
+    return out
+
+
+def _reference_decisions(candidates: list[str], seeds: list[str]) -> tuple[list[bool], list[float]]:
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+    kept = list(seeds)
+    decisions, bests = [], []
+    for c in candidates:
+        best = max(scorer.score(c, k)["rougeL"].fmeasure for k in kept)
+        decisions.append(best <= 0.7)
+        bests.append(best)
+        if best <= 0.7:
+            kept.append(c)
+    return decisions, bests
+
+
+@pytest.mark.parametrize("migration_step", [2048, 3])
+def test_decisions_on_template_phrasing_equal_the_reference_loop(
+    monkeypatch: pytest.MonkeyPatch, migration_step: int
+) -> None:
+    import instructgen_filters.rouge as rouge_mod
+
+    # A step of 3 keeps a re-ranking in progress over many add() calls, so queries are answered
+    # by the old index while the new one is built.
+    monkeypatch.setattr(rouge_mod, "_MIGRATION_STEP", migration_step)
+    candidates = _template_candidates(400, seed=3)
+    ref, bests = _reference_decisions(candidates, SEEDS[:40])
+    near = sum(0.6 <= b <= 0.8 for b in bests)
+    assert near >= 60, near  # the test is about the threshold region
+    assert 50 < sum(ref) < 350
+    f = RougeNoveltyFilter()
+    f.prime(SEEDS[:40])
+    ours = []
+    for c in candidates:
+        ok = f.check(c) is None
+        ours.append(ok)
+        if ok:
+            f.keep(c)
+    assert ours == ref
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.7, 0.9])
+def test_bounds_never_skip_a_pair_above_the_threshold(threshold: float) -> None:
+    """Every pair whose true F exceeds the threshold survives the prefix, positional and bag
+    bounds and is scored exactly, whatever else is indexed (re-ranked token order)."""
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+    rng = random.Random(5)
+    pool = _template_candidates(300, seed=9) + SEEDS
+    idx = RougeIndex(threshold=threshold)
+    for text in pool:
+        idx.add(text)
+    checked = 0
+    for _ in range(600):
+        i = rng.randrange(len(pool))
+        query = _mutate(rng, pool[i]) if rng.random() < 0.7 else rng.choice(pool)
+        true = scorer.score(query, pool[i])["rougeL"].fmeasure
+        if true <= threshold:
+            continue
+        checked += 1
+        best, _ = idx.most_similar(query)
+        assert best >= true, (query, pool[i], true, best)
+    assert checked > 100
+
+
+def test_long_items_pass_the_bag_bound() -> None:
+    """Items of more than 255 tokens (bag counts capped) are still found."""
+    a = "a " * 300 + "b c d"
+    b = "a " * 290 + "b c"
+    idx = RougeIndex()
+    idx.add(a)
+    assert idx.most_similar(b)[0] == rouge_l_f(a, b) > 0.9
+
+
+def test_nearest_is_exact_against_every_kept_instruction() -> None:
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+    kept = _template_candidates(200, seed=4)
+    f = RougeNoveltyFilter()
+    f.prime(kept)
+    rng = random.Random(8)
+    queries = [_mutate(rng, rng.choice(kept)) for _ in range(40)] + SEEDS[:40]
+    for q in queries:
+        best = max(scorer.score(q, k)["rougeL"].fmeasure for k in kept)
+        text, score = f.nearest(q)
+        assert score == best, q
+        if best > 0:
+            assert text is not None and scorer.score(q, text)["rougeL"].fmeasure == best
+        else:
+            assert text is None  # no kept instruction shares a token
+        assert f.max_score(q) == best
+    assert sum(f.max_score(q) <= 0.7 for q in queries) >= 20  # below the threshold too
+    assert f.nearest("") == (None, 0.0)
+    assert RougeNoveltyFilter().nearest("anything at all") == (None, 0.0)
+    assert len(f.index) == len(kept)  # nearest keeps nothing
+
+
+def test_rerank_is_spread_over_adds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No add() re-indexes more than _MIGRATION_STEP items, so a re-ranking of a large index
+    never holds the caller (the event loop) for long."""
+    import instructgen_filters.rouge as rouge_mod
+
+    monkeypatch.setattr(rouge_mod, "_MIGRATION_STEP", 50)
+    idx = RougeIndex()
+    calls = 0
+    real_index = idx._index
+
+    def counting(*args: object, **kwargs: object) -> None:
+        nonlocal calls
+        calls += 1
+        real_index(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(idx, "_index", counting)
+    rng = random.Random(2)
+    words = [f"w{i}" for i in range(300)]
+    most = 0
+    for _ in range(3000):
+        calls = 0
+        idx.add(" ".join(rng.choices(words, k=12)))
+        most = max(most, calls)
+    assert most == 50
+    assert idx._migration is None or idx._migration[2][0] < len(idx)
+
+
+def test_unicode_index_matches_its_own_pairwise_scores() -> None:
+    texts = [
+        "把这句话翻译成英文。",
+        "把这句话翻译成法文。",
+        "Переведи это предложение.",
+        "Переведи это слово.",
+    ]
+    f = RougeNoveltyFilter(tokenizer="unicode")
+    f.prime(texts[:1])
+    assert f.check(texts[1]) is not None
+    assert f.nearest(texts[1]) == (texts[0], rouge_l_f(texts[0], texts[1], "unicode"))
+    f.keep(texts[2])
+    assert f.nearest(texts[3])[1] == rouge_l_f(texts[2], texts[3], "unicode")
