@@ -196,7 +196,7 @@ def _reference_decisions(candidates: list[str], seeds: list[str]) -> tuple[list[
     return decisions, bests
 
 
-@pytest.mark.parametrize("migration_step", [2048, 3])
+@pytest.mark.parametrize("migration_step", [1024, 3])
 def test_decisions_on_template_phrasing_equal_the_reference_loop(
     monkeypatch: pytest.MonkeyPatch, migration_step: int
 ) -> None:

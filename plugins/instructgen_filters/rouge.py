@@ -104,7 +104,7 @@ def rouge_l_f(a: str, b: str, tokenizer: str = "default") -> float:
     return _fmeasure(lcs_length(ta, tb), len(ta), len(tb))
 
 
-_MIGRATION_STEP = 2048  # items re-indexed per add() while a re-ranking is under way
+_MIGRATION_STEP = 1024  # items re-indexed per add() while a re-ranking is under way
 _BUCKETS = 64  # token-id buckets of the bag bound
 
 
