@@ -104,7 +104,7 @@ def rouge_l_f(a: str, b: str, tokenizer: str = "default") -> float:
     return _fmeasure(lcs_length(ta, tb), len(ta), len(tb))
 
 
-_MIGRATION_STEP = 1024  # items re-indexed per add() while a re-ranking is under way
+_MIGRATION_STEP = 256  # items re-indexed per add() while a re-ranking is under way
 _BUCKETS = 64  # token-id buckets of the bag bound
 
 
@@ -116,7 +116,7 @@ class RougeIndex:
     prefix, gather the postings of its elements (numpy), group the matches by item and apply
     the length, positional and bag bounds, then compute the exact LCS of every survivor in one
     C call (``rapidfuzz.process.cdist``) and rouge_score's F formula on the result. No call
-    does more than a bounded amount of work: a re-ranking is spread over later ``add`` calls.
+    rebuilds the whole index: a re-ranking is spread over later ``add`` calls.
     """
 
     def __init__(
