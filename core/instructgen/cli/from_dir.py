@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from instructgen.atomic import write_json_atomic
 from instructgen.cli._common import EXIT_FAILED, emit_json, handles_errors
 from instructgen.cli._run import (
     ProgressRenderer,
@@ -15,7 +16,6 @@ from instructgen.cli._run import (
     scan_limits,
     scan_options,
     size_options,
-    write_json_atomic,
 )
 
 
@@ -68,7 +68,6 @@ def from_dir(
     num_instructions: int,
     include: tuple[str, ...],
     exclude: tuple[str, ...],
-    workers: int,
     fmt: str | None,
     executor: str,
     executor_address: str | None,
@@ -78,7 +77,8 @@ def from_dir(
     """Generate a dataset from the documents in DIRECTORY (25 formats; bad files are skipped
     and listed in run.json). Rerunning resumes; unchanged files are not read again."""
     from instructgen import plugins
-    from instructgen.documents import agenerate_from_dir, scan
+    from instructgen.dataset import InstructionDataset
+    from instructgen.documents.pipeline import read_dir
 
     opts = RunOptions.pop_from(common)
     limits = scan_limits(common)
@@ -92,18 +92,14 @@ def from_dir(
     if executor != "local":
         plugins.executors().get(executor)  # unknown executor: exit 2 before any work
     if opts.dry_run:
+        from instructgen.dispatch import estimate
         from instructgen.documents.qa import qa_request, structured_output
         from instructgen.engines import engine_class
 
         cls = engine_class(opts.engine_name)
         cls.check_options(dict(opts.engine_options))  # a bad -o exits 2 in a dry run too
-        result = scan(
-            directory,
-            chunk_size=chunk_size,
-            include=include,
-            exclude=exclude,
-            workers=workers,
-            **limits,
+        result = read_dir(
+            directory, limits, chunk_size=chunk_size, include=include, exclude=exclude
         )
         reqs = [
             qa_request(
@@ -117,14 +113,15 @@ def from_dir(
             )
             for c in result.chunks
         ]
-        chars = sum(len(r.as_prompt()) for r in reqs)
+        est = estimate(reqs, cls.model_price(opts.model))
         payload = {
             "ok": True,
             "dry_run": True,
             **result.summary(),
-            "requests": len(reqs),
-            "prompt_tokens": (chars + 2) // 3,
-            "max_completion_tokens": sum(r.max_tokens for r in reqs),
+            "requests": est.requests,
+            "prompt_tokens": est.prompt_tokens,
+            "max_completion_tokens": est.completion_tokens,
+            "max_cost_usd": None if est.cost is None else round(est.cost, 4),
             "skipped_files": result.skipped,
             "first_prompt": reqs[0].as_prompt() if reqs else None,
         }
@@ -143,7 +140,7 @@ def from_dir(
     renderer = ProgressRenderer(enabled=not opts.as_json)
     try:
         dataset = asyncio.run(
-            agenerate_from_dir(
+            InstructionDataset.agenerate_dataset_from_dir(
                 directory,
                 opts.build_engine(),
                 use_self_instruct=use_self_instruct,
@@ -156,8 +153,7 @@ def from_dir(
                 config=opts.dispatch_config(),
                 include=include,
                 exclude=exclude,
-                workers=workers,
-                **limits,
+                limits=limits,
                 seed=opts.seed,
                 progress=renderer,
                 executor=executor,

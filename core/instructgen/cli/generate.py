@@ -4,10 +4,11 @@ import asyncio
 import math
 import random
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from instructgen.atomic import write_json_atomic
 from instructgen.cli._common import EXIT_FAILED, emit_json, handles_errors
 from instructgen.cli._run import (
     ProgressRenderer,
@@ -15,9 +16,12 @@ from instructgen.cli._run import (
     format_option,
     run_options,
     size_options,
-    write_json_atomic,
 )
 from instructgen.money import format_usd
+
+if TYPE_CHECKING:
+    from instructgen.dataset import InstructionDataset
+    from instructgen.tasks import SeedTask
 
 
 @click.command()
@@ -144,7 +148,7 @@ def generate(
 
 
 async def _generate(
-    seed_tasks: list[Any],
+    seed_tasks: list[SeedTask],
     opts: RunOptions,
     n_examples: int,
     num_instructions: int,
@@ -152,8 +156,9 @@ async def _generate(
     rouge_tokenizer: str,
     allow_non_ascii: bool,
     filters: list[str] | None,
-) -> tuple[Any, dict[str, Any]]:
+) -> tuple[InstructionDataset, dict[str, Any]]:
     from instructgen.dataset import InstructionDataset
+    from instructgen.selfinstruct.options import SelfInstructOptions
 
     cache_path = opts.cache_path()
     renderer = ProgressRenderer(enabled=not opts.as_json)
@@ -172,7 +177,7 @@ async def _generate(
                 "rouge": {"tokenizer": rouge_tokenizer},
                 "leading-char": {"allow_non_ascii": allow_non_ascii},
             },
-            num_prompt_instructions=num_prompt_instructions,
+            self_instruct=SelfInstructOptions(num_prompt_instructions=num_prompt_instructions),
         )
     finally:
         renderer.close()
@@ -198,15 +203,15 @@ def chosen_filters(add: tuple[str, ...], drop: tuple[str, ...]) -> list[str] | N
 
 
 def _dry_run(
-    seed_tasks: list[Any],
+    seed_tasks: list[SeedTask],
     opts: RunOptions,
     n_examples: int,
     num_instructions: int,
     num_prompt_instructions: int,
 ) -> None:
     """First prompts and an upper-bound estimate; builds no client and needs no key."""
-    from instructgen.dispatch import estimate_tokens
-    from instructgen.engines import Usage, engine_class
+    from instructgen.dispatch import estimate
+    from instructgen.engines import engine_class
     from instructgen.selfinstruct import prompts
 
     cls = engine_class(opts.engine_name)
@@ -223,19 +228,12 @@ def _dry_run(
     # seed tasks); batches of 5.
     n_boot = max(5, math.ceil(num_instructions / 4 / 5) * 5)
 
-    def toks(r: Any) -> int:
-        return sum(estimate_tokens(m["content"]) for m in r.as_messages())
-
-    prompt_tokens = n_boot * toks(boot) + num_instructions * (toks(clf) + toks(inst))
-    completion_tokens = n_boot * boot.max_tokens + num_instructions * (
-        clf.max_tokens + inst.max_tokens
+    est = estimate(
+        [boot] * n_boot + [clf] * num_instructions + [inst] * num_instructions,
+        cls.model_price(model),
     )
-    prices = dict(cls.prices)
-    price = prices.get(model) or next(
-        (prices[k] for k in sorted(prices, key=len, reverse=True) if model.startswith(k)), None
-    )
-    cost = price.cost(Usage(prompt_tokens, completion_tokens)) if price else None
-    estimate = {
+    prompt_tokens, completion_tokens, cost = est.prompt_tokens, est.completion_tokens, est.cost
+    summary = {
         "engine": cls.name,
         "model": model,
         "kind": cls.kind,
@@ -258,7 +256,7 @@ def _dry_run(
         },
     }
     if opts.as_json:
-        emit_json({"ok": True, "dry_run": True, **estimate})
+        emit_json({"ok": True, "dry_run": True, **summary})
         return
     click.echo("-- first bootstrap prompt " + "-" * 40)
     click.echo(boot.as_prompt())
