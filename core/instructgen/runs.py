@@ -131,6 +131,15 @@ class LocalExecutor(Executor):
 plugins.register_builtin("executors", "local", LocalExecutor)
 
 
+def prepared_engine(engine: str | Engine) -> Engine:
+    """The engine, with the modules its first request imports (its SDK, ``requires``) already
+    imported: called in a worker thread, so that a multi-second import never runs on the
+    caller's event loop."""
+    eng = create_engine(engine)
+    eng.warm_up()
+    return eng
+
+
 def get_executor(
     executor: str | Executor | None, options: Mapping[str, Any] | None = None
 ) -> Executor:
@@ -195,15 +204,23 @@ async def run_self_instruct_tasks(
     options: SelfInstructOptions | None = None,
 ) -> RunResult:
     """Self-Instruct from a tasks.jsonl file (or seed tasks): see
-    ``InstructionDataset.agenerate_dataset``."""
-    loaded = (
-        list(tasks)
-        if isinstance(tasks, Sequence) and not isinstance(tasks, str)
-        else load_tasks(tasks)
-    )
-    seeds = [t if isinstance(t, SeedTask) else SeedTask.from_dict(dict(t)) for t in loaded]
-    eng = create_engine(engine)
-    chosen = build_filters(filters, {k: dict(v) for k, v in (filter_options or {}).items()})
+    ``InstructionDataset.agenerate_dataset``.
+
+    Reading the task file, loading plugins, building the filters and importing the engine's
+    SDK happen in a worker thread: an embedding service's event loop is never held by them."""
+
+    def prepare() -> tuple[list[SeedTask], Engine, list[Filter]]:
+        loaded = (
+            list(tasks)
+            if isinstance(tasks, Sequence) and not isinstance(tasks, str)
+            else load_tasks(tasks)
+        )
+        seeds = [t if isinstance(t, SeedTask) else SeedTask.from_dict(dict(t)) for t in loaded]
+        eng = prepared_engine(engine)
+        opts = {k: dict(v) for k, v in (filter_options or {}).items()}
+        return seeds, eng, build_filters(filters, opts)
+
+    seeds, eng, chosen = await asyncio.to_thread(prepare)
     result, stats = await _self_instruct(
         seeds,
         eng,
@@ -263,8 +280,9 @@ async def run_from_dir(
         cache_dir = out_dir if out_dir is not None else default_cache_path().parent
     else:
         cache_dir = Path(cache)
-    eng = create_engine(engine)
-    runner = get_executor(executor, executor_options)
+    eng, runner = await asyncio.to_thread(
+        lambda: (prepared_engine(engine), get_executor(executor, executor_options))
+    )
     try:
         scanned = await asyncio.to_thread(
             read_dir,
