@@ -2,8 +2,9 @@
 
 A response is committed before the dispatcher hands it to the pipeline, so a process killed at
 any instant loses only the requests in flight, and a rerun sends no request whose response is
-stored. Keys are hashes of the engine identity (name, model, kind — never credentials), the
-canonical request and the sample index.
+stored. Keys are hashes of the engine identity (name, model, kind and, for a server other than
+the provider's default, its endpoint — never credentials), the canonical request and the sample
+index.
 """
 
 from __future__ import annotations

@@ -58,6 +58,7 @@ class _OpenAIBase(Engine):
         "logit_bias": dict,
         "metadata": dict,
     }
+    default_base_url = "https://api.openai.com/v1"
 
     def __init__(
         self,
