@@ -9,10 +9,15 @@ requests per body hash and per API key, so tests can prove that nothing finished
     server.inject("429", times=2, retry_after=0.1)
     ...
     server.stop()
+
+``kill()`` plays a server that died: the port is closed and every open connection is cut, so
+requests in flight fail and new ones are refused; ``revive()`` listens on the same port again
+with the counters kept. ``closed_port()`` is a local port nothing listens on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import socket
@@ -75,7 +80,7 @@ class Fault:
 
 
 class WireServer:
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host = host
         self.responder: Callable[[WireCall], str | list[str]] = default_responder
         self.latency = 0.0
@@ -95,7 +100,8 @@ class WireServer:
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
-        self.port = 0
+        self._connections: set[socket.socket] = set()
+        self.port = port
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -119,7 +125,7 @@ class WireServer:
                 if not isinstance(sys.exc_info()[1], ConnectionError):
                     super().handle_error(request, client_address)
 
-        self._httpd = Server((self.host, 0), Handler)
+        self._httpd = Server((self.host, self.port), Handler)
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
         self._thread.start()
@@ -130,6 +136,20 @@ class WireServer:
             self._httpd.shutdown()
             self._httpd.server_close()
             self._httpd = None
+
+    def kill(self) -> None:
+        """Die: stop listening (new connections are refused) and cut every open connection
+        (requests in flight fail; their answers are never sent or counted)."""
+        self.stop()
+        with self._lock:
+            conns, self._connections = list(self._connections), set()
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+    def revive(self) -> WireServer:
+        """Listen again on the same port, keeping every counter."""
+        return self.start()
 
     def __enter__(self) -> WireServer:
         return self.start()
@@ -215,6 +235,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # silence
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        with self.owner._lock:
+            self.owner._connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.owner._lock:
+            self.owner._connections.discard(self.connection)
+        with contextlib.suppress(OSError):  # the connection was cut by kill()
+            super().finish()
 
     def do_POST(self) -> None:
         srv = self.owner
@@ -360,6 +391,13 @@ def _error_body(call: WireCall, message: str, kind: str) -> dict[str, Any]:
         else {"message": message}
     )
     return {"error": error, "message": message}
+
+
+def closed_port(host: str = "127.0.0.1") -> int:
+    """A local port with nothing listening on it: connecting is refused at once."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 def _reply(call: WireCall, texts: list[str], finish: str, pt: int, ct: int) -> dict[str, Any]:

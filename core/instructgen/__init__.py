@@ -85,6 +85,8 @@ _LAZY: dict[str, str] = {
     "ExtractionError": "instructgen.errors",
     "PluginError": "instructgen.errors",
     "BudgetExceededError": "instructgen.errors",
+    "ConnectionFailedError": "instructgen.errors",
+    "ServerUnreachableError": "instructgen.errors",
     "DatasetError": "instructgen.errors",
     "UnknownNameError": "instructgen.errors",
 }

@@ -7,6 +7,13 @@ exponential backoff with jitter (honouring ``Retry-After``) → commit to the ca
 On a 429 the dispatcher pauses every worker until the server's ``Retry-After`` has passed and
 halves the number of requests it lets in flight (additive increase again after successes), so
 a rate-limited run converges on what the provider allows instead of hammering it.
+
+A circuit breaker stops a run whose server is gone: when every attempt over
+``breaker_window`` seconds failed to connect or timed out (one second when nothing has been
+answered yet, so a wrong port is reported at once), every request raises
+``ServerUnreachableError`` with the host, the reason and the counts; the cache keeps everything
+answered. Failures are logged as one line per kind of error with counts, at most every
+``warn_interval`` seconds, never one line per request.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import copy
 import logging
 import random
 import sys
@@ -25,14 +33,16 @@ from typing import Any, TypeVar
 
 from instructgen.cache import Cache, cache_key
 from instructgen.engine_contract import Completion, Engine, Price, Request, Usage
+from instructgen.endpoints import host_of
 from instructgen.engine_errors import from_exception, redact
 from instructgen.errors import (
     AuthenticationError,
     BudgetExceededError,
     ConfigError,
+    ConnectionFailedError,
     EngineError,
     RateLimitError,
-    TransientEngineError,
+    ServerUnreachableError,
 )
 from instructgen.money import format_usd
 from instructgen.progress import ProgressCallback, ProgressEvent, emit
@@ -60,11 +70,13 @@ class DispatchConfig:
     backoff_base: float = 0.5
     backoff_max: float = 60.0
     max_cost: float | None = None
+    breaker_window: float | None = 10.0  # None: never stop on connection failures
+    warn_interval: float = 5.0
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ConfigError(f"concurrency must be at least 1, got {self.concurrency}")
-        for name in ("rpm", "tpm", "max_cost"):
+        for name in ("rpm", "tpm", "max_cost", "breaker_window"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError(f"{name} must be positive, got {value}")
@@ -225,14 +237,18 @@ class _AdaptiveGate:
         self.limit = float(limit)
         self.in_flight = 0
         self.pause_until = 0.0
+        # While connections fail and nothing succeeds, one request at a time probes the server,
+        # each failure holding the others back for its backoff: a dead server sees a trickle.
+        self.probing = False
+        self.probe_until = 0.0
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
 
     def _free(self) -> bool:
-        return self.in_flight < max(1, int(self.limit))
+        return self.in_flight < (1 if self.probing else max(1, int(self.limit)))
 
     async def __aenter__(self) -> None:
         while True:
-            wait = self.pause_until - time.monotonic()
+            wait = max(self.pause_until, self.probe_until) - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
                 continue
@@ -252,7 +268,7 @@ class _AdaptiveGate:
                 raise
             # Woken with a slot reserved for us (in_flight already counts it) unless a pause
             # started meanwhile; then give the slot back and wait again.
-            if self.pause_until > time.monotonic():
+            if max(self.pause_until, self.probe_until) > time.monotonic():
                 self.in_flight -= 1
                 self._wake()
                 continue
@@ -270,13 +286,116 @@ class _AdaptiveGate:
         self._wake()
 
     async def on_success(self) -> None:
+        if self.probing:
+            self.probing, self.probe_until = False, 0.0
+            self._wake()
         if self.limit < self.max_limit:
             self.limit = min(self.max_limit, self.limit + 1.0 / max(1.0, self.limit))
             self._wake()
 
+    def on_connection_failure(self, delay: float) -> None:
+        self.probing = True
+        self.probe_until = max(self.probe_until, time.monotonic() + delay)
+
     async def on_rate_limit(self, delay: float) -> None:
         self.limit = max(1.0, self.limit / 2)
         self.pause_until = max(self.pause_until, time.monotonic() + delay)
+
+
+def _kind(error: EngineError) -> str:
+    """A short name for the kind of failure, the unit of the aggregated warnings."""
+    if isinstance(error, ConnectionFailedError):
+        return error.reason
+    if isinstance(error, RateLimitError):
+        return "HTTP 429 (rate limited)"
+    if error.status is not None:
+        return f"HTTP {error.status}"
+    return type(error).__name__
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+class _FailureLog:
+    """Failed attempts, logged as one warning line per kind of error with counts, at most
+    every ``interval`` seconds (the first failure is logged at once)."""
+
+    def __init__(self, where: str, interval: float) -> None:
+        self.where, self.interval = where, interval
+        self.last = -float("inf")
+        self.retried: Counter[str] = Counter()
+        self.gave_up: Counter[str] = Counter()
+        self.example: dict[str, str] = {}
+
+    def add(self, error: EngineError, gave_up: bool) -> None:
+        kind = _kind(error)
+        (self.gave_up if gave_up else self.retried)[kind] += 1
+        self.example.setdefault(kind, str(error)[:200])
+        if time.monotonic() - self.last >= self.interval:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.retried and not self.gave_up:
+            return
+        since = time.monotonic() - self.last
+        period = f" in the last {since:.0f} s" if since < 3600 else ""
+        for kind in sorted({*self.retried, *self.gave_up}):
+            counts = []
+            if self.retried[kind]:
+                counts.append(_plural(self.retried[kind], "attempt") + " to retry")
+            if self.gave_up[kind]:
+                counts.append(_plural(self.gave_up[kind], "request") + " given up")
+            log.warning(
+                "%s: %s%s: %s; e.g. %s",
+                self.where,
+                kind,
+                period,
+                ", ".join(counts),
+                self.example[kind],
+            )
+        self.clear()
+        self.last = time.monotonic()
+
+    def clear(self) -> None:
+        self.retried.clear()
+        self.gave_up.clear()
+        self.example.clear()
+
+
+class _Breaker:
+    """Opens when every attempt for ``window`` seconds (``quick`` before the first answer)
+    failed to connect or timed out, and at least ``min_failures`` attempts failed."""
+
+    def __init__(self, window: float | None, quick: float = 1.0, min_failures: int = 3) -> None:
+        self.window, self.min_failures = window, min_failures
+        self.quick = min(quick, window or quick)
+        self.answered = False
+        self.since: float | None = None  # first failure after the last answer
+        self.failures = 0
+        self.reason = ""
+        self.error: ServerUnreachableError | None = None
+        self.opened: asyncio.Event | None = None
+
+    def success(self) -> None:
+        self.answered = True
+        self.since = None
+        self.failures = 0
+
+    def failure(self, error: EngineError) -> bool:
+        """Record a failed attempt; True when the breaker should open now."""
+        if self.window is None or self.error is not None:
+            return False
+        if not isinstance(error, ConnectionFailedError):
+            self.since, self.failures = None, 0  # the server answered, if with an error
+            return False
+        now = time.monotonic()
+        if self.since is None:
+            self.since = now
+        self.failures += 1
+        self.reason = error.reason
+        window = self.window if self.answered else self.quick
+        return self.failures >= self.min_failures and now - self.since >= window
 
 
 class Dispatcher:
@@ -305,6 +424,9 @@ class Dispatcher:
         self._tpm: TokenBucket | None = None
         self._reserved = 0.0
         self._last_emit = 0.0
+        self._breaker = _Breaker(self.config.breaker_window)
+        where = host_of(engine.base_url) or host_of(engine.default_base_url) or engine.name
+        self._failures = _FailureLog(where, self.config.warn_interval)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -313,6 +435,7 @@ class Dispatcher:
         if self._gate is None:
             cfg = self.config
             self._gate = _AdaptiveGate(cfg.concurrency)
+            self._breaker.opened = asyncio.Event()
             if cfg.rpm:
                 self._rpm = TokenBucket(cfg.rpm / 60.0, 1.0)  # no burst: never above the cap
             if cfg.tpm:
@@ -326,7 +449,10 @@ class Dispatcher:
         await self.aclose()
 
     async def aclose(self) -> None:
+        if self._breaker.error is None:
+            self._failures.flush()
         await self.engine.aclose()
+        self._breaker.opened = None
         self._gate = None
         self._rpm = self._tpm = None
 
@@ -358,8 +484,13 @@ class Dispatcher:
         cfg = self.config
         worst = self.worst_case_cost(request)
         est_tokens = _prompt_tokens(request) + request.max_tokens * request.n
+        breaker = self._breaker
         for attempt in range(1, cfg.max_attempts + 1):
+            if breaker.error is not None:
+                raise breaker.error
             async with gate:
+                if breaker.error is not None:
+                    raise breaker.error
                 if (
                     cfg.max_cost is not None
                     and self.stats.cost + self._reserved + worst > cfg.max_cost
@@ -378,8 +509,11 @@ class Dispatcher:
                 try:
                     completion = await _with_timeout(self.engine.acomplete(request), cfg.timeout)
                 except asyncio.TimeoutError:
-                    error: EngineError = TransientEngineError(
-                        f"no answer within {cfg.timeout:g} s", engine=self.engine.name, status=408
+                    error: EngineError = ConnectionFailedError(
+                        f"no answer within {cfg.timeout:g} s",
+                        reason="timed out",
+                        engine=self.engine.name,
+                        status=408,
                     )
                 except EngineError as exc:
                     error = exc
@@ -391,28 +525,67 @@ class Dispatcher:
                     if self.cache is not None:
                         self.cache.put(key, completion)  # committed before anyone uses it
                     self._account(completion, est_tokens)
+                    breaker.success()
                     await gate.on_success()
                     return completion
                 finally:
                     self._reserved -= worst
+            if breaker.error is not None:
+                raise breaker.error  # opened while this attempt was in flight
             error = redact(error, self.engine.api_key)  # servers echo keys in messages
             self.stats.errors[type(error).__name__] += 1
+            if breaker.failure(error):
+                raise self._open_circuit()
             if not error.retryable or attempt == cfg.max_attempts:
                 self.stats.failed += 1
+                self._failures.add(error, gave_up=True)
                 self._emit()
                 if error.retryable:
-                    raise type(error)(
-                        f"{error} (gave up after {attempt} attempts)", status=error.status
-                    ) from error
+                    gave_up = copy.copy(error)
+                    gave_up.args = (f"{error} (gave up after {attempt} attempts)",)
+                    raise gave_up from error
                 raise error
             delay = self._backoff(attempt, error)
             if isinstance(error, RateLimitError):
                 await gate.on_rate_limit(delay)
+            elif isinstance(error, ConnectionFailedError):
+                gate.on_connection_failure(delay)
             self.stats.retried += 1
+            self._failures.add(error, gave_up=False)
             log.info("retrying in %.2fs after %s", delay, error)
             self._emit()
-            await asyncio.sleep(delay)
+            await self._sleep(delay)
         raise AssertionError("unreachable")
+
+    async def _sleep(self, delay: float) -> None:
+        """Back off for ``delay`` seconds, or less if the circuit opens meanwhile."""
+        opened = self._breaker.opened
+        if opened is None:
+            await asyncio.sleep(delay)
+            return
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(opened.wait(), delay)
+
+    def _open_circuit(self) -> ServerUnreachableError:
+        b = self._breaker
+        kept = None
+        if self.cache is not None:
+            with contextlib.suppress(Exception):
+                kept = len(self.cache)
+        b.error = ServerUnreachableError(
+            host=self._failures.where,
+            reason=b.reason,
+            sent=self.stats.completed,
+            cached=self.stats.cached,
+            kept=kept,
+            seconds=time.monotonic() - (b.since or time.monotonic()),
+            engine=self.engine.name,
+        )
+        if b.opened is not None:
+            b.opened.set()
+        self._failures.clear()  # the one error line says it all
+        log.debug("circuit open: %s", b.error)
+        return b.error
 
     def _backoff(self, attempt: int, error: EngineError) -> float:
         cfg = self.config
