@@ -4,9 +4,12 @@
 the engine's single async call under a timeout → typed-error classification → bounded
 exponential backoff with jitter (honouring ``Retry-After``) → commit to the cache → return.
 
-On a 429 the dispatcher pauses every worker until the server's ``Retry-After`` has passed and
-halves the number of requests it lets in flight (additive increase again after successes), so
-a rate-limited run converges on what the provider allows instead of hammering it.
+A 429 delays its own request by the server's ``Retry-After``. Only when 429s show a real limit
+— ``x-ratelimit-remaining-*`` at 0, or at least half of the recent attempts answered 429 — does
+the dispatcher pause every worker until ``Retry-After`` has passed and halve the number of
+requests it lets in flight (additive increase again after successes), so a rate-limited run
+converges on what the provider allows, while an overloaded server's scattered 429s cost only
+the requests they hit.
 
 A circuit breaker stops a run whose server is gone: when every attempt over
 ``breaker_window`` seconds failed to connect or timed out (one second when nothing has been
@@ -66,7 +69,8 @@ class DispatchConfig:
     rpm: float | None = None
     tpm: float | None = None
     timeout: float = 120.0
-    max_attempts: int = 6
+    max_attempts: int = 6  # attempts answered 429 do not count: see rate_limit_patience
+    rate_limit_patience: float = 600.0  # seconds a request may spend waiting on 429s
     backoff_base: float = 0.5
     backoff_max: float = 60.0
     max_cost: float | None = None
@@ -76,7 +80,7 @@ class DispatchConfig:
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ConfigError(f"concurrency must be at least 1, got {self.concurrency}")
-        for name in ("rpm", "tpm", "max_cost", "breaker_window"):
+        for name in ("rpm", "tpm", "max_cost", "breaker_window", "rate_limit_patience"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError(f"{name} must be positive, got {value}")
@@ -224,8 +228,39 @@ class TokenBucket:
         self.level = min(self.capacity, self.level - delta)
 
 
+class _RateLimitSignal:
+    """Tells a real limit from an overloaded server's scattered 429s: a 429 that says the quota
+    is spent (``x-ratelimit-remaining-*: 0``), or 429s on at least ``share`` of the last
+    ``size`` attempts (``min_samples`` of them at least)."""
+
+    def __init__(self, size: int = 50, share: float = 0.35, min_samples: int = 20) -> None:
+        self.share, self.min_samples = share, min_samples
+        self.recent: collections.deque[bool] = collections.deque(maxlen=size)
+        self.limited = 0  # 429s among ``recent``
+
+    def record(self, limited: bool) -> None:
+        if len(self.recent) == self.recent.maxlen and self.recent[0]:
+            self.limited -= 1
+        self.recent.append(limited)
+        self.limited += limited
+
+    def real_limit(self, error: RateLimitError) -> bool:
+        """Record the 429 ``error``; True when it shows a real limit (the window then starts
+        afresh, so one burst of 429s slows the run down once)."""
+        self.record(True)
+        crowded = len(self.recent) >= self.min_samples and (
+            self.limited >= self.share * len(self.recent)
+        )
+        if error.exhausted or crowded:
+            self.recent.clear()
+            self.limited = 0
+            return True
+        return False
+
+
 class _AdaptiveGate:
-    """Caps requests in flight; halves the cap on 429 and pauses until Retry-After has passed.
+    """Caps requests in flight; on a real rate limit halves the cap and pauses everyone until
+    Retry-After has passed.
 
     Waiters queue in FIFO order and a finished request wakes exactly one of them, so the cost
     per request stays constant however many requests are queued (a condition variable's
@@ -425,6 +460,7 @@ class Dispatcher:
         self._reserved = 0.0
         self._last_emit = 0.0
         self._breaker = _Breaker(self.config.breaker_window)
+        self._rate_limits = _RateLimitSignal()
         where = host_of(engine.base_url) or host_of(engine.default_base_url) or engine.name
         self._failures = _FailureLog(where, self.config.warn_interval)
 
@@ -485,7 +521,11 @@ class Dispatcher:
         worst = self.worst_case_cost(request)
         est_tokens = _prompt_tokens(request) + request.max_tokens * request.n
         breaker = self._breaker
-        for attempt in range(1, cfg.max_attempts + 1):
+        limited = 0  # attempts answered 429: they wait as the server says, up to the patience
+        limited_since = 0.0
+        attempt = 0
+        while True:
+            attempt += 1
             if breaker.error is not None:
                 raise breaker.error
             async with gate:
@@ -526,6 +566,7 @@ class Dispatcher:
                         self.cache.put(key, completion)  # committed before anyone uses it
                     self._account(completion, est_tokens)
                     breaker.success()
+                    self._rate_limits.record(False)
                     await gate.on_success()
                     return completion
                 finally:
@@ -536,7 +577,14 @@ class Dispatcher:
             self.stats.errors[type(error).__name__] += 1
             if breaker.failure(error):
                 raise self._open_circuit()
-            if not error.retryable or attempt == cfg.max_attempts:
+            if isinstance(error, RateLimitError):
+                limited += 1
+                limited_since = limited_since or time.monotonic()
+            if (
+                not error.retryable
+                or attempt - limited >= cfg.max_attempts
+                or (limited and time.monotonic() - limited_since >= cfg.rate_limit_patience)
+            ):
                 self.stats.failed += 1
                 self._failures.add(error, gave_up=True)
                 self._emit()
@@ -547,7 +595,8 @@ class Dispatcher:
                 raise error
             delay = self._backoff(attempt, error)
             if isinstance(error, RateLimitError):
-                await gate.on_rate_limit(delay)
+                if self._rate_limits.real_limit(error):
+                    await gate.on_rate_limit(delay)
             elif isinstance(error, ConnectionFailedError):
                 gate.on_connection_failure(delay)
             self.stats.retried += 1
@@ -555,7 +604,6 @@ class Dispatcher:
             log.info("retrying in %.2fs after %s", delay, error)
             self._emit()
             await self._sleep(delay)
-        raise AssertionError("unreachable")
 
     async def _sleep(self, delay: float) -> None:
         """Back off for ``delay`` seconds, or less if the circuit opens meanwhile."""
@@ -588,6 +636,7 @@ class Dispatcher:
         return b.error
 
     def _backoff(self, attempt: int, error: EngineError) -> float:
+        """The server's ``Retry-After`` when it gave one, else exponential with jitter."""
         cfg = self.config
         exp = min(cfg.backoff_max, cfg.backoff_base * 2 ** (attempt - 1))
         jittered = exp * (0.5 + random.random() / 2)

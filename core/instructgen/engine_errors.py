@@ -81,6 +81,10 @@ def retry_after_from_headers(headers: Mapping[str, str] | None) -> float | None:
     return max(found) if found else None
 
 
+# How providers word a 429 that is about money, not load (OpenAI's insufficient_quota).
+_NO_CREDIT = ("insufficient_quota", "exceeded your current quota", "check your plan and billing")
+
+
 def quota_exhausted(headers: Mapping[str, str] | None) -> bool:
     """True when ``x-ratelimit-remaining-requests`` / ``-tokens`` (or a bare
     ``x-ratelimit-remaining``) says nothing is left: a real quota, not a busy server."""
@@ -107,6 +111,14 @@ def from_status(
     retry_after = retry_after_from_headers(headers)
     kw: dict[str, Any] = {"engine": engine, "status": status, "retry_after": retry_after}
     if status == 429:
+        if any(m in message.lower() for m in _NO_CREDIT):
+            # Billing, not load: waiting will not help.
+            error = RateLimitError(
+                f"HTTP 429: {message} — the account has no credit left: check the plan and billing",
+                **kw,
+            )
+            error.retryable = False
+            return error
         error = RateLimitError(f"rate limited (HTTP 429): {message}", **kw)
         error.exhausted = quota_exhausted(headers)
         return error
