@@ -5,6 +5,7 @@ refused, and the CLI prints one line with the host, the counts and the command t
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import shlex
@@ -320,3 +321,27 @@ def test_failed_requests_are_named_as_the_cause_not_the_filters(
     assert "requests failed" in r.stderr and "raise num_instructions" not in r.stderr
     warnings = [line for line in r.stderr.splitlines() if "HTTP 400" in line]
     assert len(warnings) <= 2, r.stderr  # aggregated: not one line per failed request
+
+
+def test_from_dir_against_a_refused_port_json(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("A short document about tea. " * 40, encoding="utf-8")
+    port = closed_port()
+    r = subprocess.run(
+        [
+            *(sys.executable, "-c", MAIN, "from-dir", str(docs), "--engine", "openai"),
+            *("--base-url", f"http://127.0.0.1:{port}/v1", "--out", str(tmp_path / "out")),
+            "--json",
+        ],
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 1, r.stderr
+    payload = json.loads(r.stdout)
+    assert payload["error"] == "ServerUnreachableError"
+    assert payload["host"] == f"127.0.0.1:{port}" and payload["reason"] == "connection refused"
+    assert payload["requests_done"] == 0 and payload["answers_kept"] == 0
+    assert payload["resume"].startswith("instructgen from-dir ")
