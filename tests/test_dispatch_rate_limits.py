@@ -101,3 +101,29 @@ def test_the_share_of_429s_in_a_window_tells_a_limit_from_noise() -> None:
     spent = RateLimitError("spent", status=429)
     spent.exhausted = True
     assert _RateLimitSignal().real_limit(spent)
+
+
+def test_429s_have_their_own_bounded_budget() -> None:
+    """A server that answers nothing but 429: the request gives up after 4 x max_attempts
+    attempts (or rate_limit_patience), not after max_attempts, and not never."""
+    from instructgen.engines import Engine
+
+    class AlwaysBusy(Engine):
+        name = "busy"
+        needs_key = False
+        calls = 0
+
+        async def acomplete(self, request: Request) -> Completion:
+            AlwaysBusy.calls += 1
+            raise RateLimitError("busy", engine=self.name, status=429, retry_after=0.001)
+
+    async def go(config: DispatchConfig) -> None:
+        async with Dispatcher(AlwaysBusy(model="m"), config=config) as d:
+            with pytest.raises(RateLimitError, match="gave up after"):
+                await d.complete(Request.chat("x"))
+
+    asyncio.run(go(DispatchConfig(max_attempts=2)))
+    assert AlwaysBusy.calls == 8
+    AlwaysBusy.calls = 0
+    asyncio.run(go(DispatchConfig(max_attempts=1000, rate_limit_patience=0.2)))
+    assert 5 < AlwaysBusy.calls < 1000

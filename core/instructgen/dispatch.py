@@ -5,7 +5,7 @@ the engine's single async call under a timeout → typed-error classification �
 exponential backoff with jitter (honouring ``Retry-After``) → commit to the cache → return.
 
 A 429 delays its own request by the server's ``Retry-After``. Only when 429s show a real limit
-— ``x-ratelimit-remaining-*`` at 0, or at least half of the recent attempts answered 429 — does
+— ``x-ratelimit-remaining-*`` at 0, or 429s on at least 35 % of the recent attempts — does
 the dispatcher pause every worker until ``Retry-After`` has passed and halve the number of
 requests it lets in flight (additive increase again after successes), so a rate-limited run
 converges on what the provider allows, while an overloaded server's scattered 429s cost only
@@ -69,7 +69,7 @@ class DispatchConfig:
     rpm: float | None = None
     tpm: float | None = None
     timeout: float = 120.0
-    max_attempts: int = 6  # attempts answered 429 do not count: see rate_limit_patience
+    max_attempts: int = 6  # 429s have their own budget: 4 x this, within rate_limit_patience
     rate_limit_patience: float = 600.0  # seconds a request may spend waiting on 429s
     backoff_base: float = 0.5
     backoff_max: float = 60.0
@@ -527,10 +527,10 @@ class Dispatcher:
         while True:
             attempt += 1
             if breaker.error is not None:
-                raise breaker.error
+                raise copy.copy(breaker.error)
             async with gate:
                 if breaker.error is not None:
-                    raise breaker.error
+                    raise copy.copy(breaker.error)
                 if (
                     cfg.max_cost is not None
                     and self.stats.cost + self._reserved + worst > cfg.max_cost
@@ -572,7 +572,7 @@ class Dispatcher:
                 finally:
                     self._reserved -= worst
             if breaker.error is not None:
-                raise breaker.error  # opened while this attempt was in flight
+                raise copy.copy(breaker.error)  # opened while this attempt was in flight
             error = redact(error, self.engine.api_key)  # servers echo keys in messages
             self.stats.errors[type(error).__name__] += 1
             if breaker.failure(error):
@@ -583,6 +583,7 @@ class Dispatcher:
             if (
                 not error.retryable
                 or attempt - limited >= cfg.max_attempts
+                or limited >= 4 * cfg.max_attempts
                 or (limited and time.monotonic() - limited_since >= cfg.rate_limit_patience)
             ):
                 self.stats.failed += 1
