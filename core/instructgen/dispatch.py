@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from instructgen.cache import Cache, cache_key
-from instructgen.engine_contract import Completion, Engine, Price, Request, Usage
 from instructgen.endpoints import host_of
+from instructgen.engine_contract import Completion, Engine, Price, Request, Usage
 from instructgen.engine_errors import from_exception, redact
 from instructgen.errors import (
     AuthenticationError,
