@@ -60,6 +60,9 @@ class DispatchConfig:
     backoff_base: float = 0.5
     backoff_max: float = 60.0
     max_cost: float | None = None
+    batch: Any = None
+    """A ``batching.BatchConfig``: requests marked batchable go through the engine's batch API
+    (engines without one run them online)."""
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -70,6 +73,10 @@ class DispatchConfig:
                 raise ConfigError(f"{name} must be positive, got {value}")
         if self.max_attempts < 1:
             raise ConfigError(f"max_attempts must be at least 1, got {self.max_attempts}")
+        if self.batch is True or self.batch is False:
+            from instructgen.batching import BatchConfig
+
+            self.batch = BatchConfig() if self.batch else None
 
 
 @dataclass(frozen=True)
@@ -99,6 +106,7 @@ class RunStats:
     cost: float = 0.0
     started: float = field(default_factory=time.monotonic)
     errors: Counter[str] = field(default_factory=Counter)
+    batch: Any = None  # batching.BatchStats in batch mode
 
     @property
     def elapsed(self) -> float:
@@ -116,6 +124,7 @@ class RunStats:
             "cost_usd": round(self.cost, 6),
             "elapsed_s": round(self.elapsed, 3),
             "errors": dict(self.errors),
+            **({"batch": self.batch.to_dict()} if self.batch is not None else {}),
         }
 
 
@@ -305,6 +314,15 @@ class Dispatcher:
         self._tpm: TokenBucket | None = None
         self._reserved = 0.0
         self._last_emit = 0.0
+        self.batcher: Any = None
+        if self.config.batch is not None:
+            from instructgen.batching import Batcher, supports_batch
+
+            if supports_batch(engine):
+                self.batcher = Batcher(self, self.config.batch)
+                self.stats.batch = self.batcher.stats
+            else:
+                log.warning("engine %s has no batch API: every request runs online", engine.name)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -326,6 +344,8 @@ class Dispatcher:
         await self.aclose()
 
     async def aclose(self) -> None:
+        if self.batcher is not None:
+            await self.batcher.aclose()
         await self.engine.aclose()
         self._gate = None
         self._rpm = self._tpm = None
@@ -346,7 +366,11 @@ class Dispatcher:
         """Announce ``n`` more requests so progress can show a total and an ETA."""
         self.expected += n
 
-    async def complete(self, request: Request, *, sample: int = 0) -> Completion:
+    async def complete(
+        self, request: Request, *, sample: int = 0, batchable: bool = False
+    ) -> Completion:
+        """``batchable``: nothing waits on this request to build another one, so in batch
+        mode it may go through the engine's batch API (``batching.py``)."""
         key = self.key(request, sample) if self.cache is not None else ""
         if self.cache is not None:
             hit = self.cache.get(key)
@@ -354,6 +378,8 @@ class Dispatcher:
                 self.stats.cached += 1
                 self._emit()
                 return hit
+        if batchable and self.batcher is not None:
+            return await self.batcher.complete(request, sample, key or self.key(request, sample))
         gate = self._limits()
         cfg = self.config
         worst = self.worst_case_cost(request)
