@@ -127,7 +127,9 @@ class WireServer:
     def start(self) -> WireServer:
         server = self
 
-        class Handler(_Handler):
+        base = self.handler_base() or _Handler
+
+        class Handler(base):  # type: ignore[valid-type,misc]
             owner = server
 
         class Server(ThreadingHTTPServer):
@@ -175,6 +177,10 @@ class WireServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def handler_base(self) -> type[BaseHTTPRequestHandler] | None:
+        """The request handler class to serve with (subclasses add routes: batch_server.py)."""
+        return None
 
     # -- addresses for the SDKs -------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 import instructgen.plugins as plugins
 import instructgen.runs as runs
 from instructgen.atomic import write_json_atomic
+from instructgen.batching import BatchConfig, with_batch
 from instructgen.dispatch import DispatchConfig
 from instructgen.documents.types import ExtractOptions
 from instructgen.engine_contract import Engine
@@ -311,6 +312,7 @@ class InstructionDataset:
         filters: Sequence[str | Filter] | None = None,
         filter_options: Mapping[str, Mapping[str, Any]] | None = None,
         self_instruct: SelfInstructOptions | None = None,
+        batch: bool | BatchConfig = False,
     ) -> InstructionDataset:
         """Self-Instruct from a tasks.jsonl file (or a list of ``SeedTask``s).
 
@@ -323,6 +325,9 @@ class InstructionDataset:
         ``config``: a ``DispatchConfig`` (concurrency, rpm, tpm, max_cost, ...).
         ``self_instruct``: the pipeline's tuning knobs (``SelfInstructOptions``:
         num_prompt_instructions, bootstrap_params, ...).
+        ``batch``: ``True`` (or a ``BatchConfig``) sends the classification and instance
+        requests through the engine's batch API (OpenAI's costs half); the bootstrap stays
+        online. A rerun resumes batches still running and submits none twice.
         """
         result = await runs.run_self_instruct_tasks(
             path,
@@ -330,7 +335,7 @@ class InstructionDataset:
             num_instructions_for_finetuning=num_instructions_for_finetuning,
             num_instructions=num_instructions,
             cache=cache,
-            config=config,
+            config=with_batch(config, batch),
             progress=progress,
             seed=seed,
             filters=filters,
@@ -354,6 +359,7 @@ class InstructionDataset:
         filters: Sequence[str | Filter] | None = None,
         filter_options: Mapping[str, Mapping[str, Any]] | None = None,
         self_instruct: SelfInstructOptions | None = None,
+        batch: bool | BatchConfig = False,
     ) -> InstructionDataset:
         """``agenerate_dataset`` for sync code (also inside a running loop, e.g. notebooks)."""
         return run_sync(
@@ -369,6 +375,7 @@ class InstructionDataset:
                 filters=filters,
                 filter_options=filter_options,
                 self_instruct=self_instruct,
+                batch=batch,
             )
         )
 
@@ -398,6 +405,7 @@ class InstructionDataset:
         executor: str | Executor | None = None,
         executor_options: Mapping[str, Any] | None = None,
         self_instruct: SelfInstructOptions | None = None,
+        batch: bool | BatchConfig = False,
     ) -> InstructionDataset:
         """A directory of documents → question/answer pairs (and optionally Self-Instruct on
         top). ``run_report`` lists files read, files skipped (with reasons), requests, tokens
@@ -408,7 +416,9 @@ class InstructionDataset:
         their own override those fields (as ``scan`` takes them). ``cache``: ``True`` keeps the
         caches in ``out`` (or the user cache folder), a path names the folder, ``False``
         disables them. ``executor``: where extraction and generation run (``"local"``, or an
-        executor plugin such as ``"ray"`` with ``executor_options``).
+        executor plugin such as ``"ray"`` with ``executor_options``). ``batch``: ``True`` (or
+        a ``BatchConfig``) sends the question/answer requests (and Self-Instruct's
+        classification and instance requests) through the engine's batch API.
         """
         result = await runs.run_from_dir(
             path,
@@ -420,7 +430,7 @@ class InstructionDataset:
             num_instructions_for_finetuning=num_instructions_for_finetuning,
             out=out,
             cache=cache,
-            config=config,
+            config=with_batch(config, batch),
             include=include,
             exclude=exclude,
             limits=_limits(limits, workers, timeout, max_bytes, max_memory_mb),
@@ -458,6 +468,7 @@ class InstructionDataset:
         executor: str | Executor | None = None,
         executor_options: Mapping[str, Any] | None = None,
         self_instruct: SelfInstructOptions | None = None,
+        batch: bool | BatchConfig = False,
     ) -> InstructionDataset:
         """``agenerate_dataset_from_dir`` for sync code."""
         return run_sync(
@@ -484,5 +495,6 @@ class InstructionDataset:
                 executor=executor,
                 executor_options=executor_options,
                 self_instruct=self_instruct,
+                batch=batch,
             )
         )

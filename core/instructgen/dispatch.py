@@ -76,6 +76,9 @@ class DispatchConfig:
     max_cost: float | None = None
     breaker_window: float | None = 10.0  # None: never stop on connection failures
     warn_interval: float = 5.0
+    batch: Any = None
+    """A ``batching.BatchConfig``: requests marked batchable go through the engine's batch API
+    (engines without one run them online)."""
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -86,6 +89,10 @@ class DispatchConfig:
                 raise ConfigError(f"{name} must be positive, got {value}")
         if self.max_attempts < 1:
             raise ConfigError(f"max_attempts must be at least 1, got {self.max_attempts}")
+        if self.batch is True or self.batch is False:
+            from instructgen.batching import BatchConfig
+
+            self.batch = BatchConfig() if self.batch else None
 
 
 @dataclass(frozen=True)
@@ -115,6 +122,7 @@ class RunStats:
     cost: float = 0.0
     started: float = field(default_factory=time.monotonic)
     errors: Counter[str] = field(default_factory=Counter)
+    batch: Any = None  # batching.BatchStats in batch mode
 
     @property
     def elapsed(self) -> float:
@@ -132,6 +140,7 @@ class RunStats:
             "cost_usd": round(self.cost, 6),
             "elapsed_s": round(self.elapsed, 3),
             "errors": dict(self.errors),
+            **({"batch": self.batch.to_dict()} if self.batch is not None else {}),
         }
 
 
@@ -463,6 +472,15 @@ class Dispatcher:
         self._rate_limits = _RateLimitSignal()
         where = host_of(engine.base_url) or host_of(engine.default_base_url) or engine.name
         self._failures = _FailureLog(where, self.config.warn_interval)
+        self.batcher: Any = None
+        if self.config.batch is not None:
+            from instructgen.batching import Batcher, supports_batch
+
+            if supports_batch(engine):
+                self.batcher = Batcher(self, self.config.batch)
+                self.stats.batch = self.batcher.stats
+            else:
+                log.warning("engine %s has no batch API: every request runs online", engine.name)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -487,6 +505,8 @@ class Dispatcher:
     async def aclose(self) -> None:
         if self._breaker.error is None:
             self._failures.flush()
+        if self.batcher is not None:
+            await self.batcher.aclose()
         await self.engine.aclose()
         self._breaker.opened = None
         self._gate = None
@@ -508,7 +528,11 @@ class Dispatcher:
         """Announce ``n`` more requests so progress can show a total and an ETA."""
         self.expected += n
 
-    async def complete(self, request: Request, *, sample: int = 0) -> Completion:
+    async def complete(
+        self, request: Request, *, sample: int = 0, batchable: bool = False
+    ) -> Completion:
+        """``batchable``: nothing waits on this request to build another one, so in batch
+        mode it may go through the engine's batch API (``batching.py``)."""
         key = self.key(request, sample) if self.cache is not None else ""
         if self.cache is not None:
             hit = self.cache.get(key)
@@ -516,6 +540,8 @@ class Dispatcher:
                 self.stats.cached += 1
                 self._emit()
                 return hit
+        if batchable and self.batcher is not None:
+            return await self.batcher.complete(request, sample, key or self.key(request, sample))
         gate = self._limits()
         cfg = self.config
         worst = self.worst_case_cost(request)

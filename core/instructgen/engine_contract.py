@@ -153,10 +153,13 @@ class Completion:
 
 @dataclass(frozen=True)
 class Price:
-    """US dollars per million tokens."""
+    """US dollars per million tokens; ``batch_input`` / ``batch_output`` for requests sent
+    through a batch API (``None``: half the online price, the usual batch discount)."""
 
     input: float
     output: float
+    batch_input: float | None = None
+    batch_output: float | None = None
 
     def cost(self, usage: Usage) -> float:
         return (usage.prompt_tokens * self.input + usage.completion_tokens * self.output) / 1e6

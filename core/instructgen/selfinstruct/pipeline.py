@@ -183,7 +183,8 @@ async def run_self_instruct(
         for m in machine
     ]
     dispatcher.expect(len(cls_reqs))
-    for m, result in zip(machine, await _gather(dispatcher, cls_reqs), strict=True):
+    classified = await _gather(dispatcher, cls_reqs, batchable=True)
+    for m, result in zip(machine, classified, strict=True):
         if isinstance(result, Completion):
             m.is_classification = prompts.parse_classification(result.text)
         else:
@@ -205,7 +206,8 @@ async def run_self_instruct(
     ]
     dispatcher.expect(len(inst_reqs))
     instance_replies = InstanceReplies()
-    for m, result in zip(machine, await _gather(dispatcher, inst_reqs), strict=True):
+    instances = await _gather(dispatcher, inst_reqs, batchable=True)
+    for m, result in zip(machine, instances, strict=True):
         if isinstance(result, Completion):
             m.instances = instance_replies.parse(result.text, m.is_classification)
         else:
@@ -261,9 +263,16 @@ async def run_self_instruct(
 
 
 async def _gather(
-    dispatcher: Dispatcher, items: Sequence[tuple[Request, int]]
+    dispatcher: Dispatcher, items: Sequence[tuple[Request, int]], *, batchable: bool = False
 ) -> list[Completion | EngineError]:
-    results = await gather_values(dispatcher.complete(r, sample=s) for r, s in items)
+    """``batchable``: no later request is built from these answers (the classification and
+    instance requests), so in batch mode they may go through the engine's batch API."""
+    if batchable:
+        results = await gather_values(
+            dispatcher.complete(r, sample=s, batchable=True) for r, s in items
+        )
+    else:
+        results = await gather_values(dispatcher.complete(r, sample=s) for r, s in items)
     for result in results:
         if isinstance(result, EngineError):
             log.debug("request failed: %s", result)  # the dispatcher logs failures, aggregated
