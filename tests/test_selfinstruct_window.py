@@ -131,6 +131,21 @@ def test_small_targets_send_no_more_bootstrap_requests_than_rounds_of_5(
     assert kinds(wire_server).count("b") <= ROUNDS_OF_5[target]
 
 
+def test_classification_starts_before_the_bootstrap_ends(wire_server: WireServer) -> None:
+    wire_server.responder = respond
+    wire_server.latency = 0.02
+    ds = run(wire_server, 100, 100, config=DispatchConfig(concurrency=16))
+    assert ds.run_report["instructions_generated"] == 100
+    order = kinds(wire_server)
+    last_bootstrap = max(i for i, k in enumerate(order) if k == "b")
+    first_classify = order.index("c")
+    first_instances = order.index("i")
+    assert first_classify < last_bootstrap
+    assert first_instances < last_bootstrap
+    # the overlap is substantial, not one stray request
+    assert order[:last_bootstrap].count("c") >= 20
+
+
 def test_rerun_at_another_concurrency_is_all_cached(seed_copy: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     results = []
@@ -275,3 +290,28 @@ def test_bootstrap_window_gives_up_when_nothing_new_comes() -> None:
     for _ in range(5):
         failing.record(0, failed=True)
     assert failing.gave_up() and not failing.may_issue()
+
+
+def test_a_wrong_key_in_a_follow_up_request_stops_the_run(wire_server: WireServer) -> None:
+    from instructgen.errors import AuthenticationError
+
+    wire_server.responder = respond
+    wire_server.latency = 0.01
+    wire_server.inject("401", times=1, match=lambda c: CLASSIFY in c.prompt)
+    started = time.monotonic()
+    with pytest.raises(AuthenticationError):
+        run(wire_server, 200, 200, config=DispatchConfig(concurrency=8))
+    assert time.monotonic() - started < 30
+    # it stopped soon after the first classification request: no run to the end
+    assert kinds(wire_server).count("c") < 50
+
+
+def test_failed_follow_up_requests_are_counted_and_the_run_goes_on(
+    wire_server: WireServer,
+) -> None:
+    wire_server.responder = respond
+    wire_server.inject("400", times=3, match=lambda c: "Come up with examples" in c.prompt)
+    ds = run(wire_server, 20, 20)
+    assert ds.run_report["failed_requests"] == 3
+    assert ds.run_report["instructions_generated"] == 20
+    assert ds.run_report["tasks_with_instances"] <= 17

@@ -237,13 +237,16 @@ class _Run:
             try:
                 await self._bootstrap(pending)
                 self.timings["bootstrap_s"] = self._elapsed()
-                self._start_followups()
                 if self._followups:
                     await asyncio.gather(*self._followups)
             except asyncio.CancelledError:
-                if self._fatal is not None:
-                    raise self._fatal from None
-                raise
+                if self._fatal is None:
+                    raise
+                # Cancelled by _followup_done to surface its error, not from outside.
+                current = asyncio.current_task()
+                if current is not None and hasattr(current, "uncancel"):  # Python >= 3.11
+                    current.uncancel()
+                raise self._fatal from None
         finally:
             leftovers = [*(t for t, _ in pending.values()), *self._followups]
             for t in leftovers:
@@ -341,14 +344,11 @@ class _Run:
 
     def _keep(self, task: GeneratedTask) -> None:
         self.machine.append(task)
+        self.dispatcher.expect(2)
+        follow = asyncio.ensure_future(self._follow(task))
+        self._followups.add(follow)
+        follow.add_done_callback(self._followup_done)
         self._tick()
-
-    def _start_followups(self) -> None:
-        self.dispatcher.expect(2 * len(self.machine))
-        for task in self.machine:
-            follow = asyncio.ensure_future(self._follow(task))
-            self._followups.add(follow)
-            follow.add_done_callback(self._followup_done)
 
     def _followup_done(self, task: asyncio.Task[None]) -> None:
         if task.cancelled():
