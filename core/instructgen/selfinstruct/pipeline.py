@@ -169,7 +169,11 @@ async def run_self_instruct(
         "filter_drops": dict(run.drops),
         "filter_drop_examples": dict(run.drop_examples),
         "preparation_drops": dict(prep_drops),
-        "timings": {**run.timings, "total_s": round(time.monotonic() - run.started, 3)},
+        "timings": {
+            **run.timings,
+            "filters_s": round(run.filter_s, 3),
+            "total_s": round(time.monotonic() - run.started, 3),
+        },
     }
     return SelfInstructResult(rows, report)
 
@@ -225,6 +229,7 @@ class _Run:
         self._followups: set[asyncio.Task[None]] = set()
         self._fatal: BaseException | None = None
         self._driver: asyncio.Task[Any] | None = None
+        self.filter_s = 0.0
 
     # -- the run --------------------------------------------------------------------------------
 
@@ -307,11 +312,7 @@ class _Run:
             else:
                 candidates = prompts.parse_instructions(result.text, len(chosen) + 1)
                 ids = sorted({self.by_instruction[c] for c in chosen if c in self.by_instruction})
-                # The filters compare each candidate with everything kept so far: in a thread,
-                # one result at a time and in request order, so the loop stays responsive.
-                kept = await asyncio.to_thread(
-                    self._filter, candidates, self.target - len(self.machine)
-                )
+                kept = await self._filter(candidates, self.target - len(self.machine))
                 for inst in kept:
                     self._keep(GeneratedTask(inst, ids))
                 added = len(kept)
@@ -320,7 +321,22 @@ class _Run:
                 break  # exact count; what is still in flight is cancelled
             self._issue(pending)
 
-    def _filter(self, candidates: list[str], room: int) -> list[str]:
+    async def _filter(self, candidates: list[str], room: int) -> list[str]:
+        """The candidates of one answer that every filter accepts, at most ``room`` of them.
+
+        Filters compare each candidate with everything kept so far, so they run one answer at
+        a time and in request order, in a worker thread: the event loop keeps sending and
+        receiving meanwhile however slow a filter gets (a large pool, a slow plugin filter).
+        Measured against running them on the loop in 20 ms slices, the thread gave the
+        2,000-instruction benchmark more requests a second, not fewer.
+        """
+        kept, seconds = await asyncio.to_thread(self._filter_all, candidates, room)
+        self.filter_s += seconds
+        return kept
+
+    def _filter_all(self, candidates: list[str], room: int) -> tuple[list[str], float]:
+        """Kept candidates (at most ``room``) and the seconds the filters took."""
+        started = time.perf_counter()
         kept: list[str] = []
         for inst in candidates:
             if len(kept) >= room:
@@ -333,12 +349,11 @@ class _Run:
                     if len(self.drop_examples[f.name]) < 5:
                         self.drop_examples[f.name].append(f"{inst[:100]} ({reason})")
                     break
-            if reason is not None:
-                continue
-            for f in self.filters:
-                f.keep(inst)
-            kept.append(inst)
-        return kept
+            if reason is None:
+                for f in self.filters:
+                    f.keep(inst)
+                kept.append(inst)
+        return kept, time.perf_counter() - started
 
     # -- per kept instruction: classification, then instances --------------------------------------
 
