@@ -134,8 +134,14 @@ def test_small_targets_send_no_more_bootstrap_requests_than_rounds_of_5(
 def test_classification_starts_before_the_bootstrap_ends(wire_server: WireServer) -> None:
     wire_server.responder = respond
     wire_server.latency = 0.02
-    ds = run(wire_server, 100, 100, config=DispatchConfig(concurrency=16))
+    events: list[Any] = []
+    ds = run(wire_server, 100, 100, config=DispatchConfig(concurrency=16), progress=events.append)
     assert ds.run_report["instructions_generated"] == 100
+    # progress: each stage reports its own count, and they interleave
+    stages = [e.stage for e in events if e.stage != "requests"]
+    assert stages.index("classify") < len(stages) - 1 - stages[::-1].index("bootstrap")
+    last = {e.stage: e for e in events}
+    assert all(last[s].done == last[s].total == 100 for s in ("bootstrap", "classify", "instances"))
     order = kinds(wire_server)
     last_bootstrap = max(i for i, k in enumerate(order) if k == "b")
     first_classify = order.index("c")

@@ -279,8 +279,8 @@ class _Run:
         """Request ``index``'s prompt: its own seeded choices from the first ``pool_size`` kept
         instructions and the seed tasks, so it never depends on when it is sent."""
         rng = random.Random(f"{self.seed}:bootstrap:{index}")
-        pool = self.machine[:pool_size]
-        from_machine = rng.sample(pool, min(self.num_machine_in_prompt, len(pool)))
+        picks = rng.sample(range(pool_size), min(self.num_machine_in_prompt, pool_size))
+        from_machine = [self.machine[j] for j in picks]
         k = min(len(self.seed_instructions), self.num_prompt_instructions - len(from_machine))
         from_seed = rng.sample(self.seed_instructions, k)
         chosen = [m.instruction for m in from_machine] + from_seed
@@ -363,7 +363,7 @@ class _Run:
         follow = asyncio.ensure_future(self._follow(task))
         self._followups.add(follow)
         follow.add_done_callback(self._followup_done)
-        self._tick()
+        self._tick("bootstrap", len(self.machine))
 
     def _followup_done(self, task: asyncio.Task[None]) -> None:
         if task.cancelled():
@@ -384,6 +384,7 @@ class _Run:
             self.failed_requests += 1
         self.classified += 1
         self.timings["classify_s"] = self._elapsed()  # the stages overlap: when the last ended
+        self._tick("classify", self.classified)
         request = prompts.instances_request(
             m.instruction, m.is_classification, self.chat, **self.instance_params
         )
@@ -394,7 +395,7 @@ class _Run:
             self.failed_requests += 1
         self.with_instances += 1
         self.timings["instances_s"] = self._elapsed()
-        self._tick()
+        self._tick("instances", self.with_instances)
 
     async def _complete(self, request: Request, sample: int) -> Completion | EngineError:
         try:
@@ -405,16 +406,9 @@ class _Run:
             log.warning("request failed: %s", exc)
             return exc
 
-    def _tick(self) -> None:
-        emit(
-            self.progress,
-            ProgressEvent(
-                stage="self-instruct",
-                done=self.with_instances,
-                total=self.target,
-                message=f"{len(self.machine)} instructions, {self.classified} classified",
-            ),
-        )
+    def _tick(self, stage: str, done: int) -> None:
+        # The stages overlap, so each reports its own count (the CLI shows them side by side).
+        emit(self.progress, ProgressEvent(stage=stage, done=done, total=self.target))
 
 
 def _prepare_instances(
