@@ -321,3 +321,52 @@ def test_failed_follow_up_requests_are_counted_and_the_run_goes_on(
     assert ds.run_report["failed_requests"] == 3
     assert ds.run_report["instructions_generated"] == 20
     assert ds.run_report["tasks_with_instances"] <= 17
+
+
+KILL_SCRIPT = """
+import sys
+from instructgen.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_kill_9_then_resume_at_another_concurrency(seed_copy: Path, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    args = ["generate", str(seed_copy), "--engine", "openai", "-n", "50", "--num-instructions"]
+    args += ["40", "--window", "8"]
+    env = {**os.environ, "OPENAI_API_KEY": TEST_KEY}
+
+    def command(server: WireServer, out: Path, concurrency: int) -> list[str]:
+        where = ["--base-url", server.openai_base_url, "--out", str(out)]
+        return [sys.executable, "-c", KILL_SCRIPT, *args, "--concurrency", str(concurrency), *where]
+
+    with WireServer() as ref:  # uninterrupted, at 64
+        ref.responder = jittery(1)
+        cmd = command(ref, tmp_path / "ref", 64)
+        subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=300)
+    reference = InstructionDataset.load(tmp_path / "ref")
+    with WireServer() as server:
+        server.responder = jittery(2)
+        server.latency = 0.03
+        out = tmp_path / "killed"
+        proc = subprocess.Popen(
+            command(server, out, 16), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 60
+        while sum(server.successes.values()) < 30 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert not (out / "metadata.json").exists()  # it died mid-run
+        server.latency = 0
+        done = subprocess.run(
+            command(server, out, 3), env=env, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stderr
+        # only requests in flight at the kill (at most 16) were answered twice
+        assert len(server.paid_twice()) <= 16, server.paid_twice()
+    assert InstructionDataset.load(out) == reference
