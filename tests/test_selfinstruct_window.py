@@ -370,3 +370,17 @@ def test_kill_9_then_resume_at_another_concurrency(seed_copy: Path, tmp_path: Pa
         # only requests in flight at the kill (at most 16) were answered twice
         assert len(server.paid_twice()) <= 16, server.paid_twice()
     assert InstructionDataset.load(out) == reference
+
+
+def test_when_every_bootstrap_request_fails_it_stops_after_a_few(
+    wire_server: WireServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    wire_server.responder = respond
+    wire_server.inject("500", times=10_000, match=lambda c: BOOTSTRAP in c.prompt)
+    started = time.monotonic()
+    with caplog.at_level("WARNING", logger="instructgen"):
+        ds = run(wire_server, 5, 500, config=DispatchConfig(backoff_base=0.1, backoff_max=0.2))
+    assert len(ds) == 0
+    assert ds.run_report["failed_requests"] == 5  # the rest, still retrying, were cancelled
+    assert "all 5 bootstrap requests failed" in caplog.text
+    assert time.monotonic() - started < 20

@@ -242,7 +242,7 @@ class _Run:
             try:
                 await self._bootstrap(pending)
                 self.timings["bootstrap_s"] = self._elapsed()
-                if self._followups:
+                while self._followups:
                     await asyncio.gather(*self._followups)
             except asyncio.CancelledError:
                 if self._fatal is None:
@@ -261,12 +261,18 @@ class _Run:
         if self._fatal is not None:
             raise self._fatal
         if len(self.machine) < self.target:
+            plan = self.plan
+            why = (
+                f"all {plan.failed} bootstrap requests failed"
+                if plan.failed == plan.processed
+                else f"{plan.stalled} bootstrap answers in a row without a new one"
+            )
             log.warning(
-                "generated %d of %d requested instructions (%d bootstrap answers in a row "
-                "without a new one); the dataset is built from what exists",
+                "generated %d of %d requested instructions (%s); the dataset is built from "
+                "what exists",
                 len(self.machine),
                 self.target,
-                self.plan.stalled,
+                why,
             )
         return self.machine
 
@@ -317,8 +323,8 @@ class _Run:
                     self._keep(GeneratedTask(inst, ids))
                 added = len(kept)
             plan.record(added, failed=isinstance(result, EngineError))
-            if len(self.machine) >= self.target:
-                break  # exact count; what is still in flight is cancelled
+            if len(self.machine) >= self.target or plan.all_failed():
+                break  # exact count (or nothing works); what is still in flight is cancelled
             self._issue(pending)
 
     async def _filter(self, candidates: list[str], room: int) -> list[str]:
@@ -366,6 +372,7 @@ class _Run:
         self._tick("bootstrap", len(self.machine))
 
     def _followup_done(self, task: asyncio.Task[None]) -> None:
+        self._followups.discard(task)  # a run of 52,000 instructions keeps only those pending
         if task.cancelled():
             return
         error = task.exception()

@@ -65,11 +65,14 @@ class BootstrapWindow:
             PRIOR_WEIGHT + len(self._recent)
         )
 
+    def all_failed(self) -> bool:
+        """Every one of at least ``ALL_FAILED_AFTER`` answers was a failure: those still in
+        flight are not worth waiting for."""
+        return self.processed >= ALL_FAILED_AFTER and self.failed == self.processed
+
     def gave_up(self) -> bool:
         """No further request: too many answers in a row added nothing, or all failed."""
-        return self.stalled >= self.max_stalled or (
-            self.processed >= ALL_FAILED_AFTER and self.failed == self.processed
-        )
+        return self.stalled >= self.max_stalled or self.all_failed()
 
     def may_issue(self) -> bool:
         if self.kept >= self.target or self.in_flight >= self.window or self.gave_up():
