@@ -248,7 +248,9 @@ def test_filtering_never_holds_the_event_loop(wire_server: WireServer) -> None:
     first, last = slow.spans[0][0], slow.spans[-1][1]
     during = [b - a for a, b in gaps if a >= first and b <= last]
     assert len(slow.spans) >= 6 and len(during) > 10
-    assert max(during) < 0.1, max(during)
+    # each check computes for 150 ms: on the loop, gaps would be at least that long (the bound
+    # leaves room for the OS scheduler on a busy machine)
+    assert max(during) < 0.14, max(during)
 
 
 @pytest.mark.parametrize("window", [1, 4, 64])
