@@ -1,16 +1,13 @@
 """A minimal asyncio HTTP/1.1 server speaking the OpenAI chat-completions reply format, for
 throughput benchmarks: each request is answered after exactly ``latency`` seconds without
 threads (the tests' threaded server adds GIL waits at 64 connections, which would be measured
-as dispatcher slowness). Prints the port on stdout; serves until stdin closes.
+as dispatcher slowness). Prints the port on stdout; serves until stdin closes, then prints one
+JSON line of statistics (requests answered, first arrival and last answer, the most in flight).
 
-    python benchmarks/_server.py LATENCY [--random-429 SHARE --retry-after S] [--rpm N]
-
-``--random-429`` answers that share of requests (at random, seeded) with 429 and
-``Retry-After``, as an overloaded provider does; ``--rpm`` enforces a true limit of N requests a
-minute (a token bucket holding one second's worth) and answers the requests over it with 429,
-``x-ratelimit-remaining-requests: 0`` and ``retry-after-ms`` at once (only ``retry-after-ms``
-with ``--no-ratelimit-headers``). It counts what it
-answered: a ``GET /stats`` returns ``{"ok", "limited", "max_in_flight"}`` as JSON.
+    python benchmarks/_server.py 0.2                      # a fixed short answer
+    python benchmarks/_server.py 0.2 --selfinstruct       # plausible Self-Instruct replies
+    python benchmarks/_server.py 0.2 --selfinstruct --latency-bootstrap 0.12 \\
+        --latency-classify 0.01 --latency-instances 0.06  # per-stage latencies
 """
 
 from __future__ import annotations
@@ -18,31 +15,75 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import random
 import socket
 import sys
 import time
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-def reply(body: bytes) -> bytes:
-    try:
-        req = json.loads(body or b"{}")
-    except json.JSONDecodeError:
-        req = {}
+import _selfinstruct_replies
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.first: float | None = None
+        self.last = 0.0
+        self.answered = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.by_kind: Counter[str] = Counter()
+        self.busy: Counter[int] = Counter()  # request-seconds answered per second of the run
+
+    def account(self, start: float, end: float) -> None:
+        """Spread one request's time in the server over the seconds of the run it covered."""
+        assert self.first is not None
+        a, b = start - self.first, end - self.first
+        while a < b:
+            second = int(a)
+            step = min(b, second + 1) - a
+            self.busy[second] += step
+            a += step
+
+    def to_dict(self) -> dict[str, Any]:
+        span = (self.last - self.first) if self.first is not None else 0.0
+        return {
+            "requests": self.answered,
+            "span_s": round(span, 3),
+            "per_second": round(self.answered / span, 2) if span else None,
+            "max_in_flight": self.max_in_flight,
+            "by_kind": dict(self.by_kind),
+            "mean_in_flight_each_second": [round(self.busy[i], 1) for i in range(int(span) + 1)],
+        }
+
+
+def prompt_of(req: dict[str, Any]) -> tuple[str, bool]:
+    if "messages" in req:
+        return "\n\n".join(str(m.get("content") or "") for m in req["messages"]), True
+    p = req.get("prompt", "")
+    return (p if isinstance(p, str) else "\n\n".join(p)), False
+
+
+def reply(req: dict[str, Any], text: str, chat: bool) -> bytes:
+    if chat:
+        choice: dict[str, Any] = {
+            "index": 0,
+            "finish_reason": "stop",
+            "message": {"role": "assistant", "content": text},
+        }
+        obj = "chat.completion"
+    else:
+        choice = {"index": 0, "finish_reason": "stop", "text": text, "logprobs": None}
+        obj = "text_completion"
     payload = json.dumps(
         {
             "id": "bench",
-            "object": "chat.completion",
+            "object": obj,
             "created": 0,
             "model": req.get("model", "m"),
-            "choices": [
-                {
-                    "index": 0,
-                    "finish_reason": "stop",
-                    "message": {"role": "assistant", "content": "A short benchmark answer."},
-                }
-            ],
+            "choices": [choice],
             "usage": {"prompt_tokens": 8, "completion_tokens": 5, "total_tokens": 13},
         }
     ).encode()
@@ -54,58 +95,9 @@ def reply(body: bytes) -> bytes:
     )
 
 
-def error_reply(status: int, headers: dict[str, str], body: dict[str, Any]) -> bytes:
-    payload = json.dumps(body).encode()
-    head = [f"HTTP/1.1 {status} Too Many Requests", "Content-Type: application/json"]
-    head += [f"{k}: {v}" for k, v in headers.items()]
-    head.append(f"Content-Length: {len(payload)}")
-    return ("\r\n".join(head) + "\r\n\r\n").encode() + payload
-
-
-class Policy:
-    """What the server answers: always 200 after ``latency``, or 429s as configured."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.latency = args.latency
-        self.random_429 = args.random_429
-        self.retry_after = args.retry_after
-        self.rng = random.Random(args.seed)
-        self.rpm = args.rpm
-        self.plain = args.no_ratelimit_headers
-        self.level = args.rpm / 60 if args.rpm else 0.0  # a second's worth to start
-        self.updated = time.monotonic()
-        self.ok = self.limited = self.in_flight = self.max_in_flight = 0
-
-    def refuse(self) -> bytes | None:
-        """A 429 for this request, or None to answer it."""
-        if self.random_429 and self.rng.random() < self.random_429:
-            return error_reply(
-                429,
-                {"Retry-After": f"{self.retry_after:g}"},
-                {"error": {"message": "The server is overloaded, retry later"}},
-            )
-        if self.rpm:
-            rate = self.rpm / 60
-            now = time.monotonic()
-            self.level = min(rate, self.level + (now - self.updated) * rate)
-            self.updated = now
-            if self.level < 1:
-                wait_ms = max(1, int((1 - self.level) / rate * 1000))
-                headers = {"retry-after-ms": str(wait_ms)}
-                if not self.plain:
-                    headers["x-ratelimit-limit-requests"] = str(self.rpm)
-                    headers["x-ratelimit-remaining-requests"] = "0"
-                    headers["x-ratelimit-reset-requests"] = f"{wait_ms}ms"
-                return error_reply(
-                    429,
-                    headers,
-                    {"error": {"message": f"Rate limit reached: {self.rpm} requests/min"}},
-                )
-            self.level -= 1
-        return None
-
-
-async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, p: Policy) -> None:
+async def handle(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, args: argparse.Namespace, st: Stats
+) -> None:
     sock = writer.get_extra_info("socket")
     if sock is not None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -117,36 +109,32 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, p: 
                 if line.lower().startswith(b"content-length:"):
                     length = int(line.split(b":", 1)[1])
             body = await reader.readexactly(length) if length else b""
-            if head.startswith(b"GET /stats"):
-                stats = {"ok": p.ok, "limited": p.limited, "max_in_flight": p.max_in_flight}
-                payload = json.dumps(stats).encode()
-                writer.write(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-                    + str(len(payload)).encode()
-                    + b"\r\n\r\n"
-                    + payload
-                )
-                await writer.drain()
-                continue
-            refused = p.refuse()
-            if refused is not None and p.rpm and not p.random_429:
-                p.limited += 1  # a true limit answers at once
-                writer.write(refused)
-                await writer.drain()
-                continue
-            p.in_flight += 1
-            p.max_in_flight = max(p.max_in_flight, p.in_flight)
+            if st.first is None:
+                st.first = time.monotonic()
+            st.in_flight += 1
+            st.max_in_flight = max(st.max_in_flight, st.in_flight)
             try:
-                await asyncio.sleep(p.latency)
-            finally:
-                p.in_flight -= 1
-            if refused is not None:
-                p.limited += 1
-                writer.write(refused)
-            else:
-                p.ok += 1
-                writer.write(reply(body))
+                req = json.loads(body or b"{}")
+            except json.JSONDecodeError:
+                req = {}
+            latency = args.latency
+            text = "A short benchmark answer."
+            chat = "messages" in req or b"/chat/" in head.split(b"\r\n", 1)[0]
+            if args.selfinstruct:
+                prompt, chat = prompt_of(req)
+                kind = _selfinstruct_replies.kind(prompt)
+                st.by_kind[kind] += 1
+                text = _selfinstruct_replies.reply(prompt, chat)
+                override = getattr(args, f"latency_{kind}")
+                latency = latency if override is None else override
+            arrived = time.monotonic()
+            await asyncio.sleep(latency)
+            writer.write(reply(req, text, chat))
             await writer.drain()
+            st.in_flight -= 1
+            st.answered += 1
+            st.last = time.monotonic()
+            st.account(arrived, st.last)
     except (asyncio.IncompleteReadError, ConnectionError):
         pass
     finally:
@@ -154,23 +142,21 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, p: 
 
 
 async def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("latency", type=float, nargs="?", default=0.0)
-    ap.add_argument("--random-429", type=float, default=0.0, help="share of requests")
-    ap.add_argument("--retry-after", type=float, default=1.0, help="seconds, with --random-429")
-    ap.add_argument("--rpm", type=int, default=0, help="a true limit, requests a minute")
-    ap.add_argument(
-        "--no-ratelimit-headers", action="store_true", help="with --rpm: Retry-After only"
-    )
-    ap.add_argument("--seed", type=int, default=1)
-    policy = Policy(ap.parse_args())
+    p = argparse.ArgumentParser()
+    p.add_argument("latency", type=float, nargs="?", default=0.0)
+    p.add_argument("--selfinstruct", action="store_true")
+    for kind in ("bootstrap", "classify", "instances"):
+        p.add_argument(f"--latency-{kind}", type=float, default=None)
+    args = p.parse_args()
+    st = Stats()
     server = await asyncio.start_server(
-        lambda r, w: handle(r, w, policy), "127.0.0.1", 0, backlog=1024
+        lambda r, w: handle(r, w, args, st), "127.0.0.1", 0, backlog=1024
     )
     print(server.sockets[0].getsockname()[1], flush=True)
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, sys.stdin.read)  # until the parent closes the pipe
     server.close()
+    print(json.dumps(st.to_dict()), flush=True)
 
 
 if __name__ == "__main__":

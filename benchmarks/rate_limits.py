@@ -1,5 +1,5 @@
 """429s from an overloaded server vs a true quota, against a local OpenAI-format server
-(benchmarks/_server.py, asyncio, its own process) answering after 200 ms.
+(benchmarks/_limits_server.py, asyncio, its own process) answering after 200 ms.
 
     python benchmarks/rate_limits.py [--requests 650] [--concurrency 64] [--latency 0.2]
                                      [--share 0.2] [--retry-after 1] [--rpm 1200]
@@ -41,7 +41,7 @@ HERE = Path(__file__).resolve().parent
 class Server:
     def __init__(self, latency: float, *options: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "_server.py"), str(latency), *options],
+            [sys.executable, str(HERE / "_limits_server.py"), str(latency), *options],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

@@ -34,6 +34,15 @@ if TYPE_CHECKING:
     help="Instructions listed in each bootstrap prompt.",
 )
 @click.option(
+    "--window",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="Bootstrap requests kept in flight (independent of --concurrency); request i lists "
+    "instructions kept before answer i-WINDOW. Part of what the dataset depends on: the same "
+    "seed and window give the same dataset at any --concurrency.",
+)
+@click.option(
     "--rouge-tokenizer",
     type=click.Choice(["default", "unicode"]),
     default="default",
@@ -69,6 +78,7 @@ def generate(
     n_examples: int,
     num_instructions: int,
     num_prompt_instructions: int,
+    window: int,
     rouge_tokenizer: str,
     allow_non_ascii: bool,
     add_filters: tuple[str, ...],
@@ -100,6 +110,7 @@ def generate(
             n_examples,
             num_instructions,
             num_prompt_instructions,
+            window,
             rouge_tokenizer,
             allow_non_ascii,
             filters,
@@ -153,6 +164,7 @@ async def _generate(
     n_examples: int,
     num_instructions: int,
     num_prompt_instructions: int,
+    window: int,
     rouge_tokenizer: str,
     allow_non_ascii: bool,
     filters: list[str] | None,
@@ -177,7 +189,9 @@ async def _generate(
                 "rouge": {"tokenizer": rouge_tokenizer},
                 "leading-char": {"allow_non_ascii": allow_non_ascii},
             },
-            self_instruct=SelfInstructOptions(num_prompt_instructions=num_prompt_instructions),
+            self_instruct=SelfInstructOptions(
+                num_prompt_instructions=num_prompt_instructions, window=window
+            ),
         )
     finally:
         renderer.close()
@@ -224,6 +238,7 @@ def _dry_run(
     from instructgen.dispatch import estimate
     from instructgen.engines import engine_class
     from instructgen.selfinstruct import prompts
+    from instructgen.selfinstruct.window import PRIOR_YIELD
 
     cls = engine_class(opts.engine_name)
     cls.check_options(dict(opts.engine_options))  # a bad -o exits 2 in a dry run too
@@ -235,9 +250,9 @@ def _dry_run(
     boot = prompts.bootstrap_request(first, chat)
     clf = prompts.classify_request(instructions[0], chat)
     inst = prompts.instances_request(instructions[0], False, chat)
-    # About 4 usable instructions per bootstrap request after filtering (measured on the
-    # seed tasks); batches of 5.
-    n_boot = max(5, math.ceil(num_instructions / 4 / 5) * 5)
+    # The bootstrap sends requests while the expected yield (PRIOR_YIELD kept instructions a
+    # request) does not cover the target.
+    n_boot = math.ceil(num_instructions / PRIOR_YIELD)
 
     est = estimate(
         [boot] * n_boot + [clf] * num_instructions + [inst] * num_instructions,

@@ -11,16 +11,17 @@ __all__ = ["SelfInstructOptions"]
 @dataclass(frozen=True)
 class SelfInstructOptions:
     """``num_prompt_instructions`` instructions shown in each bootstrap prompt, of which up to
-    ``num_machine_in_prompt`` generated ones; bootstrap prompts sent ``request_batch_size`` at a
-    time; at most ``max_instances_per_task`` instances kept per instruction; the bootstrap stops
-    after ``max_stalled_rounds`` rounds that added nothing. ``*_params``: request options
-    (``max_tokens``, ``temperature``, ...) for each stage's prompts."""
+    ``num_machine_in_prompt`` generated ones; ``window`` bootstrap requests in flight (request i
+    lists instructions kept before answer i - window; part of what the dataset depends on, like
+    the seed); at most ``max_instances_per_task`` instances kept per instruction; the bootstrap
+    stops after ``max_stalled_requests`` answers in a row that added nothing. ``*_params``:
+    request options (``max_tokens``, ``temperature``, ...) for each stage's prompts."""
 
     num_prompt_instructions: int = 8
     num_machine_in_prompt: int = 2
-    request_batch_size: int = 5
+    window: int = 64
     max_instances_per_task: int = 5
-    max_stalled_rounds: int = 5
+    max_stalled_requests: int = 25
     bootstrap_params: dict[str, Any] | None = None
     classify_params: dict[str, Any] | None = None
     instance_params: dict[str, Any] | None = None
