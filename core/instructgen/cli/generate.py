@@ -224,7 +224,8 @@ def _dry_run(
     num_prompt_instructions: int,
 ) -> None:
     """First prompts and an upper-bound estimate; builds no client and needs no key."""
-    from instructgen.dispatch import estimate
+    from instructgen.dispatch import estimate, expected_prompt_tokens
+    from instructgen.engine_contract import Usage
     from instructgen.engines import engine_class
     from instructgen.selfinstruct import prompts
     from instructgen.selfinstruct.window import PRIOR_YIELD
@@ -248,6 +249,17 @@ def _dry_run(
         cls.model_price(model),
     )
     prompt_tokens, completion_tokens, cost = est.prompt_tokens, est.completion_tokens, est.cost
+    # What the run is expected to cost (beside the bound above): prompts at about 4 characters a
+    # token, replies of the lengths the paper's data has (prompts.EXPECTED_COMPLETION_TOKENS).
+    lengths = prompts.EXPECTED_COMPLETION_TOKENS
+    expected_prompt = n_boot * expected_prompt_tokens(boot) + num_instructions * (
+        expected_prompt_tokens(clf) + expected_prompt_tokens(inst)
+    )
+    expected_completion = n_boot * lengths["bootstrap"] + num_instructions * (
+        lengths["classify"] + lengths["instances"]
+    )
+    price = cls.model_price(model)
+    expected_cost = price.cost(Usage(expected_prompt, expected_completion)) if price else None
     summary = {
         "engine": cls.name,
         "model": model,
@@ -264,6 +276,9 @@ def _dry_run(
         "prompt_tokens": prompt_tokens,
         "max_completion_tokens": completion_tokens,
         "max_cost_usd": None if cost is None else round(cost, 4),
+        "expected_prompt_tokens": expected_prompt,
+        "expected_completion_tokens": expected_completion,
+        "expected_cost_usd": None if expected_cost is None else round(expected_cost, 6),
         "first_prompts": {
             "bootstrap": boot.as_prompt(),
             "classify": clf.as_prompt()[-300:],
@@ -279,7 +294,9 @@ def _dry_run(
     click.echo("..." + inst.as_prompt()[-300:])
     click.echo("-" * 66)
     cost_text = (
-        "unknown (no price for this model)" if cost is None else f"at most {format_usd(cost)}"
+        "unknown (no price for this model)"
+        if cost is None or expected_cost is None
+        else f"expected {format_usd(expected_cost)}, at most {format_usd(cost)}"
     )
     click.echo(
         f"dry run, nothing sent: about {n_boot + 2 * num_instructions} requests to "
