@@ -150,3 +150,32 @@ def test_engine_options_reach_the_wire_and_the_cache_key(
         assert r.exit_code == 0, r.output
         assert len(server.calls) > first  # another option: other answers
         assert server.calls[-1].body["service_tier"] == "flex"
+
+
+def test_the_dry_run_gives_an_expected_cost_below_the_bound(tmp_path: Path) -> None:
+    tasks = tmp_path / "tasks.jsonl"
+    shutil.copy(SHARED / "data" / "seed_tasks.jsonl", tasks)
+    r = CliRunner().invoke(
+        cli,
+        [
+            "generate",
+            str(tasks),
+            "--engine",
+            "openai",
+            "-n",
+            "100",
+            "--num-instructions",
+            "200",
+            "--dry-run",
+            "--json",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert 0 < d["expected_cost_usd"] < d["max_cost_usd"]
+    assert d["expected_prompt_tokens"] < d["prompt_tokens"]
+    assert d["expected_completion_tokens"] < d["max_completion_tokens"]
+    text = (
+        CliRunner().invoke(cli, ["generate", str(tasks), "--engine", "openai", "--dry-run"]).output
+    )
+    assert "cost expected $" in text and ", at most $" in text

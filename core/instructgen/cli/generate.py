@@ -235,7 +235,8 @@ def _dry_run(
     num_prompt_instructions: int,
 ) -> None:
     """First prompts and an upper-bound estimate; builds no client and needs no key."""
-    from instructgen.dispatch import estimate
+    from instructgen.dispatch import estimate, expected_prompt_tokens
+    from instructgen.engine_contract import Usage
     from instructgen.engines import engine_class
     from instructgen.selfinstruct import prompts
     from instructgen.selfinstruct.window import PRIOR_YIELD
@@ -260,12 +261,29 @@ def _dry_run(
     )
     prompt_tokens, completion_tokens, cost = est.prompt_tokens, est.completion_tokens, est.cost
     price = cls.model_price(model)
+    follow_price = price
     if price is not None and opts.batch:  # classification and instances at the batch price
         from instructgen.batching import batch_price
 
+        follow_price = batch_price(price)
         cost = (estimate([boot] * n_boot, price).cost or 0.0) + (
-            estimate([clf, inst] * num_instructions, batch_price(price)).cost or 0.0
+            estimate([clf, inst] * num_instructions, follow_price).cost or 0.0
         )
+    # What the run is expected to cost (beside the bound above): prompts at about 4 characters a
+    # token, replies of the lengths the paper's data has (prompts.EXPECTED_COMPLETION_TOKENS).
+    lengths = prompts.EXPECTED_COMPLETION_TOKENS
+    boot_usage = Usage(n_boot * expected_prompt_tokens(boot), n_boot * lengths["bootstrap"])
+    follow_usage = Usage(
+        num_instructions * (expected_prompt_tokens(clf) + expected_prompt_tokens(inst)),
+        num_instructions * (lengths["classify"] + lengths["instances"]),
+    )
+    expected_prompt = boot_usage.prompt_tokens + follow_usage.prompt_tokens
+    expected_completion = boot_usage.completion_tokens + follow_usage.completion_tokens
+    expected_cost = (
+        price.cost(boot_usage) + follow_price.cost(follow_usage)
+        if price is not None and follow_price is not None
+        else None
+    )
     summary = {
         "engine": cls.name,
         "model": model,
@@ -283,6 +301,9 @@ def _dry_run(
         "max_completion_tokens": completion_tokens,
         "max_cost_usd": None if cost is None else round(cost, 4),
         "batch": opts.batch,
+        "expected_prompt_tokens": expected_prompt,
+        "expected_completion_tokens": expected_completion,
+        "expected_cost_usd": None if expected_cost is None else round(expected_cost, 6),
         "first_prompts": {
             "bootstrap": boot.as_prompt(),
             "classify": clf.as_prompt()[-300:],
@@ -298,7 +319,9 @@ def _dry_run(
     click.echo("..." + inst.as_prompt()[-300:])
     click.echo("-" * 66)
     cost_text = (
-        "unknown (no price for this model)" if cost is None else f"at most {format_usd(cost)}"
+        "unknown (no price for this model)"
+        if cost is None or expected_cost is None
+        else f"expected {format_usd(expected_cost)}, at most {format_usd(cost)}"
     )
     click.echo(
         f"dry run, nothing sent: about {n_boot + 2 * num_instructions} requests to "

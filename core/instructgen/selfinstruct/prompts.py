@@ -35,6 +35,17 @@ INSTANCES: dict[str, object] = {
 }
 CLF_INSTANCES: dict[str, object] = {**INSTANCES, "max_tokens": 300}
 
+# Completion tokens a stage's reply is expected to have, for the dry run's expected cost (its
+# upper bound uses max_tokens). From the Self-Instruct paper's statistics of the generated
+# data (Wang et al., 2022, Table 1: instructions average 15.9 words, instance inputs 12.7 and
+# outputs 18.9 words) at about 1.33 tokens a word (OpenAI: a token is about 3/4 of a word):
+# - bootstrap: the 7-8 items after the 8 listed ones (the prompt stops at 16), each 15.9
+#   words plus its number: 7.5 x (15.9 x 1.33 + 3) = 181;
+# - classify: "Yes" or "No": 2;
+# - instances: 2.5 examples a reply before filtering, each input and output plus the
+#   "Example k / Input / Output" labels: 2.5 x ((12.7 + 18.9) x 1.33 + 8) = 125.
+EXPECTED_COMPLETION_TOKENS: dict[str, int] = {"bootstrap": 181, "classify": 2, "instances": 125}
+
 CHAT_SYSTEM = (
     "You continue documents exactly in the format they establish. Reply with the "
     "continuation only: no preamble, no commentary."

@@ -1,0 +1,88 @@
+"""The dry run's expected cost against what the same run then costs.
+
+For each size, ``generate --dry-run --json`` gives ``expected_cost_usd`` (and the upper bound
+``max_cost_usd``); the same command is then run against the tests' wire server answering like
+a model (tests/selfinstruct_responder.py; the server counts tokens as whitespace-separated
+words, about 4 characters each on these prompts), and its ``run.json`` cost is compared.
+
+    python benchmarks/expected_cost.py [--sizes 10:10,100:100,500:500,1000:2000]
+
+Prints one JSON object: per size, expected, bound and actual cost, and expected / actual.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SEED = ROOT.parent / "shared" / "data" / "seed_tasks.jsonl"
+sys.path.insert(0, str(ROOT / "tests"))
+
+from selfinstruct_responder import respond  # noqa: E402
+from wire_server import WireServer  # noqa: E402
+
+
+def generate(args: list[str], url: str | None) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "instructgen", "generate", *args, "--json"]
+    if url:
+        cmd += ["--base-url", url]
+    env = {**os.environ, "OPENAI_API_KEY": "bench"}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed: {done.stderr[-1500:]}")
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="10:10,100:100,500:500,1000:2000")
+    ap.add_argument("--concurrency", type=int, default=64)
+    a = ap.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tasks = Path(tmp) / "tasks.jsonl"
+        tasks.write_bytes(SEED.read_bytes())
+        for size in a.sizes.split(","):
+            n, cap = size.split(":")
+            common = [str(tasks), "--engine", "openai", "-n", n, "--num-instructions", cap]
+            dry = generate([*common, "--dry-run"], None)
+            with WireServer() as server:
+                server.responder = respond
+                out = Path(tmp) / f"out-{n}-{cap}"
+                generate(
+                    [*common, "--concurrency", str(a.concurrency), "--out", str(out)],
+                    server.openai_base_url,
+                )
+            run = json.loads((out / "run.json").read_text())
+            req = run["requests"]
+            rows.append(
+                {
+                    "n": int(n),
+                    "num_instructions": int(cap),
+                    "expected_cost_usd": dry["expected_cost_usd"],
+                    "max_cost_usd": dry["max_cost_usd"],
+                    "actual_cost_usd": round(req["cost_usd"], 6),
+                    "expected_over_actual": round(dry["expected_cost_usd"] / req["cost_usd"], 3),
+                    "bound_over_actual": round(dry["max_cost_usd"] / req["cost_usd"], 3),
+                    "expected_prompt_tokens": dry["expected_prompt_tokens"],
+                    "actual_prompt_tokens": req["prompt_tokens"],
+                    "expected_completion_tokens": dry["expected_completion_tokens"],
+                    "actual_completion_tokens": req["completion_tokens"],
+                    "expected_requests": dry["requests"]["total"],
+                    "actual_requests": req["requests_completed"] + req["requests_cached"],
+                }
+            )
+    print(json.dumps({"model": "gpt-4o-mini (default)", "sizes": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
