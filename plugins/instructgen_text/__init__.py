@@ -3,27 +3,19 @@
 
 from __future__ import annotations
 
-import codecs
 import csv
 import io
 import json
 from pathlib import Path
 from typing import Any
 
+from instructgen.content import BOMS, decode_bytes
 from instructgen.errors import ExtractionError
 from instructgen.extractor import Extracted, Extractor
 from instructgen.hookspecs import hookimpl
 from instructgen.registry import ExtractorRegistry
 
-__all__ = ["TextExtractor", "decode_bytes"]
-
-_BOMS = [
-    (codecs.BOM_UTF32_LE, "utf-32"),
-    (codecs.BOM_UTF32_BE, "utf-32"),
-    (codecs.BOM_UTF8, "utf-8-sig"),
-    (codecs.BOM_UTF16_LE, "utf-16"),
-    (codecs.BOM_UTF16_BE, "utf-16"),
-]
+__all__ = ["TextExtractor"]
 
 _BINARY_MAGIC = (
     b"PK\x03\x04",
@@ -40,40 +32,6 @@ _BINARY_MAGIC = (
 )
 
 
-def decode_bytes(data: bytes) -> tuple[str, str]:
-    """(text, encoding): BOM first, then strict UTF-8, then detection."""
-    for bom, enc in _BOMS:
-        if data.startswith(bom):
-            return data.decode(enc), enc
-    try:
-        text = data.decode("utf-8")
-        if "\x00" not in text:
-            return text, "utf-8"
-    except UnicodeDecodeError:
-        pass
-    zeros_even, zeros_odd = data[0::2].count(0), data[1::2].count(0)
-    if len(data) >= 4 and max(zeros_even, zeros_odd) > len(data) // 4:
-        # UTF-16 without a BOM: one byte of each ASCII character is zero
-        if (
-            data[0::4].count(0) > len(data) // 8
-            and data[1::4].count(0) > len(data) // 8
-            and data[2::4].count(0) > len(data) // 8
-        ):
-            enc = "utf-32-be" if data[3::4].count(0) < len(data) // 8 else "utf-32-le"
-        else:
-            enc = "utf-16-be" if zeros_even > zeros_odd else "utf-16-le"
-        try:
-            return data.decode(enc), enc
-        except UnicodeDecodeError:
-            pass
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(data).best()
-    if best is None:
-        raise ValueError("unknown text encoding")
-    return str(best), best.encoding
-
-
 class TextExtractor(Extractor):
     name = "text"
     extensions = ("txt", "md", "markdown", "csv", "tsv", "json", "jsonl", "text", "log", "rst")
@@ -81,7 +39,7 @@ class TextExtractor(Extractor):
     priority = 10
 
     def sniff(self, head: bytes) -> bool:
-        if any(head.startswith(b) for b, _ in _BOMS):
+        if any(head.startswith(b) for b, _ in BOMS):
             return True
         if head.lstrip()[:5] == b"%PDF-" or head.startswith(_BINARY_MAGIC):
             return False

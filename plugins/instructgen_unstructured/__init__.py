@@ -12,15 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from instructgen_office import (
-    OFFICE_MIME_TYPES,
+from instructgen.content import (
+    MIME_TYPES,
     check_container,
     failure_reason,
-    kind_from_content,
     looks_like_office,
     resolve_kind,
+    sniff_kind,
 )
-
 from instructgen.errors import ExtractionError
 from instructgen.extractor import Extracted, Extractor
 from instructgen.hookspecs import hookimpl
@@ -46,7 +45,7 @@ _PARTITIONERS = {
 class UnstructuredExtractor(Extractor):
     name = "unstructured"
     extensions = tuple(_PARTITIONERS)
-    mime_types = OFFICE_MIME_TYPES
+    mime_types = tuple(dict.fromkeys(MIME_TYPES[kind] for kind in _PARTITIONERS))
     priority = 10
     requires = ("unstructured",)
     install_with = "instructgen[documents]"
@@ -64,7 +63,7 @@ class UnstructuredExtractor(Extractor):
             head = fh.read(2048)
         if not head:
             raise ExtractionError(str(path), "empty file")
-        sniffed = kind_from_content(path, head)
+        sniffed = sniff_kind(path, head)
         kind = resolve_kind(path, sniffed, _PARTITIONERS)
         if kind not in _PARTITIONERS:
             raise ExtractionError(str(path), "unrecognised office/e-mail/web format")
