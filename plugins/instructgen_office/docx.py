@@ -1,5 +1,5 @@
-"""Word .docx through python-docx: body paragraphs and tables in order, text boxes, headers
-and footers."""
+"""Word .docx through python-docx: body paragraphs (with their list numbers) and tables in
+order, text boxes, headers and footers."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from instructgen_office._text import join, row
+from instructgen_office.numbering import Numbering
 
 __all__ = ["read_docx"]
 
@@ -21,15 +22,18 @@ def read_docx(path: Path) -> tuple[str, dict[str, Any]]:
 
     document = docx.Document(str(path))
     tables = 0
+    body_numbers, margin_numbers = Numbering(document), Numbering(document)
 
-    def blocks(container: Any) -> Iterator[str]:
+    def blocks(container: Any, numbers: Numbering) -> Iterator[str]:
         nonlocal tables
         for block in container.iter_inner_content():  # paragraphs and tables in order
             if isinstance(block, Table):
                 tables += 1
                 yield join(_table_row(r) for r in block.rows)
             else:
-                yield join([block.text, *_text_boxes(block._p)])
+                label = numbers.label(block._p)  # "1. ", "a) ", "• ": Word's list numbers
+                text = block.text
+                yield join([label + text if text.strip() else "", *_text_boxes(block._p)])
 
     seen: set[str] = set()
 
@@ -39,14 +43,14 @@ def read_docx(path: Path) -> tuple[str, dict[str, Any]]:
                 part = getattr(section, kind)
                 if part.is_linked_to_previous:
                     continue
-                text = join(blocks(part))
+                text = join(blocks(part, margin_numbers))
                 if text and text not in seen:  # the same header on every section: once
                     seen.add(text)
                     yield text
 
     parts = [
         *headers_footers("first_page_header", "header", "even_page_header"),
-        *blocks(document),
+        *blocks(document, body_numbers),
         *headers_footers("first_page_footer", "footer", "even_page_footer"),
     ]
     return join(parts), {"tables": tables}

@@ -1,5 +1,5 @@
 """E-mail (.eml, RFC 822) through the standard library's parser: headers, text bodies, and
-attachments read as files."""
+attachments read as files. E-mails saved as UTF-16/32 or with a BOM are decoded first."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+from instructgen.content import unicode_encoding
 from instructgen.errors import ExtractionError
 from instructgen_office._text import join
 from instructgen_office.attachments import read_attachments
@@ -22,9 +23,16 @@ _ENCRYPTED_MAIL = ("multipart/encrypted", "application/pkcs7-mime", "application
 
 
 def _mail_bytes(data: bytes) -> bytes:
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16").encode("utf-8")
-    return data
+    """The message as the e-mail parser wants it: bytes in an ASCII-compatible encoding. A
+    message saved as UTF-16/32 (Windows tools do) or with a UTF-8 BOM is re-encoded as UTF-8;
+    its parts keep the charsets they declare."""
+    enc = unicode_encoding(data[:4096])
+    if enc is None:
+        return data
+    try:
+        return data.decode(enc).lstrip("\ufeff").encode("utf-8")
+    except UnicodeDecodeError:
+        return data
 
 
 def read_eml(path: Path) -> tuple[str, dict[str, Any]]:

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 from typing import Any
 
-from instructgen.content import BOMS, decode_bytes
+from instructgen.content import BOMS, decode_bytes, looks_like_email
 from instructgen.errors import ExtractionError
 from instructgen.extractor import Extracted, Extractor
 from instructgen.hookspecs import hookimpl
 from instructgen.registry import ExtractorRegistry
+from instructgen_text.json_values import json_text
 
 __all__ = ["TextExtractor"]
 
@@ -39,6 +39,10 @@ class TextExtractor(Extractor):
     priority = 10
 
     def sniff(self, head: bytes) -> bool:
+        if looks_like_email(head):
+            # an e-mail saved as .txt (or as UTF-16 by a Windows tool): the e-mail reader's,
+            # or its MIME source (boundaries, headers, HTML tags) would become the text
+            return False
         if any(head.startswith(b) for b, _ in BOMS):
             return True
         if head.lstrip()[:5] == b"%PDF-" or head.startswith(_BINARY_MAGIC):
@@ -74,8 +78,8 @@ class TextExtractor(Extractor):
         meta: dict[str, Any] = {"encoding": encoding}
         if suffix == ".csv":
             text = _csv_text(text)
-        elif suffix == ".json":
-            text = _json_text(text, meta)
+        elif suffix in (".json", ".jsonl"):
+            text = json_text(text, meta, lines=suffix == ".jsonl")
         if not text.strip():
             raise ExtractionError(str(path), "no text (only whitespace)")
         return Extracted(text.strip(), meta)
@@ -88,28 +92,6 @@ def _csv_text(text: str) -> str:
         dialect = csv.excel
     rows = list(csv.reader(io.StringIO(text), dialect))
     return "\n".join(" | ".join(cell.strip() for cell in row) for row in rows if any(row))
-
-
-def _json_text(text: str, meta: dict[str, Any]) -> str:
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError:
-        meta["json"] = "invalid, read as text"
-        return text
-    lines: list[str] = []
-
-    def walk(value: Any, key: str) -> None:
-        if isinstance(value, dict):
-            for k, v in value.items():
-                walk(v, f"{key}.{k}" if key else str(k))
-        elif isinstance(value, list):
-            for i, v in enumerate(value):
-                walk(v, f"{key}[{i}]")
-        elif value is not None and str(value).strip():
-            lines.append(f"{key}: {value}" if key else str(value))
-
-    walk(obj, "")
-    return "\n".join(lines)
 
 
 @hookimpl
