@@ -312,3 +312,14 @@ def test_an_email_with_an_html_part_early_is_read_as_an_email(
     assert out.metadata["format"] == "eml"
     assert "boundary123" not in out.text and "Content-Type" not in out.text
     assert out.text.count(phrase) == 1  # the plain alternative, once
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-8-sig"])
+def test_the_unstructured_fallback_reads_utf16_emails_too(encoding: str, tmp_path: Path) -> None:
+    from instructgen_unstructured import UnstructuredExtractor
+
+    path = tmp_path / "m.eml"
+    path.write_bytes(MAIL.encode(encoding))
+    text = UnstructuredExtractor().extract(path).text
+    assert "This is a test email to use for unit tests." in text
+    assert "\x00" not in text and "MIME-Version" not in text

@@ -9,6 +9,7 @@ at first use is replaced by a local pipeline (see ``offline.py``). epub, odt and
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from instructgen.content import (
     looks_like_office,
     resolve_kind,
     sniff_kind,
+    unicode_encoding,
 )
 from instructgen.errors import ExtractionError
 from instructgen.extractor import Extracted, Extractor
@@ -74,7 +76,14 @@ class UnstructuredExtractor(Extractor):
             kwargs["process_attachments"] = False
         try:
             partition = getattr(importlib.import_module(module), func)
-            elements = partition(**kwargs)
+            with tempfile.TemporaryDirectory(prefix="instructgen-unstructured-") as tmp:
+                wide = unicode_encoding(head) if kind == "eml" else None
+                if wide is not None:  # an e-mail saved as UTF-16/32: its parser wants bytes
+                    utf8 = Path(tmp) / path.name  # in an ASCII-compatible encoding
+                    text = path.read_bytes().decode(wide, "replace").lstrip("\ufeff")
+                    utf8.write_bytes(text.encode("utf-8"))
+                    kwargs["filename"] = str(utf8)
+                elements = partition(**kwargs)
         except ImportError as exc:
             extra = "xlsx" if kind == "xls" else kind
             raise ExtractionError(
