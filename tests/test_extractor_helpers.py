@@ -141,7 +141,7 @@ def test_a_scanned_pdf_without_ocr_says_how_to_get_it(
     page.save(pdf, save_all=True, append_images=[page] * 5)
     monkeypatch.setenv("PATH", "/nonexistent")  # no tesseract
     calls: list[str] = []
-    real = instructgen.extractor.extract_file
+    real = instructgen.extract_file
 
     def counting(path: Any) -> Extracted:
         calls.append(str(path))

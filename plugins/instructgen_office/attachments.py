@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from instructgen import extract_file
 from instructgen.errors import ExtractionError
-from instructgen.extractor import extract_file
 
 __all__ = ["read_attachments"]
 

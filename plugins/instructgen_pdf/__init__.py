@@ -7,8 +7,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from instructgen import extract_file
 from instructgen.errors import ExtractionError
-from instructgen.extractor import Extracted, Extractor, extract_file, report_progress
+from instructgen.extractor import Extracted, Extractor, report_progress
 from instructgen.hookspecs import hookimpl
 from instructgen.registry import ExtractorRegistry
 
