@@ -168,6 +168,26 @@ def test_word_list_numbers_are_kept_as_the_reader_sees_them(tmp_path: Path) -> N
     ]
 
 
+def test_list_numbers_in_table_cells_count_on_in_reading_order(tmp_path: Path) -> None:
+    import docx
+    from docx.oxml import parse_xml
+
+    path = tmp_path / "table.docx"
+    _numbered_docx(path, [("101", 0, "before the table")])
+    document = docx.Document(str(path))
+    cell = document.add_table(rows=1, cols=2).rows[0].cells[0]
+    cell.paragraphs[0].text = "inside a cell"
+    cell.paragraphs[0]._p.get_or_add_pPr().append(
+        parse_xml(f'<w:numPr xmlns:w="{_W_NS}"><w:ilvl w:val="0"/><w:numId w:val="101"/></w:numPr>')
+    )
+    document.add_paragraph("after the table", style=None)._p.get_or_add_pPr().append(
+        parse_xml(f'<w:numPr xmlns:w="{_W_NS}"><w:ilvl w:val="0"/><w:numId w:val="101"/></w:numPr>')
+    )
+    document.save(str(path))
+    lines = OfficeExtractor().extract(path).text.splitlines()
+    assert lines == ["1. before the table", "2. inside a cell", "3. after the table"]
+
+
 def test_list_numbers_from_a_paragraph_style(tmp_path: Path) -> None:
     # python-docx's template numbers "List Number" paragraphs through the style's numPr.
     import docx

@@ -29,7 +29,7 @@ def read_docx(path: Path) -> tuple[str, dict[str, Any]]:
         for block in container.iter_inner_content():  # paragraphs and tables in order
             if isinstance(block, Table):
                 tables += 1
-                yield join(_table_row(r) for r in block.rows)
+                yield join(_table_row(r, numbers) for r in block.rows)
             else:
                 label = numbers.label(block._p)  # "1. ", "a) ", "• ": Word's list numbers
                 text = block.text
@@ -75,10 +75,11 @@ def _text_boxes(p: Any) -> list[str]:
     return out
 
 
-def _table_row(table_row: Any) -> str:
+def _table_row(table_row: Any, numbers: Numbering) -> str:
     cells, seen = [], set()
     for c in table_row.cells:  # a merged cell comes back once per grid column it spans
         if id(c._tc) not in seen:
             seen.add(id(c._tc))
-            cells.append(c.text)
+            # a cell's text (python-docx's cell.text), its list items numbered
+            cells.append("\n".join(numbers.label(p._p) + p.text for p in c.paragraphs))
     return row(cells)
