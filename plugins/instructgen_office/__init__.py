@@ -17,18 +17,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from instructgen.content import (
+from instructgen import (
     MIME_TYPES,
+    Extracted,
+    ExtractionError,
+    Extractor,
+    ExtractorRegistry,
     check_container,
     failure_reason,
+    hookimpl,
     looks_like_office,
     resolve_kind,
     sniff_kind,
 )
-from instructgen.errors import ExtractionError
-from instructgen.extractor import Extracted, Extractor
-from instructgen.hookspecs import hookimpl
-from instructgen.registry import ExtractorRegistry
 from instructgen_office.docx import read_docx
 from instructgen_office.eml import read_eml
 from instructgen_office.epub import read_epub

@@ -7,8 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from instructgen import extract_file
-from instructgen.errors import ExtractionError
+from instructgen import ExtractionError, extract_file
 
 __all__ = ["read_attachments"]
 

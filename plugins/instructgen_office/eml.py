@@ -11,8 +11,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from instructgen.content import unicode_encoding
-from instructgen.errors import ExtractionError
+from instructgen import ExtractionError, unicode_encoding
 from instructgen_office._text import join
 from instructgen_office.attachments import read_attachments
 from instructgen_office.html import html_to_text

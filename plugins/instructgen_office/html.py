@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from instructgen.content import decode_bytes
+from instructgen import decode_bytes
 from instructgen_office._text import join
 
 __all__ = ["html_to_text", "read_html"]

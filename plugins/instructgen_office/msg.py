@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from instructgen.errors import ExtractionError
+from instructgen import ExtractionError
 from instructgen_office._text import join
 from instructgen_office.attachments import read_attachments
 from instructgen_office.html import html_to_text

@@ -7,11 +7,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from instructgen import extract_file
-from instructgen.errors import ExtractionError
-from instructgen.extractor import Extracted, Extractor, report_progress
-from instructgen.hookspecs import hookimpl
-from instructgen.registry import ExtractorRegistry
+from instructgen import (
+    Extracted,
+    ExtractionError,
+    Extractor,
+    ExtractorRegistry,
+    extract_file,
+    hookimpl,
+    report_progress,
+)
 
 __all__ = ["PdfExtractor"]
 

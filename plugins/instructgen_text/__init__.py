@@ -8,11 +8,16 @@ import io
 from pathlib import Path
 from typing import Any
 
-from instructgen.content import BOMS, decode_bytes, looks_like_email
-from instructgen.errors import ExtractionError
-from instructgen.extractor import Extracted, Extractor
-from instructgen.hookspecs import hookimpl
-from instructgen.registry import ExtractorRegistry
+from instructgen import (
+    BOMS,
+    Extracted,
+    ExtractionError,
+    Extractor,
+    ExtractorRegistry,
+    decode_bytes,
+    hookimpl,
+    looks_like_email,
+)
 from instructgen_text.json_values import json_text
 
 __all__ = ["TextExtractor"]

@@ -13,19 +13,20 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from instructgen.content import (
+from instructgen import (
     MIME_TYPES,
+    Extracted,
+    ExtractionError,
+    Extractor,
+    ExtractorRegistry,
     check_container,
     failure_reason,
+    hookimpl,
     looks_like_office,
     resolve_kind,
     sniff_kind,
     unicode_encoding,
 )
-from instructgen.errors import ExtractionError
-from instructgen.extractor import Extracted, Extractor
-from instructgen.hookspecs import hookimpl
-from instructgen.registry import ExtractorRegistry
 
 __all__ = ["UnstructuredExtractor"]
 
