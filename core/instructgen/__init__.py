@@ -64,6 +64,20 @@ _LAZY: dict[str, str] = {
     "extract_file": "instructgen.documents.routing",
     "extract_one": "instructgen.documents.routing",
     "pairs_for_chunks": "instructgen.runs",
+    # helpers extractors share: text decoding, content sniffing (instructgen.content)
+    "BOMS": "instructgen.content",
+    "MIME_TYPES": "instructgen.content",
+    "OLE_MAGIC": "instructgen.content",
+    "check_container": "instructgen.content",
+    "decode_bytes": "instructgen.content",
+    "failure_reason": "instructgen.content",
+    "head_text": "instructgen.content",
+    "looks_like_email": "instructgen.content",
+    "looks_like_html": "instructgen.content",
+    "looks_like_office": "instructgen.content",
+    "resolve_kind": "instructgen.content",
+    "sniff_kind": "instructgen.content",
+    "unicode_encoding": "instructgen.content",
     # running
     "DispatchConfig": "instructgen.dispatch",
     "BatchConfig": "instructgen.batching",
@@ -97,6 +111,9 @@ _LAZY: dict[str, str] = {
 
 __all__ = [
     "BATCH_TOKEN_FIELD",
+    "BOMS",
+    "MIME_TYPES",
+    "OLE_MAGIC",
     "AuthenticationError",
     "BadRequestError",
     "BatchConfig",
@@ -147,19 +164,29 @@ __all__ = [
     "UsageError",
     "__version__",
     "atomic_path",
+    "check_container",
     "create_engine",
+    "decode_bytes",
     "engine",
     "extract_file",
     "extract_one",
+    "failure_reason",
     "from_exception",
     "from_status",
+    "head_text",
     "hookimpl",
     "load_plugins",
     "load_tasks",
+    "looks_like_email",
+    "looks_like_html",
+    "looks_like_office",
     "pairs_for_chunks",
     "redact",
     "register_plugin",
     "report_progress",
+    "resolve_kind",
+    "sniff_kind",
+    "unicode_encoding",
     "unregister_plugin",
     "write_atomic",
 ]
@@ -168,6 +195,21 @@ if TYPE_CHECKING:
     from instructgen.atomic import atomic_path, write_atomic
     from instructgen.batch_contract import BATCH_TOKEN_FIELD, BatchEngine, BatchStatus
     from instructgen.batching import BatchConfig
+    from instructgen.content import (
+        BOMS,
+        MIME_TYPES,
+        OLE_MAGIC,
+        check_container,
+        decode_bytes,
+        failure_reason,
+        head_text,
+        looks_like_email,
+        looks_like_html,
+        looks_like_office,
+        resolve_kind,
+        sniff_kind,
+        unicode_encoding,
+    )
     from instructgen.dataset import InstructionDataset
     from instructgen.dispatch import DispatchConfig
     from instructgen.documents.discovery import Found

@@ -31,10 +31,14 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from instructgen.errors import ExtractionError
-from instructgen.extractor import Extracted, Extractor, report_progress
-from instructgen.hookspecs import hookimpl
-from instructgen.registry import ExtractorRegistry
+from instructgen import (
+    Extracted,
+    ExtractionError,
+    Extractor,
+    ExtractorRegistry,
+    hookimpl,
+    report_progress,
+)
 
 __all__ = ["ImageExtractor", "OcrResult", "ocr", "ocr_image", "tesseract_langs"]
 

@@ -1,18 +1,26 @@
-"""PDF: the native text layer with pdfium (fast); pages without one are OCR'd with tesseract."""
+"""PDF: the native text layer with pdfium (fast); a page without one is rendered to an image
+and read by whichever extractor the run uses for images (the ``ocr`` plugin: tesseract)."""
 
 from __future__ import annotations
 
-import shutil
+import tempfile
 from pathlib import Path
+from typing import Any
 
-from instructgen.errors import ExtractionError
-from instructgen.extractor import Extracted, Extractor, report_progress
-from instructgen.hookspecs import hookimpl
-from instructgen.registry import ExtractorRegistry
+from instructgen import (
+    Extracted,
+    ExtractionError,
+    Extractor,
+    ExtractorRegistry,
+    extract_file,
+    hookimpl,
+    report_progress,
+)
 
 __all__ = ["PdfExtractor"]
 
 MIN_CHARS_PER_PAGE = 20
+RENDER_SCALE = 2  # 144 dpi: small print stays readable for OCR
 
 
 class PdfExtractor(Extractor):
@@ -38,39 +46,57 @@ class PdfExtractor(Extractor):
             raise ExtractionError(str(path), f"unreadable PDF: {msg}") from None
         pages: list[str] = []
         ocr_pages = 0
-        ocr_missing = False
+        image_failures: list[str] = []
         try:
-            for i in range(len(pdf)):
-                page = pdf[i]
-                textpage = page.get_textpage()
-                text = textpage.get_text_bounded().replace("\r\n", "\n").replace("\r", "\n")
-                textpage.close()
-                if len(text.strip()) < MIN_CHARS_PER_PAGE:
-                    if shutil.which("tesseract"):
-                        ocr = _ocr_page(page)
-                        if len(ocr.strip()) > len(text.strip()):
-                            text, ocr_pages = ocr, ocr_pages + 1
-                    else:
-                        ocr_missing = True
-                page.close()
-                pages.append(text.strip())
-                report_progress()  # a long scan keeps moving: the time limit is per page
+            with tempfile.TemporaryDirectory(prefix="instructgen-pdf-") as tmp:
+                for i in range(len(pdf)):
+                    page = pdf[i]
+                    textpage = page.get_textpage()
+                    text = textpage.get_text_bounded().replace("\r\n", "\n").replace("\r", "\n")
+                    textpage.close()
+                    if len(text.strip()) < MIN_CHARS_PER_PAGE and not _given_up(image_failures):
+                        try:
+                            read = _read_page_image(page, Path(tmp) / f"page-{i + 1}.png")
+                        except ExtractionError as exc:
+                            image_failures.append(exc.reason)
+                        else:
+                            image_failures.append("")
+                            if len(read.strip()) > len(text.strip()):
+                                text, ocr_pages = read, ocr_pages + 1
+                    page.close()
+                    pages.append(text.strip())
+                    report_progress()  # a long scan keeps moving: the time limit is per page
         finally:
             pdf.close()
         text = "\n\n".join(p for p in pages if p)
         if not text.strip():
             reason = "no text layer and no text found by OCR"
-            if ocr_missing:
-                reason = "no text layer; install tesseract-ocr to read scanned pages"
+            unread = [r for r in image_failures if r and not r.startswith("no text found")]
+            if unread:  # e.g. no OCR installed: say how to get it
+                reason = f"no text layer; its page images could not be read: {unread[0]}"
             raise ExtractionError(str(path), reason)
         return Extracted(text, {"pages": len(pages), "ocr_pages": ocr_pages})
 
 
-def _ocr_page(page: object) -> str:
-    from instructgen_ocr import ocr_image
+def _given_up(failures: list[str]) -> bool:
+    """Three pages in a row whose images could not be read for the same reason, not for
+    having no text (no image reader installed, OCR failing): rendering more would only cost."""
+    last = failures[-3:]
+    same = len(last) == 3 and len(set(last)) == 1
+    return same and bool(last[0]) and not last[0].startswith("no text found")
 
-    image = page.render(scale=2).to_pil()  # type: ignore[attr-defined]
-    return ocr_image(image).text
+
+def _read_page_image(page: Any, target: Path) -> str:
+    """Render a page to a PNG file and read it the way a run reads an image file: with the
+    image extractor of the run's plugins (OCR), through ``extract_file``."""
+    image = page.render(scale=RENDER_SCALE).to_pil()
+    if image.mode not in ("RGB", "L", "1"):
+        image = image.convert("RGB")
+    image.save(target, format="PNG", compress_level=1)
+    try:
+        return extract_file(target).text
+    finally:
+        target.unlink(missing_ok=True)
 
 
 @hookimpl

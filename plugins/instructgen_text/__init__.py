@@ -3,27 +3,24 @@
 
 from __future__ import annotations
 
-import codecs
 import csv
 import io
-import json
 from pathlib import Path
 from typing import Any
 
-from instructgen.errors import ExtractionError
-from instructgen.extractor import Extracted, Extractor
-from instructgen.hookspecs import hookimpl
-from instructgen.registry import ExtractorRegistry
+from instructgen import (
+    BOMS,
+    Extracted,
+    ExtractionError,
+    Extractor,
+    ExtractorRegistry,
+    decode_bytes,
+    hookimpl,
+    looks_like_email,
+)
+from instructgen_text.json_values import json_text
 
-__all__ = ["TextExtractor", "decode_bytes"]
-
-_BOMS = [
-    (codecs.BOM_UTF32_LE, "utf-32"),
-    (codecs.BOM_UTF32_BE, "utf-32"),
-    (codecs.BOM_UTF8, "utf-8-sig"),
-    (codecs.BOM_UTF16_LE, "utf-16"),
-    (codecs.BOM_UTF16_BE, "utf-16"),
-]
+__all__ = ["TextExtractor"]
 
 _BINARY_MAGIC = (
     b"PK\x03\x04",
@@ -40,40 +37,6 @@ _BINARY_MAGIC = (
 )
 
 
-def decode_bytes(data: bytes) -> tuple[str, str]:
-    """(text, encoding): BOM first, then strict UTF-8, then detection."""
-    for bom, enc in _BOMS:
-        if data.startswith(bom):
-            return data.decode(enc), enc
-    try:
-        text = data.decode("utf-8")
-        if "\x00" not in text:
-            return text, "utf-8"
-    except UnicodeDecodeError:
-        pass
-    zeros_even, zeros_odd = data[0::2].count(0), data[1::2].count(0)
-    if len(data) >= 4 and max(zeros_even, zeros_odd) > len(data) // 4:
-        # UTF-16 without a BOM: one byte of each ASCII character is zero
-        if (
-            data[0::4].count(0) > len(data) // 8
-            and data[1::4].count(0) > len(data) // 8
-            and data[2::4].count(0) > len(data) // 8
-        ):
-            enc = "utf-32-be" if data[3::4].count(0) < len(data) // 8 else "utf-32-le"
-        else:
-            enc = "utf-16-be" if zeros_even > zeros_odd else "utf-16-le"
-        try:
-            return data.decode(enc), enc
-        except UnicodeDecodeError:
-            pass
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(data).best()
-    if best is None:
-        raise ValueError("unknown text encoding")
-    return str(best), best.encoding
-
-
 class TextExtractor(Extractor):
     name = "text"
     extensions = ("txt", "md", "markdown", "csv", "tsv", "json", "jsonl", "text", "log", "rst")
@@ -81,7 +44,11 @@ class TextExtractor(Extractor):
     priority = 10
 
     def sniff(self, head: bytes) -> bool:
-        if any(head.startswith(b) for b, _ in _BOMS):
+        if looks_like_email(head):
+            # an e-mail saved as .txt (or as UTF-16 by a Windows tool): the e-mail reader's,
+            # or its MIME source (boundaries, headers, HTML tags) would become the text
+            return False
+        if any(head.startswith(b) for b, _ in BOMS):
             return True
         if head.lstrip()[:5] == b"%PDF-" or head.startswith(_BINARY_MAGIC):
             return False
@@ -116,8 +83,8 @@ class TextExtractor(Extractor):
         meta: dict[str, Any] = {"encoding": encoding}
         if suffix == ".csv":
             text = _csv_text(text)
-        elif suffix == ".json":
-            text = _json_text(text, meta)
+        elif suffix in (".json", ".jsonl"):
+            text = json_text(text, meta, lines=suffix == ".jsonl")
         if not text.strip():
             raise ExtractionError(str(path), "no text (only whitespace)")
         return Extracted(text.strip(), meta)
@@ -130,28 +97,6 @@ def _csv_text(text: str) -> str:
         dialect = csv.excel
     rows = list(csv.reader(io.StringIO(text), dialect))
     return "\n".join(" | ".join(cell.strip() for cell in row) for row in rows if any(row))
-
-
-def _json_text(text: str, meta: dict[str, Any]) -> str:
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError:
-        meta["json"] = "invalid, read as text"
-        return text
-    lines: list[str] = []
-
-    def walk(value: Any, key: str) -> None:
-        if isinstance(value, dict):
-            for k, v in value.items():
-                walk(v, f"{key}.{k}" if key else str(k))
-        elif isinstance(value, list):
-            for i, v in enumerate(value):
-                walk(v, f"{key}[{i}]")
-        elif value is not None and str(value).strip():
-            lines.append(f"{key}: {value}" if key else str(value))
-
-    walk(obj, "")
-    return "\n".join(lines)
 
 
 @hookimpl

@@ -9,22 +9,24 @@ at first use is replaced by a local pipeline (see ``offline.py``). epub, odt and
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
-from instructgen_office import (
-    OFFICE_MIME_TYPES,
+from instructgen import (
+    MIME_TYPES,
+    Extracted,
+    ExtractionError,
+    Extractor,
+    ExtractorRegistry,
     check_container,
     failure_reason,
-    kind_from_content,
+    hookimpl,
     looks_like_office,
     resolve_kind,
+    sniff_kind,
+    unicode_encoding,
 )
-
-from instructgen.errors import ExtractionError
-from instructgen.extractor import Extracted, Extractor
-from instructgen.hookspecs import hookimpl
-from instructgen.registry import ExtractorRegistry
 
 __all__ = ["UnstructuredExtractor"]
 
@@ -46,7 +48,7 @@ _PARTITIONERS = {
 class UnstructuredExtractor(Extractor):
     name = "unstructured"
     extensions = tuple(_PARTITIONERS)
-    mime_types = OFFICE_MIME_TYPES
+    mime_types = tuple(dict.fromkeys(MIME_TYPES[kind] for kind in _PARTITIONERS))
     priority = 10
     requires = ("unstructured",)
     install_with = "instructgen[documents]"
@@ -64,7 +66,7 @@ class UnstructuredExtractor(Extractor):
             head = fh.read(2048)
         if not head:
             raise ExtractionError(str(path), "empty file")
-        sniffed = kind_from_content(path, head)
+        sniffed = sniff_kind(path, head)
         kind = resolve_kind(path, sniffed, _PARTITIONERS)
         if kind not in _PARTITIONERS:
             raise ExtractionError(str(path), "unrecognised office/e-mail/web format")
@@ -75,7 +77,14 @@ class UnstructuredExtractor(Extractor):
             kwargs["process_attachments"] = False
         try:
             partition = getattr(importlib.import_module(module), func)
-            elements = partition(**kwargs)
+            with tempfile.TemporaryDirectory(prefix="instructgen-unstructured-") as tmp:
+                wide = unicode_encoding(head) if kind == "eml" else None
+                if wide is not None:  # an e-mail saved as UTF-16/32: its parser wants bytes
+                    utf8 = Path(tmp) / path.name  # in an ASCII-compatible encoding
+                    text = path.read_bytes().decode(wide, "replace").lstrip("\ufeff")
+                    utf8.write_bytes(text.encode("utf-8"))
+                    kwargs["filename"] = str(utf8)
+                elements = partition(**kwargs)
         except ImportError as exc:
             extra = "xlsx" if kind == "xls" else kind
             raise ExtractionError(

@@ -32,7 +32,8 @@ __all__ = [
     "result_to_cache",
 ]
 
-CACHE_VERSION = "3"  # 2: OCR small print, docx text boxes, slide order; 3: attachments
+CACHE_VERSION = "4"  # 2: OCR small print, docx text boxes, slide order; 3: attachments;
+# 4: docx list numbers, JSON as text values, UTF-16 e-mails read as e-mails
 
 
 class ExtractCache(SQLiteStore):
