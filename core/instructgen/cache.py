@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from instructgen.engines import Completion, Request
+from instructgen.errors import OutputFolderError
+from instructgen.outdir import lock_database
 
 __all__ = ["Cache", "cache_key"]
 
@@ -36,7 +38,8 @@ def cache_key(engine_identity: dict[str, Any], request: Request, sample: int = 0
         ensure_ascii=False,
         separators=(",", ":"),
     )
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+    # a file name that is not valid UTF-8 reaches the prompt as lone surrogates: hash those too
+    return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class Cache:
@@ -44,13 +47,19 @@ class Cache:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = lock_database(self.path)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across kill -9
-        self._db.execute("PRAGMA busy_timeout=10000")
-        self._db.execute(_SCHEMA)
+        try:
+            self._db = sqlite3.connect(
+                str(self.path), check_same_thread=False, isolation_level=None
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across kill -9
+            self._db.execute("PRAGMA busy_timeout=10000")
+            self._db.execute(_SCHEMA)
+        except sqlite3.Error as exc:
+            self._writer.release()
+            raise OutputFolderError(f"cannot open the cache {self.path}: {exc}") from None
 
     key = staticmethod(cache_key)
 
@@ -84,6 +93,7 @@ class Cache:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+        self._writer.release()
 
     def __enter__(self) -> Cache:
         return self

@@ -211,32 +211,37 @@ class InstructionDataset:
     # -- persistence ----------------------------------------------------------------------------
 
     def save(self, path: str | Path) -> Path:
-        """Write ``path/data`` (a ``datasets`` folder) and ``path/metadata.json``. Other files in
-        ``path`` (run.json, the cache) are left alone; the data folder is replaced atomically."""
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        tmp = path / f".data.tmp-{os.getpid()}"
-        old = path / f".data.old-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        with quiet_datasets():
-            self.to_hf().save_to_disk(str(tmp))
-        target = path / "data"
-        if target.exists():
-            os.replace(target, old)
-        os.replace(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
-        meta = {
-            "format": "instructgen-dataset",
-            "version": FORMAT_VERSION,
-            "columns": list(COLUMNS),
-            "rows": len(self.rows),
-            "run_report": self.run_report,
-        }
-        tmp_meta = path / f".metadata.json.tmp-{os.getpid()}"
-        tmp_meta.write_text(
-            json.dumps(meta, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
-        )
-        os.replace(tmp_meta, path / "metadata.json")
+        """Write ``path/data`` (a ``datasets`` folder) and ``path/metadata.json``.
+
+        ``path`` must be new, empty or instructgen's own (an earlier run or save); any other
+        folder raises ``OutputFolderError`` and nothing in it is touched. Other files of a run
+        (run.json, the caches) are left alone; the new data folder is written aside and renamed
+        into place, so an interrupted save leaves the previous dataset whole."""
+        from instructgen.outdir import LOCK_NAME, claim, hold_lock, replace_folder
+
+        path = claim(path, what="dataset folder")
+        with hold_lock(path / LOCK_NAME, what=f"dataset folder {path}"):
+            staged = path / f".instructgen-save-{os.getpid()}"
+            shutil.rmtree(staged, ignore_errors=True)
+            try:
+                with quiet_datasets():
+                    self.to_hf().save_to_disk(str(staged / "data"))
+                meta = {
+                    "format": "instructgen-dataset",
+                    "version": FORMAT_VERSION,
+                    "columns": list(COLUMNS),
+                    "rows": len(self.rows),
+                    "run_report": self.run_report,
+                }
+                (staged / "metadata.json").write_text(
+                    json.dumps(meta, indent=2, ensure_ascii=False, default=str) + "\n",
+                    encoding="utf-8",
+                    errors="backslashreplace",
+                )
+                replace_folder(staged / "data", path / "data")
+                os.replace(staged / "metadata.json", path / "metadata.json")
+            finally:
+                shutil.rmtree(staged, ignore_errors=True)
         return path
 
     @classmethod

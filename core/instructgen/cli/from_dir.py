@@ -79,6 +79,7 @@ def from_dir(
     and listed in run.json). Rerunning resumes; unchanged files are not read again."""
     from instructgen import plugins
     from instructgen.documents import agenerate_from_dir, scan
+    from instructgen.outdir import lock_output
 
     opts = RunOptions.pop_from(common)
     limits = scan_limits(common)
@@ -140,6 +141,8 @@ def from_dir(
             )
         return
     out = opts.out or Path(f"{directory.name or 'docs'}-dataset")
+    # refuse a folder of other files, or one another run is writing, before anything is read
+    click.get_current_context().call_on_close(lock_output(out, what="--out").release)
     renderer = ProgressRenderer(enabled=not opts.as_json)
     try:
         dataset = asyncio.run(

@@ -77,6 +77,7 @@ def generate(
     Rerunning the same command resumes from the cache in --out; deleting --out starts afresh.
     """
     from instructgen import plugins
+    from instructgen.outdir import lock_output
     from instructgen.tasks import load_tasks
 
     opts = RunOptions.pop_from(common)
@@ -89,6 +90,8 @@ def generate(
         return
     out = opts.out or Path(f"{tasks.stem}-dataset")
     opts.out = out
+    # refuse a folder of other files, or one another run is writing, before anything is sent
+    click.get_current_context().call_on_close(lock_output(out, what="--out").release)
     result = asyncio.run(
         _generate(
             seed_tasks,
