@@ -177,6 +177,12 @@ scan_options = _stack(
             help="Megabytes; larger files are skipped unread.",
         ),
         click.option(
+            "--follow-symlinks",
+            is_flag=True,
+            help="Also read files that symbolic links lead to outside the folder "
+            "(by default such links are skipped: 'symlink leaves the folder').",
+        ),
+        click.option(
             "--max-memory",
             type=click.IntRange(min=0),
             default=DEFAULT_MAX_MEMORY_MB,
@@ -195,6 +201,7 @@ def scan_limits(kwargs: dict[str, Any]) -> dict[str, Any]:
         "timeout": kwargs.pop("file_timeout"),
         "max_bytes": int(kwargs.pop("max_file_size") * 1024 * 1024),
         "max_memory_mb": kwargs.pop("max_memory"),
+        "follow_symlinks": kwargs.pop("follow_symlinks"),
     }
 
 
@@ -368,6 +375,8 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(
-        json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
+        json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n",
+        encoding="utf-8",
+        errors="backslashreplace",  # a lone surrogate from a file name must not stop the run
     )
     os.replace(tmp, path)

@@ -12,6 +12,7 @@ import json
 import logging
 import multiprocessing as mp
 import os
+import re
 import signal
 import sqlite3
 import sys
@@ -23,7 +24,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-from instructgen.documents.discovery import Found
+from instructgen.documents.discovery import Found, printable_name
 from instructgen.limits import DEFAULT_FILE_TIMEOUT, DEFAULT_MAX_MEMORY_MB
 
 log = logging.getLogger("instructgen.documents")
@@ -58,6 +59,7 @@ class ExtractOptions:
     timeout: float = DEFAULT_FILE_TIMEOUT
     max_memory_mb: int = DEFAULT_MAX_MEMORY_MB
     recycle_after: int = 50
+    chunk_size: int | None = None  # also chunk the text in the worker, under the same limits
 
 
 @dataclass
@@ -72,6 +74,8 @@ class ExtractResult:
     metadata: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     cached: bool = False
+    resolved: str | None = None  # the file read, symbolic links resolved
+    chunks: list[str] | None = None  # chunked in the worker, when asked (not cached)
 
     @property
     def chars(self) -> int:
@@ -79,8 +83,12 @@ class ExtractResult:
 
     def to_dict(self, with_text: bool = False) -> dict[str, Any]:
         d = asdict(self)
+        d.pop("chunks")
         if not with_text:
             d.pop("text")
+        d["path"] = printable_name(self.path)
+        if self.resolved is not None:
+            d["resolved"] = printable_name(self.resolved)
         d["chars"] = self.chars
         return d
 
@@ -117,8 +125,26 @@ def _readers_of(suffix: str) -> set[str]:
     return {e.name for e in plugins.extractors().for_extension(suffix)}
 
 
-def extract_one(path: str, rel: str, size: int = 0) -> ExtractResult:
-    """Extract one file in this process. Top-level and picklable, for any executor."""
+# Characters that do not occur in text: most C0 controls, DEL, and U+FFFD (what a decoder
+# puts for bytes it could not read).
+_NOT_TEXT = re.compile("[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f\x7f\ufffd]")
+_SAMPLE = 1 << 16
+
+
+def not_text(text: str) -> bool:
+    """Whether ``text`` is mostly binary (NUL bytes, control characters), judged on samples
+    from its start, middle and end so that even a huge one costs little."""
+    if len(text) <= 3 * _SAMPLE:
+        sample = text
+    else:
+        mid = len(text) // 2
+        sample = text[:_SAMPLE] + text[mid : mid + _SAMPLE] + text[-_SAMPLE:]
+    return len(_NOT_TEXT.findall(sample)) > len(sample) // 10
+
+
+def extract_one(path: str, rel: str, size: int = 0, chunk_size: int | None = None) -> ExtractResult:
+    """Extract one file in this process (and chunk it when ``chunk_size`` is given). Top-level
+    and picklable, for any executor."""
     from instructgen.errors import ExtractionError
     from instructgen.registry import missing_requirement
 
@@ -161,12 +187,19 @@ def extract_one(path: str, rel: str, size: int = 0) -> ExtractResult:
         except Exception as exc:  # a bug or a hostile file must not stop the run
             reasons.append(f"{name} failed: {type(exc).__name__}: {exc}"[:300])
             continue
-        if out.text.strip():
+        if not out.text.strip():
+            reasons.append(f"{name}: no text")
+        elif not_text(out.text):
+            reasons.append("not text (binary content)")
+        else:
             result.extractor, result.text, result.metadata = name, out.text, out.metadata
             break
-        reasons.append(f"{name}: no text")
     if result.text is None:
         result.skip = reasons[0] if reasons else "no text"
+    elif chunk_size:
+        from instructgen.documents.chunking import chunk_text
+
+        result.chunks = chunk_text(result.text, chunk_size)
     result.seconds = round(time.monotonic() - start, 3)
     return result
 
@@ -174,7 +207,7 @@ def extract_one(path: str, rel: str, size: int = 0) -> ExtractResult:
 # -- worker processes -------------------------------------------------------------------------
 
 
-def _worker_main(conn: Connection, progress: Any = None) -> None:
+def _worker_main(conn: Connection, progress: Any = None, chunk_size: int | None = None) -> None:
     # Its own process group: killing the group on a timeout or over the memory limit also ends
     # the programs the extractor started (tesseract, soffice), and a Ctrl-C at the terminal
     # reaches only the caller, which stops the workers itself.
@@ -207,7 +240,7 @@ def _worker_main(conn: Connection, progress: Any = None) -> None:
             continue
         idx, path, rel, size = job
         try:
-            res = extract_one(path, rel, size)
+            res = extract_one(path, rel, size, chunk_size)
         except BaseException as exc:
             res = ExtractResult(
                 rel=rel,
@@ -288,7 +321,7 @@ def crash_reason(detail: str | None = None) -> str:
 
 def skipped(f: Found, why: str) -> ExtractResult:
     """The result of a file that was not read, and why."""
-    return ExtractResult(rel=f.rel, path=str(f.path), size=f.size, skip=why)
+    return ExtractResult(rel=f.rel, path=str(f.path), size=f.size, skip=why, resolved=f.real)
 
 
 def _private_bytes(pid: int) -> int:
@@ -336,11 +369,15 @@ def group_memories(pgids: set[int]) -> dict[int, int]:
 
 
 class _Worker:
-    def __init__(self, ctx: Any, init: tuple[Any, ...] | None) -> None:
+    def __init__(
+        self, ctx: Any, init: tuple[Any, ...] | None, chunk_size: int | None = None
+    ) -> None:
         """``init``: the message a worker that was not forked from the caller needs first."""
         self.conn, child = ctx.Pipe()
         self.progress = ctx.Value("Q", 0, lock=False)  # report_progress() calls, this worker
-        self.proc = ctx.Process(target=_worker_main, args=(child, self.progress), daemon=True)
+        self.proc = ctx.Process(
+            target=_worker_main, args=(child, self.progress, chunk_size), daemon=True
+        )
         self.proc.start()
         child.close()
         if init is not None:
@@ -395,7 +432,7 @@ def _run_pool(
     init = None if ctx.get_start_method() == "fork" else _init_message()  # once per pool
 
     def new_worker() -> _Worker:
-        return _Worker(ctx, init)
+        return _Worker(ctx, init, options.chunk_size)
 
     pending = list(reversed(jobs))
     workers = [new_worker() for _ in range(min(options.workers, len(jobs)))]
@@ -481,15 +518,22 @@ class ExtractCache:
     """Extracted text by content hash (plus the extractor set), in SQLite."""
 
     def __init__(self, path: str | Path) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        from instructgen.errors import OutputFolderError
+        from instructgen.outdir import lock_database
+
+        self._writer = lock_database(path)  # one writing process at a time
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # as the response cache: survives kill -9
-        self._db.execute("PRAGMA busy_timeout=10000")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS extracted (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
-        )
+        try:
+            self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # as the response cache: kill -9 safe
+            self._db.execute("PRAGMA busy_timeout=10000")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS extracted (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+            )
+        except sqlite3.Error as exc:
+            self._writer.release()
+            raise OutputFolderError(f"cannot open the cache {path}: {exc}") from None
 
     def get(self, key: str) -> dict[str, Any] | None:
         with self._lock:
@@ -497,15 +541,18 @@ class ExtractCache:
         return json.loads(row[0]) if row else None
 
     def put(self, key: str, value: dict[str, Any]) -> None:
+        data = json.dumps(value, ensure_ascii=False)
+        try:
+            data.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates (from a file name): store them escaped
+            data = json.dumps(value)
         with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO extracted VALUES (?, ?)",
-                (key, json.dumps(value, ensure_ascii=False)),
-            )
+            self._db.execute("INSERT OR REPLACE INTO extracted VALUES (?, ?)", (key, data))
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+        self._writer.release()
 
 
 def _fingerprint() -> str:
@@ -538,10 +585,12 @@ def cache_key(f: Found, fingerprint: str | None = None) -> str | None:
 
 
 def result_from_cache(hit: dict[str, Any], f: Found) -> ExtractResult:
-    return ExtractResult(**{**hit, "rel": f.rel, "path": str(f.path), "cached": True})
+    return ExtractResult(
+        **{**hit, "rel": f.rel, "path": str(f.path), "cached": True, "resolved": f.real}
+    )
 
 
-_NOT_CACHED = ("rel", "path", "cached")
+_NOT_CACHED = ("rel", "path", "cached", "resolved", "chunks")
 
 
 def result_to_cache(res: ExtractResult) -> dict[str, Any] | None:
@@ -604,6 +653,8 @@ class ExtractionRun:
         self.todo = _work_order(found, self.todo)
 
     def _report(self, i: int, res: ExtractResult) -> None:
+        if res.resolved is None:
+            res.resolved = self.found[i].real
         self.results[i] = res
         if self.on_result:
             self.on_result(res)
@@ -634,7 +685,7 @@ def extract_many(
     jobs = [(i, str(found[i].path), found[i].rel, found[i].size) for i in run.todo]
     if options.workers <= 0:
         stream: Iterator[tuple[int, ExtractResult]] = (
-            (j[0], extract_one(j[1], j[2], j[3])) for j in jobs
+            (j[0], extract_one(j[1], j[2], j[3], options.chunk_size)) for j in jobs
         )
     else:
         stream = _run_pool(jobs, options)

@@ -76,15 +76,26 @@ def scan(
     cache_path: str | Path | None = None,
     progress: ProgressCallback | None = None,
     executor: Executor | None = None,
+    follow_symlinks: bool = False,
+    skip_dirs: Sequence[str | Path] = (),
 ) -> ScanResult:
     """Read every file under ``path`` and chunk it; bad files are skipped with a reason.
 
     Limits per file: ``max_bytes`` (larger files are not read), ``timeout`` seconds and
-    ``max_memory_mb`` megabytes of memory (0: none) in a worker process."""
+    ``max_memory_mb`` megabytes of memory (0: none) in a worker process, which also chunks
+    the text. Symbolic links leading out of ``path`` are not followed unless
+    ``follow_symlinks``; ``skip_dirs`` (an output folder inside ``path``) are left out."""
     root = Path(path)
     if not root.exists():
         raise ConfigError(f"{root}: no such file or directory")
-    found = discover(root, include=include, exclude=exclude, max_bytes=max_bytes)
+    found = discover(
+        root,
+        include=include,
+        exclude=exclude,
+        max_bytes=max_bytes,
+        follow_symlinks=follow_symlinks,
+        skip_dirs=skip_dirs,
+    )
     done = 0
 
     def tick(res: ExtractResult) -> None:
@@ -94,7 +105,9 @@ def scan(
 
     files = (executor or LocalExecutor()).extract(
         found,
-        ExtractOptions(workers=workers, timeout=timeout, max_memory_mb=max_memory_mb),
+        ExtractOptions(
+            workers=workers, timeout=timeout, max_memory_mb=max_memory_mb, chunk_size=chunk_size
+        ),
         Path(cache_path) if cache_path else None,
         tick,
     )
@@ -102,7 +115,8 @@ def scan(
     for f in files:
         if not f.text:
             continue
-        parts = chunk_text(f.text, chunk_size)
+        parts = f.chunks if f.chunks is not None else chunk_text(f.text, chunk_size)
+        f.chunks = None
         chunks.extend(Chunk(f.rel, i, len(parts), part) for i, part in enumerate(parts))
     return ScanResult(files, chunks)
 
@@ -190,6 +204,7 @@ async def agenerate_from_dir(
     progress: ProgressCallback | None = None,
     executor: str | Executor | None = None,
     executor_options: dict[str, Any] | None = None,
+    follow_symlinks: bool = False,
     **self_instruct_params: Any,
 ) -> Any:
     """The seed's ``generate_dataset_from_dir``: returns an ``InstructionDataset`` whose
@@ -198,6 +213,8 @@ async def agenerate_from_dir(
     ``cache``: ``True`` keeps the caches in ``out`` (or the user cache folder), a path names
     the folder, ``False`` disables them. ``executor``: where extraction and generation run
     (``"local"``, or an executor plugin such as ``"ray"`` with ``executor_options``).
+    ``follow_symlinks``: also read files that symbolic links lead to outside ``path``.
+    ``out`` must be new, empty or instructgen's own; inside ``path`` it is not read.
     """
     from instructgen.cache import Cache
     from instructgen.dataset import InstructionDataset, default_cache_path
@@ -210,6 +227,10 @@ async def agenerate_from_dir(
         raise ConfigError("num_samples_per_chunk must be at least 1")
     started = time.monotonic()
     out_dir = Path(out) if out is not None else None
+    if out_dir is not None:
+        from instructgen.outdir import claim
+
+        claim(out_dir, what="output folder")  # a folder of other files: refused, untouched
     if cache is False:
         cache_dir = None
     elif cache is True:
@@ -232,6 +253,8 @@ async def agenerate_from_dir(
             cache_path=cache_dir / "extract-cache.sqlite3" if cache_dir else None,
             progress=progress,
             executor=runner,
+            follow_symlinks=follow_symlinks,
+            skip_dirs=[out_dir] if out_dir is not None else [],
         )
         generated = await runner.generate(
             scanned.chunks,
@@ -271,6 +294,7 @@ async def agenerate_from_dir(
             "max_memory_mb": max_memory_mb,
             "workers": workers,
         },
+        "follow_symlinks": follow_symlinks,
         "extraction": scanned.summary(),
         "files": [f.to_dict() for f in scanned.files],
         "skipped_files": scanned.skipped,
