@@ -311,6 +311,7 @@ class InstructionDataset:
         from instructgen.selfinstruct import build_filters, run_self_instruct
         from instructgen.tasks import SeedTask, load_tasks
 
+        check_self_instruct_size(num_instructions_for_finetuning, num_instructions, params)
         tasks = (
             list(path)
             if isinstance(path, Sequence) and not isinstance(path, str)
@@ -374,6 +375,25 @@ class InstructionDataset:
         cls, path: str | Path, engine: Any, **kwargs: Any
     ) -> InstructionDataset:
         return run_sync(lambda: cls.agenerate_dataset_from_dir(path, engine, **kwargs))
+
+
+def check_self_instruct_size(
+    num_instructions_for_finetuning: int, num_instructions: int, params: dict[str, Any]
+) -> None:
+    """``ConfigError`` (before anything is sent) when ``num_instructions`` can never give
+    ``num_instructions_for_finetuning`` examples; ``params``: ``run_self_instruct``'s other
+    keyword arguments (``max_instances_per_task``)."""
+    import inspect
+
+    from instructgen.limits import check_dataset_size
+    from instructgen.selfinstruct import run_self_instruct
+
+    default = inspect.signature(run_self_instruct).parameters["max_instances_per_task"].default
+    check_dataset_size(
+        num_instructions_for_finetuning,
+        num_instructions,
+        int(params.get("max_instances_per_task", default)),
+    )
 
 
 def _open_cache(cache: bool | str | Path) -> Any:

@@ -83,6 +83,10 @@ def from_dir(
 
     opts = RunOptions.pop_from(common)
     limits = scan_limits(common)
+    if use_self_instruct:  # a size --num-instructions can never reach: exit 2 at once
+        from instructgen.dataset import check_self_instruct_size
+
+        check_self_instruct_size(n_examples, num_instructions, {})
     if fmt is not None:
         plugins.exporters().get(fmt)
     executor_options: dict[str, Any] = {}

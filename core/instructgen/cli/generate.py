@@ -77,11 +77,13 @@ def generate(
     Rerunning the same command resumes from the cache in --out; deleting --out starts afresh.
     """
     from instructgen import plugins
+    from instructgen.dataset import check_self_instruct_size
     from instructgen.outdir import lock_output
     from instructgen.tasks import load_tasks
 
     opts = RunOptions.pop_from(common)
     seed_tasks = load_tasks(tasks)  # exit 2 with FILE:LINE: FIELD on a bad file
+    check_self_instruct_size(n_examples, num_instructions, {})  # exit 2 before anything is sent
     if fmt is not None:
         plugins.exporters().get(fmt)  # unknown format: exit 2 before anything is sent
     filters = chosen_filters(add_filters, drop_filters)  # unknown name: exit 2
@@ -131,7 +133,9 @@ def generate(
         click.echo(
             f"wrote {len(dataset)} of {n_examples} examples "
             f"({report.get('instructions_generated')} instructions) to {out}; "
-            f"{req['requests_completed']} requests sent, {req['requests_cached']} cached, "
+            f"{req['requests_sent']} requests sent"
+            + (f" ({req['requests_failed']} failed)" if req.get("requests_failed") else "")
+            + f", {req['requests_cached']} cached, "
             f"{req['prompt_tokens'] + req['completion_tokens']:,} tokens, "
             f"{format_usd(req['cost_usd'])}; "
             f"{(report.get('unparsed_instance_replies') or {}).get('unparsed', 0)} "

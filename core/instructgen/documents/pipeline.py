@@ -225,6 +225,12 @@ async def agenerate_from_dir(
 
     if num_samples_per_chunk < 1:
         raise ConfigError("num_samples_per_chunk must be at least 1")
+    if use_self_instruct:
+        from instructgen.dataset import check_self_instruct_size
+
+        check_self_instruct_size(
+            num_instructions_for_finetuning, num_instructions, self_instruct_params
+        )
     started = time.monotonic()
     out_dir = Path(out) if out is not None else None
     if out_dir is not None:
