@@ -288,3 +288,18 @@ def test_a_cache_database_has_one_writing_process(tmp_path: Path) -> None:
         assert len(a) == len(b) == 0
     with Cache(db):  # released on close
         pass
+
+
+def test_export_onto_a_folder_exits_2_and_keeps_the_folder(tmp_path: Path) -> None:
+    saved = InstructionDataset(ROWS).save(tmp_path / "ds")
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    (folder / "mine.txt").write_text("mine")
+    r = subprocess.run(
+        cli("export", str(saved), "--format", "jsonl", "--out", str(folder)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "is a folder" in one_line_error(r)
+    assert sorted(os.listdir(folder)) == ["mine.txt"]

@@ -275,8 +275,14 @@ class InstructionDataset:
         """Write the dataset with the exporter plugin registered as ``fmt``."""
         from instructgen import plugins
 
-        exporter = plugins.exporters().get(fmt)()
-        return exporter.export(self, Path(path))
+        cls = plugins.exporters().get(fmt)
+        path = Path(path)
+        if path.is_dir():  # replacing a folder by a file would delete what it holds
+            raise DatasetError(
+                f"{path} is a folder; name the file to write, e.g. {path}/data.{cls.extension}"
+            )
+        exporter = cls()
+        return exporter.export(self, path)
 
     # -- generation (the seed's API) -------------------------------------------------------------
 
