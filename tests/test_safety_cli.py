@@ -127,3 +127,26 @@ def test_sigterm_stops_a_run_like_ctrl_c_with_exit_143(tmp_path: Path) -> None:
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
         assert len(server.paid_twice()) <= 4
+
+
+def test_sigterm_during_extraction_stops_at_the_next_file(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    shutil.copytree(SHARED / "corpus" / "img", docs)  # OCR: seconds a file, a minute in all
+    env = {**os.environ, "OPENAI_API_KEY": TEST_KEY}
+    with WireServer() as server:
+        cmd = [
+            *(sys.executable, "-c", MAIN, "from-dir", str(docs), "--engine", "openai"),
+            *("--base-url", server.openai_base_url, "--out", str(tmp_path / "out")),
+            *("--workers", "1"),
+        ]
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        time.sleep(4)
+        start = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 143, err
+        assert time.monotonic() - start < 25  # the file being read, not all the others
+        assert "terminated" in err and "Traceback" not in err
+        assert server.calls == []

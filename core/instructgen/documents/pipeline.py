@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -78,13 +79,16 @@ def scan(
     executor: Executor | None = None,
     follow_symlinks: bool = False,
     skip_dirs: Sequence[str | Path] = (),
+    stop: threading.Event | None = None,
 ) -> ScanResult:
     """Read every file under ``path`` and chunk it; bad files are skipped with a reason.
 
     Limits per file: ``max_bytes`` (larger files are not read), ``timeout`` seconds and
     ``max_memory_mb`` megabytes of memory (0: none) in a worker process, which also chunks
     the text. Symbolic links leading out of ``path`` are not followed unless
-    ``follow_symlinks``; ``skip_dirs`` (an output folder inside ``path``) are left out."""
+    ``follow_symlinks``; ``skip_dirs`` (an output folder inside ``path``) are left out.
+    ``stop``: once set, the scan ends with ``KeyboardInterrupt`` at the next finished file
+    (the run was interrupted; the workers are stopped)."""
     root = Path(path)
     if not root.exists():
         raise ConfigError(f"{root}: no such file or directory")
@@ -100,6 +104,8 @@ def scan(
 
     def tick(res: ExtractResult) -> None:
         nonlocal done
+        if stop is not None and stop.is_set():
+            raise KeyboardInterrupt("directory run interrupted")
         done += 1
         emit(progress, ProgressEvent(stage="extract", done=done, total=len(found), message=res.rel))
 
@@ -246,7 +252,8 @@ async def agenerate_from_dir(
     eng = create_engine(engine)
     runner = get_executor(executor, **(executor_options or {}))
     try:
-        scanned = await asyncio.to_thread(
+        stop = threading.Event()  # Ctrl-C / SIGTERM: the reading thread ends at its next file
+        scanning = asyncio.to_thread(
             scan,
             path,
             chunk_size=chunk_size,
@@ -261,7 +268,13 @@ async def agenerate_from_dir(
             executor=runner,
             follow_symlinks=follow_symlinks,
             skip_dirs=[out_dir] if out_dir is not None else [],
+            stop=stop,
         )
+        try:
+            scanned = await scanning
+        except BaseException:
+            stop.set()
+            raise
         generated = await runner.generate(
             scanned.chunks,
             eng,
