@@ -303,3 +303,11 @@ def test_export_onto_a_folder_exits_2_and_keeps_the_folder(tmp_path: Path) -> No
     )
     assert "is a folder" in one_line_error(r)
     assert sorted(os.listdir(folder)) == ["mine.txt"]
+    r = subprocess.run(
+        cli("report", str(saved), "--out", str(folder)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "is a folder" in one_line_error(r)
+    assert sorted(os.listdir(folder)) == ["mine.txt"]

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from instructgen.errors import DatasetError
 from instructgen.money import format_usd
 
 __all__ = ["build_report", "write_report"]
@@ -251,6 +252,10 @@ def write_report(
 
         seeds = [t.instruction for t in load_tasks(tasks)]
     target = Path(out) if out is not None else dataset_dir / "report.html"
+    if target.is_dir():  # replacing a folder by a file would delete what it holds
+        raise DatasetError(
+            f"{target} is a folder; name the file to write, e.g. {target}/report.html"
+        )
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.write_text(
         build_report(ds.rows, run, title=f"instructgen: {dataset_dir.name}", seeds=seeds),

@@ -108,6 +108,7 @@ def from_dir(
             include=include,
             exclude=exclude,
             workers=workers,
+            skip_dirs=[opts.out] if opts.out is not None else [],
             **limits,
         )
         reqs = [
