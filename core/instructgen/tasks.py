@@ -216,15 +216,15 @@ def check_tasks(path: str | Path) -> tuple[list[SeedTask], list[Problem]]:
                 reported.add((field_name, msg))
                 problems.append(Problem(name, lineno, field_name or None, msg))
         instruction = obj.get("instruction")
-        too_long = isinstance(instruction, str) and len(instruction) > MAX_INSTRUCTION_CHARS
+        length = len(instruction) if isinstance(instruction, str) else 0
+        too_long = length > MAX_INSTRUCTION_CHARS
         if too_long:
             problems.append(
                 Problem(
                     name,
                     lineno,
                     "instruction",
-                    f"too long ({len(instruction):,} characters; at most "
-                    f"{MAX_INSTRUCTION_CHARS:,})",
+                    f"too long ({length:,} characters; at most {MAX_INSTRUCTION_CHARS:,})",
                 )
             )
         task_id = obj.get("id")
