@@ -655,6 +655,8 @@ class ExtractionRun:
     def _report(self, i: int, res: ExtractResult) -> None:
         if res.resolved is None:
             res.resolved = self.found[i].real
+        if res.skip:  # a reason can quote a file name: shown and stored escaped, as names are
+            res.skip = printable_name(res.skip)
         self.results[i] = res
         if self.on_result:
             self.on_result(res)
