@@ -214,7 +214,8 @@ def test_chunking_runs_in_the_worker_under_the_file_timeout(
         time.sleep(30)
         return [text]
 
-    monkeypatch.setattr(chunking, "chunk_text", slow)  # the forked worker inherits it
+    monkeypatch.setenv("INSTRUCTGEN_WORKER_START", "fork")  # a forked worker inherits `slow`
+    monkeypatch.setattr(chunking, "chunk_text", slow)
     monkeypatch.setattr("instructgen.documents.pipeline.chunk_text", slow)
     start = time.monotonic()
     result = scan(tmp_path, workers=1, timeout=2)

@@ -105,11 +105,6 @@ class TextExtractor(Extractor):
         return True
 
     def extract(self, path: Path) -> Extracted:
-        with path.open("rb") as fh:
-            head = fh.read(4096)
-        controls = sum(1 for b in head if b < 32 and b not in (9, 10, 12, 13, 27))
-        if controls > len(head) // 10 and not self.sniff(head):
-            raise ExtractionError(str(path), "not text (binary content)", final=True)
         if _mostly_nul(path):  # e.g. a sparse file: gigabytes of zeros, never read
             raise ExtractionError(str(path), "not text (mostly NUL bytes)", final=True)
         data = path.read_bytes()
@@ -134,6 +129,8 @@ def _mostly_nul(path: Path, block: int = 1 << 16) -> bool:
     """Whether blocks from the start, middle and end of the file are nine tenths NUL bytes
     (text in UTF-32 has at most three quarters)."""
     size = path.stat().st_size
+    if size == 0:
+        return False
     with path.open("rb") as fh:
         for offset in {0, max(0, size // 2 - block // 2), max(0, size - block)}:
             fh.seek(offset)
