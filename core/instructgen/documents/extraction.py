@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from instructgen.documents.discovery import Found, printable_name
+from instructgen.errors import OutputFolderError
 from instructgen.limits import DEFAULT_FILE_TIMEOUT, DEFAULT_MAX_MEMORY_MB
+from instructgen.outdir import lock_database
 
 log = logging.getLogger("instructgen.documents")
 
@@ -518,9 +520,6 @@ class ExtractCache:
     """Extracted text by content hash (plus the extractor set), in SQLite."""
 
     def __init__(self, path: str | Path) -> None:
-        from instructgen.errors import OutputFolderError
-        from instructgen.outdir import lock_database
-
         self._writer = lock_database(path)  # one writing process at a time
         self._lock = threading.Lock()
         try:

@@ -19,6 +19,7 @@ from instructgen.documents.qa import ChunkPairs, qa_for_chunk
 from instructgen.errors import AuthenticationError, ConfigError, EngineError
 from instructgen.executor import Executor, LocalExecutor
 from instructgen.limits import DEFAULT_FILE_TIMEOUT, DEFAULT_MAX_BYTES, DEFAULT_MAX_MEMORY_MB
+from instructgen.outdir import claim
 from instructgen.progress import ProgressCallback, ProgressEvent, emit
 
 log = logging.getLogger("instructgen.documents")
@@ -240,8 +241,6 @@ async def agenerate_from_dir(
     started = time.monotonic()
     out_dir = Path(out) if out is not None else None
     if out_dir is not None:
-        from instructgen.outdir import claim
-
         claim(out_dir, what="output folder")  # a folder of other files: refused, untouched
     if cache is False:
         cache_dir = None
