@@ -311,3 +311,22 @@ def test_export_onto_a_folder_exits_2_and_keeps_the_folder(tmp_path: Path) -> No
     )
     assert "is a folder" in one_line_error(r)
     assert sorted(os.listdir(folder)) == ["mine.txt"]
+
+
+def test_the_lock_file_names_the_command_without_its_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from instructgen.outdir import hold_lock
+
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            *("instructgen", "generate", "t.jsonl", "-o", "api_key", "sk-live-0123456789abcdef"),
+            *("--base-url", "https://user:hunter2@llm.example/v1", "--out", "out"),
+        ],
+    )
+    with hold_lock(tmp_path / ".instructgen.lock", what="--out out"):
+        text = (tmp_path / ".instructgen.lock").read_text()
+    assert "0123456789abcdef" not in text and "hunter2" not in text
+    assert "--out out" in json.loads(text)["command"]

@@ -20,6 +20,7 @@ import errno
 import fnmatch
 import json
 import os
+import re
 import shutil
 import socket
 import sys
@@ -196,6 +197,25 @@ def _holder_text(fd: int) -> str:
     )
 
 
+_SECRET_NAME = re.compile(r"key|token|secret|password", re.I)
+_SECRET_VALUE = re.compile(r"\b(sk|pk|rk)-[\w-]{8,}")
+_URL_PASSWORD = re.compile(r"//[^/@\s]+:[^/@\s]+@")
+
+
+def _command() -> str:
+    """This process's command line for the next one to read, secrets masked (a key passed as
+    an option value, a password in a URL)."""
+    words: list[str] = []
+    for i, arg in enumerate(sys.argv):
+        previous = sys.argv[i - 1] if i else ""
+        named = arg.split("=", 1)[0] if "=" in arg else ""
+        if ("=" not in previous and _SECRET_NAME.search(previous)) or _SECRET_NAME.search(named):
+            arg = arg.split("=", 1)[0] + "=***" if "=" in arg else "***"
+        arg = _URL_PASSWORD.sub("//***@", _SECRET_VALUE.sub("***", arg))
+        words.append(arg.encode("utf-8", "backslashreplace").decode())
+    return " ".join(words)
+
+
 def hold_lock(lock_file: str | Path, *, what: str) -> FolderLock:
     """Take the lock ``lock_file`` for writing ``what`` (named in the error). Raises
     ``FolderInUseError`` at once when another live process holds it."""
@@ -225,7 +245,7 @@ def hold_lock(lock_file: str | Path, *, what: str) -> FolderLock:
         info = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
-            "command": " ".join(sys.argv)[:500],
+            "command": _command()[:500],
             "since": time.time(),
         }
         with contextlib.suppress(OSError):  # who holds it is a courtesy for the next one
