@@ -131,7 +131,11 @@ def test_names_that_are_not_utf8_or_hold_control_characters_do_not_stop_a_run(
         assert "Traceback" not in r.stderr
         report = json.loads((out / "run.json").read_text(encoding="utf-8"))
         rels = sorted(f["rel"] for f in report["files"])
-        assert rels == ["bell\\x07\\x1b[31mred\\nline.txt", "caf\\xe9-\\xff.txt", "plain.txt"]
+        assert rels == [
+            "bell\\u0007\\u001b[31mred\\u000aline.txt",
+            "caf\\xe9-\\xff.txt",
+            "plain.txt",
+        ]
         assert all(f["skip"] is None for f in report["files"])
         assert len(server.calls) == 3
         assert not any("\x1b" in c.prompt for c in server.calls)

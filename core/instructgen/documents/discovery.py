@@ -39,23 +39,19 @@ class Found:
 
 
 _UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
-_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 def _escape(m: re.Match[str]) -> str:
-    ch = m.group()
-    if ch in _NAMED:
-        return _NAMED[ch]
-    code = ord(ch)
+    code = ord(m.group())
     if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape)
         return f"\\x{code - 0xDC00:02x}"
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    return f"\\u{code:04x}"  # as prompts write them (documents.qa.safe_name)
 
 
 def printable_name(name: str) -> str:
     """``name`` with what a terminal, a JSON file or a prompt must not get raw escaped:
-    undecodable bytes as ``\\xNN``, control characters (``\\n``, ``\\x1b``, ...), line
-    separators and bidirectional overrides as ``\\uNNNN``."""
+    undecodable bytes as ``\\xNN``; control characters (a newline: ``\\u000a``, an escape:
+    ``\\u001b``), line separators and bidirectional overrides as ``\\uNNNN``."""
     return name if name.isprintable() else _UNPRINTABLE.sub(_escape, name)
 
 
