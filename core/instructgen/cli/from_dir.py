@@ -146,6 +146,7 @@ def from_dir(
             )
         return
     out = opts.out or Path(f"{directory.name or 'docs'}-dataset")
+    engine = opts.build_engine()  # a missing key or extra: exit 2 before --out is made
     # refuse a folder of other files, or one another run is writing, before anything is read
     click.get_current_context().call_on_close(lock_output(out, what="--out").release)
     renderer = ProgressRenderer(enabled=not opts.as_json)
@@ -153,7 +154,7 @@ def from_dir(
         dataset = asyncio.run(
             agenerate_from_dir(
                 directory,
-                opts.build_engine(),
+                engine,
                 use_self_instruct=use_self_instruct,
                 chunk_size=chunk_size,
                 num_samples_per_chunk=samples_per_chunk,

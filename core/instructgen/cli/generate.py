@@ -92,6 +92,7 @@ def generate(
         return
     out = opts.out or Path(f"{tasks.stem}-dataset")
     opts.out = out
+    engine = opts.build_engine()  # a missing key or extra: exit 2 before --out is made
     # refuse a folder of other files, or one another run is writing, before anything is sent
     click.get_current_context().call_on_close(lock_output(out, what="--out").release)
     result = asyncio.run(
@@ -104,6 +105,7 @@ def generate(
             rouge_tokenizer,
             allow_non_ascii,
             filters,
+            engine,
         )
     )
     dataset, report = result
@@ -159,6 +161,7 @@ async def _generate(
     rouge_tokenizer: str,
     allow_non_ascii: bool,
     filters: list[str] | None,
+    engine: Any = None,
 ) -> tuple[Any, dict[str, Any]]:
     from instructgen.dataset import InstructionDataset
 
@@ -167,7 +170,7 @@ async def _generate(
     try:
         dataset = await InstructionDataset.agenerate_dataset(
             seed_tasks,
-            opts.build_engine(),
+            engine if engine is not None else opts.build_engine(),
             n_examples,
             num_instructions,
             cache=cache_path if cache_path else False,
