@@ -8,6 +8,7 @@ import json
 import logging
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -44,15 +45,26 @@ def emit_json(obj: Any) -> None:
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the program is, so that it stops as a Ctrl-C does."""
+    """SIGTERM outside an event loop, raised where the program is, as a Ctrl-C would be."""
+
+
+_terminated = threading.Event()  # SIGTERM was received (exit 143 instead of 130)
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
+    """Stop as Ctrl-C does: hand the signal to the SIGINT handler in place (inside
+    ``asyncio.run`` it cancels the main task, so the run unwinds cleanly)."""
+    _terminated.set()
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler) and handler is not signal.default_int_handler:
+        handler(signal.SIGINT, frame)
+        return
     raise Terminated()
 
 
 @contextlib.contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
+    _terminated.clear()
     try:
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
     except (ValueError, OSError):  # not the main thread: leave signals alone
@@ -92,9 +104,10 @@ def handles_errors(func: F) -> F:
                 click.echo(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt as exc:
-            what = "terminated" if isinstance(exc, Terminated) else "interrupted"
+            terminated = isinstance(exc, Terminated) or _terminated.is_set()
+            what = "terminated" if terminated else "interrupted"
             click.echo(f"{what}: finished requests are cached; rerun to resume", err=True)
-            ctx.exit(143 if isinstance(exc, Terminated) else 130)
+            ctx.exit(143 if terminated else 130)
 
     return wrapper  # type: ignore[return-value]
 
