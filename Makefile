@@ -43,6 +43,7 @@ LINT_DIRS := $(wildcard core plugins contrib tests benchmarks examples docs/*.py
 lint: venv
 	$(BIN)/ruff check $(LINT_DIRS)
 	$(BIN)/ruff format --check $(LINT_DIRS)
+	$(BIN)/lint-imports --no-cache
 
 typecheck: venv
 	$(BIN)/mypy

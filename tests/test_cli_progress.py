@@ -4,6 +4,7 @@ otherwise, never a carriage return off a terminal."""
 from __future__ import annotations
 
 import io
+import os
 
 import pytest
 
@@ -100,9 +101,7 @@ def test_live_line_on_a_terminal() -> None:
 def test_a_terminal_reporting_zero_columns_keeps_the_whole_line(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(
-        _run.shutil, "get_terminal_size", lambda fallback: _run.os.terminal_size((0, 0))
-    )
+    monkeypatch.setattr(_run.shutil, "get_terminal_size", lambda fallback: os.terminal_size((0, 0)))
     out = FakeTTY()
     r = ProgressRenderer(stream=out)
     r(ProgressEvent("bootstrap", done=5, total=40))

@@ -20,7 +20,7 @@ import instructgen
 from instructgen import Extracted, Extractor, InstructionDataset, hookimpl
 from instructgen.cli import cli
 from instructgen.documents import chunk_text, discover, extract_many, parse_qa, scan
-from instructgen.documents.extraction import ExtractOptions
+from instructgen.documents.types import ExtractOptions
 
 CORPUS = SHARED / "corpus"
 

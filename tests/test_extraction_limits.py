@@ -21,7 +21,9 @@ from instructgen import Extracted, Extractor, hookimpl, report_progress
 from instructgen.cli import cli
 from instructgen.documents import discover, extract_many
 from instructgen.documents.discovery import Found
-from instructgen.documents.extraction import ExtractionRun, ExtractOptions, group_memory
+from instructgen.documents.extract_cache import ExtractionRun
+from instructgen.documents.types import ExtractOptions
+from instructgen.documents.workers import group_memory
 
 pytestmark = pytest.mark.skipif(
     not Path("/proc/self/stat").exists(), reason="memory is measured through /proc"

@@ -21,7 +21,7 @@ SCRIPT = textwrap.dedent(
 
     from instructgen import Extracted, Extractor, hookimpl, register_plugin
     from instructgen.documents import scan
-    from instructgen.documents.extraction import _start_method
+    from instructgen.documents.workers import _start_method
 
 
     class Shout(Extractor):
@@ -108,7 +108,7 @@ def test_a_single_threaded_caller_still_forks(tmp_path: Path) -> None:
 
 
 def test_the_start_method_can_be_chosen(monkeypatch: pytest.MonkeyPatch) -> None:
-    from instructgen.documents.extraction import _start_method
+    from instructgen.documents.workers import _start_method
 
     for method in ("fork", "forkserver", "spawn"):
         monkeypatch.setenv("INSTRUCTGEN_WORKER_START", method)

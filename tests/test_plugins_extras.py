@@ -23,7 +23,8 @@ from conftest import SHARED
 
 import instructgen
 from instructgen import plugins
-from instructgen.documents.extraction import extract_one, result_to_cache
+from instructgen.documents.extract_cache import result_to_cache
+from instructgen.documents.routing import extract_one
 from instructgen.engines import Completion, Engine, Request
 from instructgen.errors import MissingDependencyError
 from instructgen.extractor import Extracted, Extractor

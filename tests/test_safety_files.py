@@ -220,6 +220,7 @@ def test_chunking_runs_in_the_worker_under_the_file_timeout(
 
     monkeypatch.setenv("INSTRUCTGEN_WORKER_START", "fork")  # a forked worker inherits `slow`
     monkeypatch.setattr(chunking, "chunk_text", slow)
+    monkeypatch.setattr("instructgen.documents.routing.chunk_text", slow)
     monkeypatch.setattr("instructgen.documents.pipeline.chunk_text", slow)
     start = time.monotonic()
     result = scan(tmp_path, workers=1, timeout=2)

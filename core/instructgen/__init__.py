@@ -1,7 +1,8 @@
 """instructgen: instruction-tuning datasets from seed tasks or documents, Self-Instruct style.
 
-Names are resolved lazily so that ``import instructgen`` imports no SDK, no ``datasets`` and no
-``unstructured``.
+This module is the public API, for users and for plugins alike: plugins (built-in, contrib and
+third-party) import from here only, never from the modules behind it. Names are resolved lazily
+so that ``import instructgen`` imports no SDK, no ``datasets`` and no ``unstructured``.
 """
 
 from __future__ import annotations
@@ -17,23 +18,52 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 _LAZY: dict[str, str] = {
     # contracts
-    "Engine": "instructgen.engines",
-    "Request": "instructgen.engines",
-    "Completion": "instructgen.engines",
-    "Message": "instructgen.engines",
-    "Usage": "instructgen.engines",
-    "Price": "instructgen.engines",
+    "Engine": "instructgen.engine_contract",
+    "Request": "instructgen.engine_contract",
+    "Completion": "instructgen.engine_contract",
+    "Message": "instructgen.engine_contract",
+    "Usage": "instructgen.engine_contract",
+    "Price": "instructgen.engine_contract",
     "Extractor": "instructgen.extractor",
     "Extracted": "instructgen.extractor",
     "report_progress": "instructgen.extractor",
-    "extract_file": "instructgen.extractor",
     "Filter": "instructgen.filter",
     "Exporter": "instructgen.exporter",
+    "Executor": "instructgen.executor",
+    "atomic_path": "instructgen.atomic",
+    "write_atomic": "instructgen.atomic",
+    "GenerationResult": "instructgen.executor",
+    "ProgressEvent": "instructgen.progress",
+    "ProgressCallback": "instructgen.progress",
+    # engine failures → typed errors (for engine plugins)
+    "from_status": "instructgen.engine_errors",
+    "from_exception": "instructgen.engine_errors",
+    "redact": "instructgen.engine_errors",
+    # hooks and registries
     "hookimpl": "instructgen.hookspecs",
+    "EngineRegistry": "instructgen.registry",
+    "ExtractorRegistry": "instructgen.registry",
+    "FilterRegistry": "instructgen.registry",
+    "ExporterRegistry": "instructgen.registry",
+    "ExecutorRegistry": "instructgen.registry",
     # plugin manager
     "register_plugin": "instructgen.plugins",
     "unregister_plugin": "instructgen.plugins",
     "load_plugins": "instructgen.plugins",
+    "create_engine": "instructgen.engines",
+    "EngineSpec": "instructgen.engines",
+    # documents (for extractor and executor plugins)
+    "Found": "instructgen.documents.discovery",
+    "Chunk": "instructgen.documents.types",
+    "ExtractOptions": "instructgen.documents.types",
+    "ExtractResult": "instructgen.documents.types",
+    "ExtractionRun": "instructgen.documents.extract_cache",
+    "extract_file": "instructgen.documents.routing",
+    "extract_one": "instructgen.documents.routing",
+    "pairs_for_chunks": "instructgen.runs",
+    # running
+    "DispatchConfig": "instructgen.dispatch",
+    "SelfInstructOptions": "instructgen.selfinstruct.options",
     # tasks
     "SeedTask": "instructgen.tasks",
     "load_tasks": "instructgen.tasks",
@@ -59,17 +89,125 @@ _LAZY: dict[str, str] = {
     "UnknownNameError": "instructgen.errors",
 }
 
-__all__ = [*sorted(_LAZY), "__version__", "engine"]
+__all__ = [
+    "AuthenticationError",
+    "BadRequestError",
+    "BudgetExceededError",
+    "Chunk",
+    "Completion",
+    "ConfigError",
+    "DatasetError",
+    "DispatchConfig",
+    "Engine",
+    "EngineError",
+    "EngineRegistry",
+    "EngineSpec",
+    "Executor",
+    "ExecutorRegistry",
+    "Exporter",
+    "ExporterRegistry",
+    "ExtractOptions",
+    "ExtractResult",
+    "Extracted",
+    "ExtractionError",
+    "ExtractionRun",
+    "Extractor",
+    "ExtractorRegistry",
+    "Filter",
+    "FilterRegistry",
+    "Found",
+    "GenerationResult",
+    "InstructgenError",
+    "InstructionDataset",
+    "MalformedResponseError",
+    "Message",
+    "MissingKeyError",
+    "PluginError",
+    "Price",
+    "ProgressCallback",
+    "ProgressEvent",
+    "RateLimitError",
+    "Request",
+    "SeedTask",
+    "SelfInstructOptions",
+    "TaskFileError",
+    "TransientEngineError",
+    "UnknownNameError",
+    "Usage",
+    "UsageError",
+    "__version__",
+    "atomic_path",
+    "create_engine",
+    "engine",
+    "extract_file",
+    "extract_one",
+    "from_exception",
+    "from_status",
+    "hookimpl",
+    "load_plugins",
+    "load_tasks",
+    "pairs_for_chunks",
+    "redact",
+    "register_plugin",
+    "report_progress",
+    "unregister_plugin",
+    "write_atomic",
+]
 
 if TYPE_CHECKING:
-    from instructgen.engines import Engine
+    from instructgen.atomic import atomic_path, write_atomic
+    from instructgen.dataset import InstructionDataset
+    from instructgen.dispatch import DispatchConfig
+    from instructgen.documents.discovery import Found
+    from instructgen.documents.extract_cache import ExtractionRun
+    from instructgen.documents.routing import extract_file, extract_one
+    from instructgen.documents.types import Chunk, ExtractOptions, ExtractResult
+    from instructgen.engine_contract import Completion, Engine, Message, Price, Request, Usage
+    from instructgen.engine_errors import from_exception, from_status, redact
+    from instructgen.engines import EngineSpec, create_engine
+    from instructgen.errors import (
+        AuthenticationError,
+        BadRequestError,
+        BudgetExceededError,
+        ConfigError,
+        DatasetError,
+        EngineError,
+        ExtractionError,
+        InstructgenError,
+        MalformedResponseError,
+        MissingKeyError,
+        PluginError,
+        RateLimitError,
+        TaskFileError,
+        TransientEngineError,
+        UnknownNameError,
+        UsageError,
+    )
+    from instructgen.executor import Executor, GenerationResult
+    from instructgen.exporter import Exporter
+    from instructgen.extractor import Extracted, Extractor, report_progress
+    from instructgen.filter import Filter
+    from instructgen.hookspecs import hookimpl
+    from instructgen.plugins import load_plugins, register_plugin, unregister_plugin
+    from instructgen.progress import ProgressCallback, ProgressEvent
+    from instructgen.registry import (
+        EngineRegistry,
+        ExecutorRegistry,
+        ExporterRegistry,
+        ExtractorRegistry,
+        FilterRegistry,
+    )
+    from instructgen.runs import pairs_for_chunks
+    from instructgen.selfinstruct.options import SelfInstructOptions
+    from instructgen.tasks import SeedTask, load_tasks
 
 
-def engine(spec: str, **kwargs: Any) -> Engine:
-    """Resolve any registered engine: ``instructgen.engine("openai:gpt-4o-mini", base_url=...)``."""
+def engine(spec: str, **options: Any) -> Engine:
+    """Resolve any registered engine: ``instructgen.engine("openai:gpt-4o-mini", base_url=...)``;
+    ``options`` go to the engine's constructor."""
     from instructgen.engines import create_engine
 
-    return create_engine(spec, **kwargs)
+    return create_engine(spec, **options)
 
 
 def __getattr__(name: str) -> Any:

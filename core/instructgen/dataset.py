@@ -13,17 +13,30 @@ import json
 import os
 import shutil
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+import instructgen.plugins as plugins
+import instructgen.runs as runs
+from instructgen.atomic import write_json_atomic
+from instructgen.dispatch import DispatchConfig
+from instructgen.documents.types import ExtractOptions
+from instructgen.engine_contract import Engine
 from instructgen.errors import DatasetError
+from instructgen.executor import Executor
+from instructgen.filter import Filter
+from instructgen.outdir import LOCK_NAME, claim, hold_lock, replace_folder
+from instructgen.progress import ProgressCallback
+from instructgen.selfinstruct.options import SelfInstructOptions
+from instructgen.tasks import SeedTask
 
 if TYPE_CHECKING:
     import pandas as pd
     from datasets import Dataset
 
-__all__ = ["COLUMNS", "InstructionDataset", "default_cache_path", "quiet_datasets"]
+__all__ = ["COLUMNS", "InstructionDataset", "quiet_datasets", "run_sync"]
 
 COLUMNS = (
     "instruction",
@@ -75,9 +88,24 @@ def quiet_datasets() -> Iterator[None]:
             enable_progress_bars()
 
 
-def default_cache_path() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "instructgen" / "responses.sqlite3"
+def _limits(
+    limits: ExtractOptions | None,
+    workers: int | None,
+    timeout: float | None,
+    max_bytes: int | None,
+    max_memory_mb: int | None,
+) -> ExtractOptions:
+    """``limits`` (default: ``ExtractOptions()``) with the limits given on their own."""
+    out = limits or ExtractOptions()
+    if workers is not None:
+        out = replace(out, workers=workers)
+    if timeout is not None:
+        out = replace(out, timeout=timeout)
+    if max_bytes is not None:
+        out = replace(out, max_bytes=max_bytes)
+    if max_memory_mb is not None:
+        out = replace(out, max_memory_mb=max_memory_mb)
+    return out
 
 
 def _normalise(row: dict[str, Any]) -> dict[str, Any]:
@@ -217,8 +245,6 @@ class InstructionDataset:
         folder raises ``OutputFolderError`` and nothing in it is touched. Other files of a run
         (run.json, the caches) are left alone; the new data folder is written aside and renamed
         into place, so an interrupted save leaves the previous dataset whole."""
-        from instructgen.outdir import LOCK_NAME, claim, hold_lock, replace_folder
-
         path = claim(path, what="dataset folder")
         with hold_lock(path / LOCK_NAME, what=f"dataset folder {path}"):
             staged = path / f".instructgen-save-{os.getpid()}"
@@ -233,13 +259,8 @@ class InstructionDataset:
                     "rows": len(self.rows),
                     "run_report": self.run_report,
                 }
-                (staged / "metadata.json").write_text(
-                    json.dumps(meta, indent=2, ensure_ascii=False, default=str) + "\n",
-                    encoding="utf-8",
-                    errors="backslashreplace",
-                )
                 replace_folder(staged / "data", path / "data")
-                os.replace(staged / "metadata.json", path / "metadata.json")
+                write_json_atomic(path / "metadata.json", meta)
             finally:
                 shutil.rmtree(staged, ignore_errors=True)
         return path
@@ -273,138 +294,211 @@ class InstructionDataset:
 
     def export(self, fmt: str, path: str | Path) -> Path:
         """Write the dataset with the exporter plugin registered as ``fmt``."""
-        from instructgen import plugins
-
         cls = plugins.exporters().get(fmt)
         path = Path(path)
         if path.is_dir():  # replacing a folder by a file would delete what it holds
             raise DatasetError(
                 f"{path} is a folder; name the file to write, e.g. {path}/data.{cls.extension}"
             )
-        exporter = cls()
-        return exporter.export(self, path)
+        return cls().export(self, path)
 
     # -- generation (the seed's API) -------------------------------------------------------------
 
     @classmethod
     async def agenerate_dataset(
         cls,
-        path: str | Path | Sequence[Any],
-        engine: Any,
+        path: str | Path | Sequence[SeedTask | Mapping[str, Any]],
+        engine: str | Engine,
         num_instructions_for_finetuning: int = 5,
         num_instructions: int = 10,
         *,
         cache: bool | str | Path = True,
-        config: Any = None,
-        progress: Any = None,
+        config: DispatchConfig | None = None,
+        progress: ProgressCallback | None = None,
         seed: int = 42,
-        filters: Sequence[Any] | None = None,
-        filter_options: dict[str, dict[str, Any]] | None = None,
-        **params: Any,
+        filters: Sequence[str | Filter] | None = None,
+        filter_options: Mapping[str, Mapping[str, Any]] | None = None,
+        self_instruct: SelfInstructOptions | None = None,
     ) -> InstructionDataset:
         """Self-Instruct from a tasks.jsonl file (or a list of ``SeedTask``s).
 
+        ``engine``: an ``Engine`` or a name such as ``"openai:gpt-4o-mini"``.
         ``filters``: filter names or instances (default: every registered default filter);
         ``filter_options``: options per filter name, e.g. ``{"rouge": {"tokenizer":
         "unicode"}}``.
 
         ``cache``: ``True`` = the user cache (``~/.cache/instructgen``), a path, or ``False``.
-        ``config``: a ``DispatchConfig`` (concurrency, rpm, tpm, max_cost, ...). Other keyword
-        arguments go to ``run_self_instruct`` (num_prompt_instructions, bootstrap_params, ...).
+        ``config``: a ``DispatchConfig`` (concurrency, rpm, tpm, max_cost, ...).
+        ``self_instruct``: the pipeline's tuning knobs (``SelfInstructOptions``:
+        num_prompt_instructions, bootstrap_params, ...).
         """
-        from instructgen.dispatch import Dispatcher
-        from instructgen.engines import create_engine
-        from instructgen.selfinstruct import build_filters, run_self_instruct
-        from instructgen.tasks import SeedTask, load_tasks
-
-        check_self_instruct_size(num_instructions_for_finetuning, num_instructions, params)
-        tasks = (
-            list(path)
-            if isinstance(path, Sequence) and not isinstance(path, str)
-            else load_tasks(path)
+        result = await runs.run_self_instruct_tasks(
+            path,
+            engine,
+            num_instructions_for_finetuning=num_instructions_for_finetuning,
+            num_instructions=num_instructions,
+            cache=cache,
+            config=config,
+            progress=progress,
+            seed=seed,
+            filters=filters,
+            filter_options=filter_options,
+            options=self_instruct,
         )
-        tasks = [t if isinstance(t, SeedTask) else SeedTask.from_dict(t) for t in tasks]
-        eng = create_engine(engine)
-        store = _open_cache(cache)
-        chosen = build_filters(filters, filter_options)
-        try:
-            async with Dispatcher(eng, config=config, cache=store, progress=progress) as d:
-                result = await run_self_instruct(
-                    tasks,
-                    d,
-                    num_instructions_for_finetuning=num_instructions_for_finetuning,
-                    num_instructions=num_instructions,
-                    seed=seed,
-                    filters=chosen,
-                    progress=progress,
-                    **params,
-                )
-                report = {
-                    **result.report,
-                    "filters": [f.name for f in chosen],
-                    "engine": eng.name,
-                    "model": eng.model,
-                    "requests": d.stats.to_dict(),
-                }
-        finally:
-            if store is not None:
-                store.close()
-        return cls(result.rows, report)
+        return cls(result.rows, result.report)
 
     @classmethod
     def generate_dataset(
         cls,
-        path: str | Path | Sequence[Any],
-        engine: Any,
+        path: str | Path | Sequence[SeedTask | Mapping[str, Any]],
+        engine: str | Engine,
         num_instructions_for_finetuning: int = 5,
         num_instructions: int = 10,
-        **kwargs: Any,
+        *,
+        cache: bool | str | Path = True,
+        config: DispatchConfig | None = None,
+        progress: ProgressCallback | None = None,
+        seed: int = 42,
+        filters: Sequence[str | Filter] | None = None,
+        filter_options: Mapping[str, Mapping[str, Any]] | None = None,
+        self_instruct: SelfInstructOptions | None = None,
     ) -> InstructionDataset:
+        """``agenerate_dataset`` for sync code (also inside a running loop, e.g. notebooks)."""
         return run_sync(
             lambda: cls.agenerate_dataset(
-                path, engine, num_instructions_for_finetuning, num_instructions, **kwargs
+                path,
+                engine,
+                num_instructions_for_finetuning,
+                num_instructions,
+                cache=cache,
+                config=config,
+                progress=progress,
+                seed=seed,
+                filters=filters,
+                filter_options=filter_options,
+                self_instruct=self_instruct,
             )
         )
 
     @classmethod
     async def agenerate_dataset_from_dir(
-        cls, path: str | Path, engine: Any, **kwargs: Any
+        cls,
+        path: str | Path,
+        engine: str | Engine,
+        *,
+        use_self_instruct: bool = False,
+        chunk_size: int = 8000,
+        num_samples_per_chunk: int = 5,
+        num_instructions: int = 10,
+        num_instructions_for_finetuning: int = 5,
+        out: str | Path | None = None,
+        cache: bool | str | Path = True,
+        config: DispatchConfig | None = None,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        limits: ExtractOptions | None = None,
+        workers: int | None = None,
+        timeout: float | None = None,
+        max_bytes: int | None = None,
+        max_memory_mb: int | None = None,
+        follow_symlinks: bool | None = None,
+        seed: int = 42,
+        progress: ProgressCallback | None = None,
+        executor: str | Executor | None = None,
+        executor_options: Mapping[str, Any] | None = None,
+        self_instruct: SelfInstructOptions | None = None,
     ) -> InstructionDataset:
-        """A directory of documents → question/answer pairs (and optionally Self-Instruct)."""
-        from instructgen.documents import agenerate_from_dir
+        """A directory of documents → question/answer pairs (and optionally Self-Instruct on
+        top). ``run_report`` lists files read, files skipped (with reasons), requests, tokens
+        and cost.
 
-        result: InstructionDataset = await agenerate_from_dir(path, engine, **kwargs)
-        return result
+        ``limits``: the per-file limits (``ExtractOptions``: workers, timeout, max_bytes,
+        max_memory_mb); ``workers``, ``timeout``, ``max_bytes``, ``max_memory_mb`` given on
+        their own override those fields (as ``scan`` takes them). ``cache``: ``True`` keeps the
+        caches in ``out`` (or the user cache folder), a path names the folder, ``False``
+        disables them. ``executor``: where extraction and generation run (``"local"``, or an
+        executor plugin such as ``"ray"`` with ``executor_options``). ``follow_symlinks``:
+        also read files that symbolic links lead to outside ``path`` (default: skipped).
+        ``out`` must be new, empty or instructgen's own; inside ``path`` it is not read.
+        """
+        lim = _limits(limits, workers, timeout, max_bytes, max_memory_mb)
+        if follow_symlinks is not None:
+            lim = replace(lim, follow_symlinks=follow_symlinks)
+        result = await runs.run_from_dir(
+            path,
+            engine,
+            use_self_instruct=use_self_instruct,
+            chunk_size=chunk_size,
+            num_samples_per_chunk=num_samples_per_chunk,
+            num_instructions=num_instructions,
+            num_instructions_for_finetuning=num_instructions_for_finetuning,
+            out=out,
+            cache=cache,
+            config=config,
+            include=include,
+            exclude=exclude,
+            limits=lim,
+            seed=seed,
+            progress=progress,
+            executor=executor,
+            executor_options=executor_options,
+            self_instruct=self_instruct,
+        )
+        return cls(result.rows, result.report)
 
     @classmethod
     def generate_dataset_from_dir(
-        cls, path: str | Path, engine: Any, **kwargs: Any
+        cls,
+        path: str | Path,
+        engine: str | Engine,
+        *,
+        use_self_instruct: bool = False,
+        chunk_size: int = 8000,
+        num_samples_per_chunk: int = 5,
+        num_instructions: int = 10,
+        num_instructions_for_finetuning: int = 5,
+        out: str | Path | None = None,
+        cache: bool | str | Path = True,
+        config: DispatchConfig | None = None,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        limits: ExtractOptions | None = None,
+        workers: int | None = None,
+        timeout: float | None = None,
+        max_bytes: int | None = None,
+        max_memory_mb: int | None = None,
+        follow_symlinks: bool | None = None,
+        seed: int = 42,
+        progress: ProgressCallback | None = None,
+        executor: str | Executor | None = None,
+        executor_options: Mapping[str, Any] | None = None,
+        self_instruct: SelfInstructOptions | None = None,
     ) -> InstructionDataset:
-        return run_sync(lambda: cls.agenerate_dataset_from_dir(path, engine, **kwargs))
-
-
-def check_self_instruct_size(
-    num_instructions_for_finetuning: int, num_instructions: int, params: dict[str, Any]
-) -> None:
-    """``ConfigError`` (before anything is sent) when ``num_instructions`` can never give
-    ``num_instructions_for_finetuning`` examples; ``params``: ``run_self_instruct``'s other
-    keyword arguments (``max_instances_per_task``)."""
-    import inspect
-
-    from instructgen.limits import check_dataset_size
-    from instructgen.selfinstruct import run_self_instruct
-
-    default = inspect.signature(run_self_instruct).parameters["max_instances_per_task"].default
-    check_dataset_size(
-        num_instructions_for_finetuning,
-        num_instructions,
-        int(params.get("max_instances_per_task", default)),
-    )
-
-
-def _open_cache(cache: bool | str | Path) -> Any:
-    from instructgen.cache import Cache
-
-    if cache is False or cache is None:
-        return None
-    return Cache(default_cache_path() if cache is True else Path(cache))
+        """``agenerate_dataset_from_dir`` for sync code."""
+        return run_sync(
+            lambda: cls.agenerate_dataset_from_dir(
+                path,
+                engine,
+                use_self_instruct=use_self_instruct,
+                chunk_size=chunk_size,
+                num_samples_per_chunk=num_samples_per_chunk,
+                num_instructions=num_instructions,
+                num_instructions_for_finetuning=num_instructions_for_finetuning,
+                out=out,
+                cache=cache,
+                config=config,
+                include=include,
+                exclude=exclude,
+                limits=limits,
+                workers=workers,
+                timeout=timeout,
+                max_bytes=max_bytes,
+                max_memory_mb=max_memory_mb,
+                follow_symlinks=follow_symlinks,
+                seed=seed,
+                progress=progress,
+                executor=executor,
+                executor_options=executor_options,
+                self_instruct=self_instruct,
+            )
+        )

@@ -19,14 +19,15 @@ import random
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from instructgen.cache import Cache, cache_key
+from instructgen.engine_contract import Completion, Engine, Price, Request, Usage
 from instructgen.engine_errors import from_exception, redact
-from instructgen.engines import Completion, Engine, Request, Usage
 from instructgen.errors import (
+    AuthenticationError,
     BudgetExceededError,
     ConfigError,
     EngineError,
@@ -38,7 +39,15 @@ from instructgen.progress import ProgressCallback, ProgressEvent, emit
 
 log = logging.getLogger("instructgen.dispatch")
 
-__all__ = ["DispatchConfig", "Dispatcher", "Estimate", "RunStats", "estimate_tokens"]
+__all__ = [
+    "DispatchConfig",
+    "Dispatcher",
+    "Estimate",
+    "RunStats",
+    "estimate",
+    "estimate_tokens",
+    "gather_values",
+]
 
 
 @dataclass
@@ -119,6 +128,51 @@ def _prompt_tokens(request: Request) -> int:
     if request.prompt is not None:
         return estimate_tokens(request.prompt)
     return sum(estimate_tokens(m.content) + 4 for m in request.messages)
+
+
+def estimate(requests: Iterable[Request], price: Price | None) -> Estimate:
+    """Requests, prompt tokens, the most completion tokens and the worst-case cost (None
+    without a ``price``) of sending ``requests``: the one estimate the dispatcher budgets with
+    and both dry runs print."""
+    count = prompt = completion = 0
+    for r in requests:
+        count += 1
+        prompt += _prompt_tokens(r)
+        completion += r.max_tokens * r.n
+    cost = None if price is None else price.cost(Usage(prompt, completion))
+    return Estimate(count, prompt, completion, cost)
+
+
+T = TypeVar("T")
+
+
+async def gather_values(
+    calls: Iterable[Awaitable[T]],
+    *,
+    stop_on: tuple[type[EngineError], ...] = (AuthenticationError,),
+) -> list[T | EngineError]:
+    """Await ``calls`` concurrently and return their results in order, an ``EngineError`` as
+    a value in place of the result it prevented: the one way pipelines send many requests and
+    keep going past the ones that failed. Errors of a type in ``stop_on`` (by default a wrong
+    key, which fails every request), any other exception (``BudgetExceededError``) and
+    cancellation propagate; the other calls are then cancelled (what was answered is cached)."""
+
+    async def one(call: Awaitable[T]) -> T | EngineError:
+        try:
+            return await call
+        except EngineError as exc:
+            if isinstance(exc, stop_on):
+                raise
+            return exc
+
+    tasks = [asyncio.ensure_future(one(c)) for c in calls]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 async def _with_timeout(call: Awaitable[Completion], delay: float) -> Completion:
@@ -283,12 +337,6 @@ class Dispatcher:
             return 0.0
         return self._price.cost(Usage(_prompt_tokens(request), request.max_tokens * request.n))
 
-    def estimate(self, requests: Sequence[Request]) -> Estimate:
-        prompt = sum(_prompt_tokens(r) for r in requests)
-        completion = sum(r.max_tokens * r.n for r in requests)
-        cost = None if self._price is None else self._price.cost(Usage(prompt, completion))
-        return Estimate(len(requests), prompt, completion, cost)
-
     def key(self, request: Request, sample: int = 0) -> str:
         return cache_key(self._identity, request, sample)
 
@@ -395,21 +443,7 @@ class Dispatcher:
         if stage:
             self.stage = stage
         self.expect(len(requests))
-
-        async def one(r: Request) -> Completion | EngineError:
-            try:
-                return await self.complete(r)
-            except EngineError as exc:
-                return exc
-
-        tasks = [asyncio.ensure_future(one(r)) for r in requests]
-        try:
-            return list(await asyncio.gather(*tasks))
-        except BaseException:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
+        return await gather_values((self.complete(r) for r in requests), stop_on=())
 
     # -- progress -----------------------------------------------------------------------------
 

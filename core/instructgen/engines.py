@@ -1,25 +1,35 @@
-"""The engine contract, and the seed's engine names.
+"""Engines by name: ``create_engine("openai:gpt-4o-mini")``, the seed's class names
+(``from instructgen.engines import ChatGPT``) and ``EngineSpec``, an engine rebuilt in another
+process.
 
-An engine turns one ``Request`` into a ``Completion`` with one async call.
-
-Engines translate; they never retry, sleep or cache. The dispatcher (``dispatch.py``) does all of
-that for every engine, built-in or third-party. SDK clients are created with their own retries
-switched off, and SDK imports happen inside methods so registering an engine costs nothing.
+The contract itself (``Request``, ``Completion``, ``Engine``, ...) lives in
+``engine_contract.py`` and is re-exported here, so ``from instructgen.engines import Engine``
+keeps working. This module sits on the plugin manager's floor: it looks names up in the engine
+registry the plugins fill.
 """
 
 from __future__ import annotations
 
 import os
-from abc import ABC, abstractmethod
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any
 
-from instructgen.errors import ConfigError, MissingKeyError
+import instructgen.plugins as plugins
+from instructgen.engine_contract import (
+    Completion,
+    Engine,
+    EngineKind,
+    Message,
+    Price,
+    Request,
+    Usage,
+)
 
 __all__ = [
     "Completion",
     "Engine",
+    "EngineKind",
+    "EngineSpec",
     "Message",
     "Price",
     "Request",
@@ -28,316 +38,63 @@ __all__ = [
     "engine_class",
 ]
 
-EngineKind = Literal["chat", "completion"]
-StructuredOutput = Literal["json_schema", "json_object"]
-
-
-@dataclass(frozen=True)
-class Message:
-    role: Literal["system", "user", "assistant"]
-    content: str
-
-
-@dataclass(frozen=True)
-class Request:
-    """One generation request, chat (``messages``) or completion (``prompt``).
-
-    Engines of either kind accept both shapes: ``as_messages()`` / ``as_prompt()`` convert.
-    ``extra`` carries provider-specific options; it is part of the cache key.
-    ``json_schema``: the reply must be a JSON object following this JSON Schema (its
-    ``title`` names it). Engines that declare ``structured_output`` pass it to their
-    provider's JSON mode; others ignore it (the prompt itself asks for the JSON).
-    """
-
-    messages: tuple[Message, ...] = ()
-    prompt: str | None = None
-    max_tokens: int = 256
-    temperature: float = 1.0
-    top_p: float = 1.0
-    stop: tuple[str, ...] = ()
-    n: int = 1
-    seed: int | None = None
-    presence_penalty: float = 0.0
-    frequency_penalty: float = 0.0
-    extra: Mapping[str, Any] = field(default_factory=dict)
-    json_schema: Mapping[str, Any] | None = None
-
-    def __post_init__(self) -> None:
-        if not self.messages and self.prompt is None:
-            raise ValueError("a Request needs messages or a prompt")
-
-    @classmethod
-    def chat(cls, content: str, *, system: str | None = None, **options: Any) -> Request:
-        msgs = [Message("system", system)] if system else []
-        msgs.append(Message("user", content))
-        return cls(messages=tuple(msgs), **options)
-
-    def as_messages(self) -> list[dict[str, str]]:
-        if self.messages:
-            return [{"role": m.role, "content": m.content} for m in self.messages]
-        return [{"role": "user", "content": self.prompt or ""}]
-
-    def as_prompt(self) -> str:
-        if self.prompt is not None:
-            return self.prompt
-        return "\n\n".join(m.content for m in self.messages)
-
-    def canonical(self) -> dict[str, Any]:
-        """A JSON-ready, order-stable form used for cache keys (never includes credentials).
-        ``json_schema`` appears only when set, so keys of plain requests never change."""
-        out: dict[str, Any] = {
-            "messages": [[m.role, m.content] for m in self.messages],
-            "prompt": self.prompt,
-            "max_tokens": self.max_tokens,
-            "temperature": self.temperature,
-            "top_p": self.top_p,
-            "stop": list(self.stop),
-            "n": self.n,
-            "seed": self.seed,
-            "presence_penalty": self.presence_penalty,
-            "frequency_penalty": self.frequency_penalty,
-            "extra": {k: self.extra[k] for k in sorted(self.extra)},
-        }
-        if self.json_schema is not None:
-            out["json_schema"] = self.json_schema
-        return out
-
-
-@dataclass(frozen=True)
-class Usage:
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            self.prompt_tokens + other.prompt_tokens,
-            self.completion_tokens + other.completion_tokens,
-        )
-
-
-@dataclass(frozen=True)
-class Completion:
-    """What came back: one text per sample, its finish reason (``stop``, ``length``, ...)."""
-
-    texts: tuple[str, ...]
-    finish_reasons: tuple[str | None, ...] = ()
-    usage: Usage = field(default_factory=Usage)
-    model: str | None = None
-
-    @property
-    def text(self) -> str:
-        return self.texts[0] if self.texts else ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "texts": list(self.texts),
-            "finish_reasons": list(self.finish_reasons),
-            "usage": [self.usage.prompt_tokens, self.usage.completion_tokens],
-            "model": self.model,
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Completion:
-        pt, ct = d.get("usage") or (0, 0)
-        return cls(
-            texts=tuple(d["texts"]),
-            finish_reasons=tuple(d.get("finish_reasons") or ()),
-            usage=Usage(int(pt), int(ct)),
-            model=d.get("model"),
-        )
-
-
-@dataclass(frozen=True)
-class Price:
-    """US dollars per million tokens."""
-
-    input: float
-    output: float
-
-    def cost(self, usage: Usage) -> float:
-        return (usage.prompt_tokens * self.input + usage.completion_tokens * self.output) / 1e6
-
-
-class Engine(ABC):
-    """Base class of every engine.
-
-    Subclasses set the capability attributes and implement ``acomplete``. The constructor takes
-    the key positionally (the seed's ``ChatGPT("sk-...")``) or reads ``key_env_vars``; the key is
-    kept in a private attribute and never shown by ``repr``.
-    """
-
-    name: ClassVar[str] = ""
-    kind: ClassVar[EngineKind] = "chat"
-    default_model: ClassVar[str] = ""
-    key_env_vars: ClassVar[tuple[str, ...]] = ()
-    needs_key: ClassVar[bool] = True
-    """False for engines that never take a key (a local model server)."""
-    missing_key_hint: ClassVar[str | None] = None
-    """Added to the missing-key error, e.g. how to run without a key against a local server."""
-    prices: ClassVar[Mapping[str, Price]] = {}
-    option_types: ClassVar[Mapping[str, type]] = {}
-    """The options users may set (``-o KEY VALUE`` on the command line, ``KEY=value`` in
-    Python) and their types (str, int, float, bool, dict or list). Unknown options are refused;
-    the options given enter ``identity()``, so a different option is a different cache entry."""
-    requires: ClassVar[tuple[str, ...]] = ()
-    """Top-level modules the engine imports when used (e.g. its SDK). Checked without importing
-    them: an engine whose module is missing stays listed as unavailable, and asking for it
-    fails with ``install_with``."""
-    install_with: ClassVar[str] = ""
-    """The pip requirement that brings ``requires``, e.g. ``instructgen[cohere]``."""
-    structured_output: ClassVar[StructuredOutput | None] = None
-    """The provider's JSON mode, used for requests that carry ``json_schema`` (instructgen's
-    own prompts, e.g. the document Q/A; never the Self-Instruct paper's): ``"json_schema"``
-    (the reply follows the schema), ``"json_object"`` (the reply is a JSON object), ``None``."""
-
-    def __init__(
-        self,
-        api_key: str | None = None,
-        *,
-        model: str | None = None,
-        base_url: str | None = None,
-        timeout: float = 60.0,
-        prices: Mapping[str, Price] | None = None,
-        **options: Any,
-    ) -> None:
-        self._api_key = api_key or self._key_from_env()
-        if self.needs_key and not self._api_key and not self._key_optional(base_url):
-            raise MissingKeyError(
-                self.name or type(self).__name__, self.key_env_vars, self.missing_key_hint
-            )
-        self.model = model or self.default_model
-        self.base_url = base_url
-        self.timeout = timeout
-        self.options = self.check_options(options)
-        self._prices = {**self.prices, **(prices or {})}
-
-    @classmethod
-    def check_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
-        """``options`` checked against ``option_types``; strings (from the command line) are
-        converted to the declared type. Raises ``ConfigError`` naming the known options."""
-        out: dict[str, Any] = {}
-        for key, value in options.items():
-            want = cls.option_types.get(key)
-            if want is None:
-                known = ", ".join(sorted(cls.option_types)) or "none"
-                raise ConfigError(
-                    f"engine {cls.name or cls.__name__!r} has no option {key!r}; "
-                    f"its options: {known}"
-                )
-            out[key] = _convert_option(cls.name or cls.__name__, key, value, want)
-        return out
-
-    def _key_from_env(self) -> str | None:
-        for var in self.key_env_vars:
-            value = os.environ.get(var)
-            if value:
-                return value
-        return None
-
-    def _key_optional(self, base_url: str | None) -> bool:
-        """Engines pointed at a local server may run without a key; override to allow it."""
-        return False
-
-    @property
-    def api_key(self) -> str | None:
-        return self._api_key
-
-    @abstractmethod
-    async def acomplete(self, request: Request) -> Completion:
-        """Send one request and return the completion, or raise an ``EngineError`` subclass."""
-
-    async def aclose(self) -> None:  # noqa: B027 - optional hook with a no-op default
-        """Release clients; the dispatcher calls it when a run ends."""
-
-    def price(self) -> Price | None:
-        """The price for ``self.model``: exact name first, then the longest matching prefix."""
-        if self.model in self._prices:
-            return self._prices[self.model]
-        best = [k for k in self._prices if self.model.startswith(k)]
-        return self._prices[max(best, key=len)] if best else None
-
-    def identity(self) -> dict[str, Any]:
-        """What identifies this engine's outputs in a cache key (no credentials): its name,
-        model, kind and the options given (none: the key of earlier versions)."""
-        ident: dict[str, Any] = {"engine": self.name, "model": self.model, "kind": self.kind}
-        if self.options:
-            ident["options"] = {k: self.options[k] for k in sorted(self.options)}
-        return ident
-
-    def __repr__(self) -> str:
-        base = f", base_url={self.base_url!r}" if self.base_url else ""
-        return f"{type(self).__name__}(model={self.model!r}{base}, api_key=***)"
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        raise TypeError("engines hold credentials and are not picklable; build one per process")
-
-
-def _convert_option(engine: str, key: str, value: Any, want: type) -> Any:
-    if isinstance(value, want) and not (want is int and isinstance(value, bool)):
-        return value
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            if want is bool and text.lower() in (
-                "1",
-                "true",
-                "yes",
-                "on",
-                "0",
-                "false",
-                "no",
-                "off",
-            ):
-                return text.lower() in ("1", "true", "yes", "on")
-            if want in (int, float):
-                return want(text)
-            if want in (dict, list):
-                import json
-
-                parsed = json.loads(text)
-                if isinstance(parsed, want):
-                    return parsed
-        except ValueError:
-            pass
-    if want is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    raise ConfigError(
-        f"engine {engine!r} option {key!r}: expected {want.__name__}"
-        + (" (JSON)" if want in (dict, list) else "")
-        + f", got {value!r}"
-    )
-
 
 def engine_class(name: str) -> type[Engine]:
     """The engine class registered as ``name`` (or an alias), from the loaded plugins."""
-    from instructgen import plugins
-
     return plugins.engines().get(name)
 
 
-def create_engine(spec: str | Engine, **kwargs: Any) -> Engine:
-    """Build an engine from ``"name"`` or ``"name:model"`` (e.g. ``"openai:gpt-4o-mini"``).
+def create_engine(spec: str | Engine, **options: Any) -> Engine:
+    """Build an engine from ``"name"`` or ``"name:model"`` (e.g. ``"openai:gpt-4o-mini"``);
+    ``options`` go to the engine's constructor (``api_key``, ``base_url``, ``timeout``, ...).
 
     An ``Engine`` instance is returned as is.
     """
     if isinstance(spec, Engine):
         return spec
     name, _, model = spec.partition(":")
-    if model and "model" not in kwargs:
-        kwargs["model"] = model
-    return engine_class(name)(**kwargs)
+    if model and "model" not in options:
+        options["model"] = model
+    return engine_class(name)(**options)
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """How to rebuild an engine in another process. Holds no key: workers read it from the
+    environment variable named by ``key_env_var`` (executors forward it without logging it)."""
+
+    name: str
+    model: str
+    base_url: str | None = None
+    timeout: float = 60.0
+    options: dict[str, Any] = field(default_factory=dict)
+    key_env_var: str | None = None
+
+    @classmethod
+    def of(cls, engine: Engine) -> EngineSpec:
+        return cls(
+            engine.name,
+            engine.model,
+            engine.base_url,
+            engine.timeout,
+            dict(engine.options),
+            engine.key_env_vars[0] if engine.key_env_vars else None,
+        )
+
+    def build(self) -> Engine:
+        kwargs: dict[str, Any] = {"model": self.model, "timeout": self.timeout, **self.options}
+        if self.base_url:
+            kwargs["base_url"] = self.base_url
+        key = os.environ.get(self.key_env_var) if self.key_env_var else None
+        if key:
+            kwargs["api_key"] = key
+        return create_engine(self.name, **kwargs)
 
 
 def __getattr__(attr: str) -> type[Engine]:
     # The seed's class names (ChatGPT, Davinci, Medium, J2Grande, ...) resolve lazily through
     # the engine registry, so importing this module imports no SDK.
     if attr[:1].isupper():
-        from instructgen import plugins
-
         seeds = plugins.engines().seed_names()
         if attr in seeds:
             return engine_class(seeds[attr])

@@ -1,14 +1,16 @@
 """The executor contract: where a directory run's extraction and generation happen.
 
-The default ``local`` executor reads files in worker processes on this machine and sends
-requests through one dispatcher here. Executor plugins (``register_executors``) spread the same
-work elsewhere — e.g. over a Ray cluster — and must return results in input order, so a run
-gives the same dataset whatever executes it.
+The default ``local`` executor (``runs.LocalExecutor``) reads files in worker processes on this
+machine and sends requests through one dispatcher here. Executor plugins
+(``register_executors``) spread the same work elsewhere — e.g. over a Ray cluster — and must
+return results in input order, so a run gives the same dataset whatever executes it. What they
+need for that is public: ``instructgen.ExtractionRun`` (extraction bookkeeping and its cache),
+``instructgen.extract_one`` (one file, in any process), ``instructgen.pairs_for_chunks``
+(question/answer pairs through a dispatcher and its cache) and ``instructgen.EngineSpec``.
 """
 
 from __future__ import annotations
 
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -16,49 +18,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    from instructgen.dispatch import DispatchConfig
     from instructgen.documents.discovery import Found
-    from instructgen.documents.extraction import ExtractOptions, ExtractResult
-    from instructgen.documents.pipeline import Chunk
-    from instructgen.engines import Engine
+    from instructgen.documents.types import Chunk, ExtractOptions, ExtractResult
+    from instructgen.engine_contract import Engine
+    from instructgen.progress import ProgressCallback
 
-__all__ = ["EngineSpec", "Executor", "GenerationResult", "LocalExecutor"]
+__all__ = ["Executor", "GenerationResult", "Pairs"]
 
 Pairs = list[tuple[str, str]]
-
-
-@dataclass(frozen=True)
-class EngineSpec:
-    """How to rebuild an engine in another process. Holds no key: workers read it from the
-    environment variable named by ``key_env_var`` (executors forward it without logging it)."""
-
-    name: str
-    model: str
-    base_url: str | None = None
-    timeout: float = 60.0
-    options: dict[str, Any] = field(default_factory=dict)
-    key_env_var: str | None = None
-
-    @classmethod
-    def of(cls, engine: Engine) -> EngineSpec:
-        return cls(
-            engine.name,
-            engine.model,
-            engine.base_url,
-            engine.timeout,
-            dict(engine.options),
-            engine.key_env_vars[0] if engine.key_env_vars else None,
-        )
-
-    def build(self) -> Engine:
-        from instructgen.engines import create_engine
-
-        kwargs: dict[str, Any] = {"model": self.model, "timeout": self.timeout, **self.options}
-        if self.base_url:
-            kwargs["base_url"] = self.base_url
-        key = os.environ.get(self.key_env_var) if self.key_env_var else None
-        if key:
-            kwargs["api_key"] = key
-        return create_engine(self.name, **kwargs)
 
 
 @dataclass
@@ -93,61 +61,12 @@ class Executor(ABC):
         engine: Engine,
         *,
         n: int,
-        config: Any,
+        config: DispatchConfig | None,
         cache_dir: Path | None,
-        progress: Any = None,
+        progress: ProgressCallback | None = None,
     ) -> GenerationResult:
         """Question/answer pairs for every chunk (at most ``n`` each), in chunk order.
         ``cache_dir``: where response caches go (None: no cache)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook with a no-op default
         """Release what the executor holds (cluster connections, ...)."""
-
-
-class LocalExecutor(Executor):
-    """This machine: extraction worker processes and one dispatcher."""
-
-    name = "local"
-
-    def extract(
-        self,
-        found: Sequence[Found],
-        options: ExtractOptions,
-        cache_path: Path | None,
-        on_result: Callable[[ExtractResult], None] | None = None,
-    ) -> list[ExtractResult]:
-        from instructgen.documents.extraction import ExtractCache, extract_many
-
-        cache = ExtractCache(cache_path) if cache_path else None
-        try:
-            return extract_many(found, options=options, cache=cache, on_result=on_result)
-        finally:
-            if cache is not None:
-                cache.close()
-
-    async def generate(
-        self,
-        chunks: Sequence[Chunk],
-        engine: Engine,
-        *,
-        n: int,
-        config: Any,
-        cache_dir: Path | None,
-        progress: Any = None,
-    ) -> GenerationResult:
-        from instructgen.cache import Cache
-        from instructgen.dispatch import Dispatcher
-        from instructgen.documents.pipeline import generate_pairs
-
-        cache = Cache(cache_dir / "cache.sqlite3") if cache_dir is not None else None
-        try:
-            async with Dispatcher(
-                engine, config=config, cache=cache, progress=progress, stage="questions"
-            ) as d:
-                result = await generate_pairs(chunks, d, n)
-                return GenerationResult(
-                    result.pairs, d.stats.to_dict(), result.failed, result.replies
-                )
-        finally:
-            if cache is not None:
-                cache.close()

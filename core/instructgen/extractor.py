@@ -1,8 +1,10 @@
 """The extractor contract: one file in, its text out.
 
-Extractors run in worker processes (``documents/``), so ``extract`` is synchronous and must be
-importable without side effects. A file that cannot be read raises ``ExtractionError`` with a
-reason a person understands ("encrypted PDF", "tesseract not installed: apt-get install ...").
+Extractors run in worker processes (``documents/workers.py``), so ``extract`` is synchronous and
+must be importable without side effects. A file that cannot be read raises ``ExtractionError``
+with a reason a person understands ("encrypted PDF", "tesseract not installed: apt-get install
+..."). An extractor of files that hold other files reads them with ``instructgen.extract_file``
+(``documents/routing.py``).
 """
 
 from __future__ import annotations
@@ -12,10 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-__all__ = ["Extracted", "Extractor", "extract_file", "report_progress"]
-
-MAX_NESTING = 3  # a file inside a file inside a file: deeper ones are not read
-_depth = 0
+__all__ = ["Extracted", "Extractor", "report_progress"]
 
 _progress: Any = None  # in an extraction worker process: a counter shared with the run
 
@@ -67,26 +66,3 @@ class Extractor(ABC):
     @abstractmethod
     def extract(self, path: Path) -> Extracted:
         """Return the file's text, or raise ``ExtractionError``."""
-
-
-def extract_file(path: str | Path) -> Extracted:
-    """Read a file the way a directory run reads one (extractor chosen by extension and
-    content, fallbacks, the same skip reasons), in this process: for extractors of files that
-    hold other files, such as e-mail attachments. ``metadata["extractor"]`` names the reader.
-    Raises ``ExtractionError`` with the run's reason when no extractor gives text, or when
-    files are nested more than ``MAX_NESTING`` deep."""
-    global _depth
-    from instructgen.documents.extraction import extract_one
-    from instructgen.errors import ExtractionError
-
-    p = Path(path)
-    if _depth >= MAX_NESTING:
-        raise ExtractionError(str(p), f"nested more than {MAX_NESTING} files deep")
-    _depth += 1
-    try:
-        res = extract_one(str(p), p.name)
-    finally:
-        _depth -= 1
-    if res.text is None:
-        raise ExtractionError(str(p), res.skip or "no text")
-    return Extracted(res.text, {"extractor": res.extractor, **res.metadata})

@@ -1,4 +1,4 @@
-"""The filter contract: keep or drop a generated instruction or instance, saying why.
+"""The filter contract: keep or drop a generated instruction, saying why.
 
 Filters may be stateful (novelty against everything kept so far): the pipeline calls
 ``prime`` with what is already kept (the seed instructions), ``check`` for each candidate, and
@@ -16,17 +16,18 @@ __all__ = ["Filter"]
 
 class Filter(ABC):
     name: ClassVar[str] = ""
-    stage: ClassVar[Literal["instruction", "instance"]] = "instruction"
+    stage: ClassVar[Literal["instruction"]] = "instruction"
+    """Filters judge generated instructions; that is the only stage a pipeline runs them at."""
 
     def __init__(self, **options: Any) -> None:
         self.options = options
 
-    def prime(self, kept: Sequence[Any]) -> None:  # noqa: B027 - optional, stateless default
+    def prime(self, kept: Sequence[str]) -> None:  # noqa: B027 - optional, stateless default
         """Tell a stateful filter what is already in the dataset."""
 
     @abstractmethod
-    def check(self, item: Any) -> str | None:
+    def check(self, item: str) -> str | None:
         """``None`` to keep ``item``; otherwise a short reason for dropping it."""
 
-    def keep(self, item: Any) -> None:  # noqa: B027 - optional, stateless default
+    def keep(self, item: str) -> None:  # noqa: B027 - optional, stateless default
         """``item`` passed every filter and is now part of the dataset."""

@@ -59,5 +59,5 @@ def register_exporters(registry: ExporterRegistry) -> None:
 
 @hookspec
 def register_executors(registry: ExecutorRegistry) -> None:
-    """Register executors (subclasses of ``instructgen.executor.Executor``) that run a
+    """Register executors (subclasses of ``instructgen.Executor``) that run a
     directory run's extraction and generation somewhere else, e.g. on a cluster."""

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import pluggy
 
-from instructgen import hookspecs
+import instructgen.hookspecs as hookspecs
 from instructgen.errors import PluginError
 from instructgen.registry import (
     EngineRegistry,
@@ -38,7 +38,15 @@ log = logging.getLogger("instructgen.plugins")
 
 GROUP = "instructgen"
 
-__all__ = ["GROUP", "PluginInfo", "get_registries", "load_plugins", "pm", "register_plugin"]
+__all__ = [
+    "GROUP",
+    "PluginInfo",
+    "get_registries",
+    "load_plugins",
+    "pm",
+    "register_builtin",
+    "register_plugin",
+]
 
 R = TypeVar("R", bound=Registry[Any])
 
@@ -73,6 +81,10 @@ _COLLECTORS: dict[str, tuple[str, Callable[[], Registry[Any]]]] = {
     "exporters": ("register_exporters", ExporterRegistry),
     "executors": ("register_executors", ExecutorRegistry),
 }
+
+# What the core itself registers (the ``local`` executor), by registry: name → object. Filled by
+# the modules that define those objects, which sit above this floor (see register_builtin).
+_BUILTINS: dict[str, dict[str, object]] = {key: {} for key in _COLLECTORS}
 
 
 def _env_list(var: str) -> list[str] | None:
@@ -166,6 +178,18 @@ def register_plugin(plugin: object, name: str | None = None) -> str:
         return pname
 
 
+def register_builtin(kind: str, name: str, obj: object) -> None:
+    """Register something the core itself provides, e.g. ``register_builtin("executors",
+    "local", LocalExecutor)``: listed as plugin ``instructgen``, ahead of every plugin's
+    registrations, and kept across ``reset()``. Called by the module that defines ``obj``, so
+    this module imports nothing above its floor."""
+    if kind not in _BUILTINS:
+        raise ValueError(f"unknown registry {kind!r}; one of {', '.join(_BUILTINS)}")
+    with _lock:
+        _BUILTINS[kind][name] = obj
+        _state.registries = None
+
+
 def unregister_plugin(name: str) -> None:
     with _lock:
         pm.unregister(name=name)
@@ -211,11 +235,9 @@ def get_registries() -> dict[str, Registry[Any]]:
             regs: dict[str, Registry[Any]] = {}
             for key, (hook_name, factory) in _COLLECTORS.items():
                 reg = factory()
-                if key == "executors":  # the built-in default, before any plugin
-                    from instructgen.executor import LocalExecutor
-
-                    reg._set_plugin("instructgen")
-                    reg._add("local", LocalExecutor)
+                reg._set_plugin("instructgen")  # the core's own entries, before any plugin
+                for name, obj in _BUILTINS[key].items():
+                    reg._add(name, obj)
                 _collect(hook_name, reg)
                 regs[key] = reg
             _state.registries = regs
@@ -270,9 +292,11 @@ def in_process_plugins() -> list[tuple[str, object]]:
 def reset() -> None:
     """Forget everything loaded (tests; a fresh ``load_plugins()`` re-reads the environment)."""
     with _lock:
-        for name, _ in list(pm.list_name_plugin()):
-            pm.unregister(name=name)
-        pm._name2plugin.clear()  # drop block markers so a reset really starts over
+        for name, plugin in list(pm.list_name_plugin()):
+            if plugin is None:  # a block marker: drop it so a reset really starts over
+                pm.unblock(name)
+            else:
+                pm.unregister(name=name)
         _state.loaded = False
         _state.infos.clear()
         _state.registries = None

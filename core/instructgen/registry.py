@@ -14,8 +14,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from instructgen.engines import Engine
+from instructgen.engine_contract import Engine
 from instructgen.errors import MissingDependencyError, UnknownNameError
+from instructgen.executor import Executor
 from instructgen.exporter import Exporter
 from instructgen.extractor import Extractor
 from instructgen.filter import Filter
@@ -212,12 +213,15 @@ class ExtractorRegistry(Registry[type[Extractor]]):
         return sorted(found, key=lambda e: (-e.meta["priority"], e.name))
 
     def for_mime(self, mime: str) -> list[Entry[type[Extractor]]]:
+        """Extractors reading the MIME type ``mime``, highest priority first, then by name:
+        how files with an extension no extractor names are routed (``documents/routing.py``)."""
         found = [e for e in self if mime in e.meta["mime_types"]]
         return sorted(found, key=lambda e: (-e.meta["priority"], e.name))
 
 
 class FilterRegistry(Registry[type[Filter]]):
-    """Filter classes for instructions (``stage="instruction"``) or instances."""
+    """Filter classes for generated instructions (``stage="instruction"``, the only stage a
+    pipeline runs filters at: a filter declaring another stage is left out, with a warning)."""
 
     kind = "filter"
 
@@ -229,13 +233,17 @@ class FilterRegistry(Registry[type[Filter]]):
         aliases: Sequence[str] = (),
         default: bool = True,
     ) -> None:
-        self._add(
-            name or filter_cls.name,
-            filter_cls,
-            aliases,
-            default=default,
-            stage=getattr(filter_cls, "stage", "instruction"),
-        )
+        stage = getattr(filter_cls, "stage", "instruction")
+        if stage != "instruction":
+            log.warning(
+                "filter %r from plugin %r ignored: stage %r is not run by any pipeline "
+                "(filters judge generated instructions)",
+                name or filter_cls.name,
+                self._plugin,
+                stage,
+            )
+            return
+        self._add(name or filter_cls.name, filter_cls, aliases, default=default, stage=stage)
 
 
 class ExporterRegistry(Registry[type[Exporter]]):
@@ -249,12 +257,16 @@ class ExporterRegistry(Registry[type[Exporter]]):
         self._add(name or exporter_cls.name, exporter_cls, aliases)
 
 
-class ExecutorRegistry(Registry[type]):
+class ExecutorRegistry(Registry[type[Executor]]):
     """Executors for directory runs; ``local`` is built in."""
 
     kind = "executor"
 
     def add(
-        self, executor_cls: type, *, name: str | None = None, aliases: Sequence[str] = ()
+        self,
+        executor_cls: type[Executor],
+        *,
+        name: str | None = None,
+        aliases: Sequence[str] = (),
     ) -> None:
-        self._add(name or str(getattr(executor_cls, "name", "")), executor_cls, aliases)
+        self._add(name or executor_cls.name, executor_cls, aliases)

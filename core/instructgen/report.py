@@ -16,8 +16,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import instructgen.plugins as plugins
+from instructgen.atomic import write_atomic
+from instructgen.dataset import InstructionDataset
 from instructgen.errors import DatasetError
 from instructgen.money import format_usd
+from instructgen.tasks import load_tasks
 
 __all__ = ["build_report", "write_report"]
 
@@ -105,25 +109,23 @@ def _bars(
 
 
 def _nearest_rouge(instructions: list[str], seeds: list[str]) -> tuple[list[float], str]:
-    from instructgen import plugins
-
+    """Each instruction's highest ROUGE-L F, through the ROUGE filter's public ``max_score``:
+    against the seeds when given, else against the instructions before it."""
     try:
         rouge_cls = plugins.filters().get("rouge")
     except Exception:
         return [], "no ROUGE-L filter plugin is installed"
-    scores: list[float] = []
+    f = rouge_cls(threshold=0.0)  # threshold 0: no pruning, exact maxima
+    max_score = getattr(f, "max_score", None)
+    if max_score is None:
+        return [], f"the {rouge_cls.__name__} filter has no max_score()"
+    f.prime(seeds)
     if seeds:
-        f = rouge_cls(threshold=0.0)  # threshold 0: no pruning, exact maxima
-        f.prime(seeds)
-        index = f.index  # type: ignore[attr-defined]
-        scores = [index.most_similar(i)[0] for i in instructions]
-        return scores, "against the seed instructions"
-    f = rouge_cls(threshold=0.0)
-    f.prime([])
-    index = f.index  # type: ignore[attr-defined]
+        return [max_score(i) for i in instructions], "against the seed instructions"
+    scores: list[float] = []
     for inst in instructions:
-        scores.append(index.most_similar(inst)[0])
-        index.add(inst)
+        scores.append(max_score(inst))
+        f.keep(inst)
     return scores, "against the instructions before it in the dataset"
 
 
@@ -238,8 +240,6 @@ def write_report(
     dataset_dir: str | Path, out: str | Path | None = None, *, tasks: str | Path | None = None
 ) -> Path:
     """Write ``report.html`` for the dataset saved in ``dataset_dir`` (with its run.json)."""
-    from instructgen.dataset import InstructionDataset
-
     dataset_dir = Path(dataset_dir)
     ds = InstructionDataset.load(dataset_dir)
     run_path = dataset_dir / "run.json"
@@ -248,18 +248,12 @@ def write_report(
         run = {**run, **json.loads(run_path.read_text(encoding="utf-8"))}
     seeds: list[str] = []
     if tasks is not None:
-        from instructgen.tasks import load_tasks
-
         seeds = [t.instruction for t in load_tasks(tasks)]
     target = Path(out) if out is not None else dataset_dir / "report.html"
     if target.is_dir():  # replacing a folder by a file would delete what it holds
         raise DatasetError(
             f"{target} is a folder; name the file to write, e.g. {target}/report.html"
         )
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(
-        build_report(ds.rows, run, title=f"instructgen: {dataset_dir.name}", seeds=seeds),
-        encoding="utf-8",
+    return write_atomic(
+        target, build_report(ds.rows, run, title=f"instructgen: {dataset_dir.name}", seeds=seeds)
     )
-    tmp.replace(target)
-    return target

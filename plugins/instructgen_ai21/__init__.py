@@ -5,10 +5,17 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from instructgen.engine_errors import from_exception, from_status
-from instructgen.engines import Completion, Engine, Price, Request, Usage
-from instructgen.hookspecs import hookimpl
-from instructgen.registry import EngineRegistry
+from instructgen import (
+    Completion,
+    Engine,
+    EngineRegistry,
+    Price,
+    Request,
+    Usage,
+    from_exception,
+    from_status,
+    hookimpl,
+)
 
 __all__ = ["AI21Engine"]
 

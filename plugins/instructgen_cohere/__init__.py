@@ -6,10 +6,17 @@ import asyncio
 import os
 from typing import Any
 
-from instructgen.engine_errors import from_exception, from_status
-from instructgen.engines import Completion, Engine, Price, Request, Usage
-from instructgen.hookspecs import hookimpl
-from instructgen.registry import EngineRegistry
+from instructgen import (
+    Completion,
+    Engine,
+    EngineRegistry,
+    Price,
+    Request,
+    Usage,
+    from_exception,
+    from_status,
+    hookimpl,
+)
 
 __all__ = ["CohereEngine"]
 

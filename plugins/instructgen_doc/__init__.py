@@ -7,10 +7,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from instructgen.errors import ExtractionError
-from instructgen.extractor import Extracted, Extractor
-from instructgen.hookspecs import hookimpl
-from instructgen.registry import ExtractorRegistry
+from instructgen import Extracted, ExtractionError, Extractor, ExtractorRegistry, hookimpl
 
 __all__ = ["DocExtractor"]
 

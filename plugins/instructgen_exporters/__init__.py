@@ -7,17 +7,13 @@ interrupted export never leaves a half-written file.
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from instructgen.exporter import Exporter
-from instructgen.hookspecs import hookimpl
-from instructgen.registry import ExporterRegistry
+from instructgen import Exporter, ExporterRegistry, atomic_path, hookimpl, write_atomic
 
 if TYPE_CHECKING:
-    from instructgen.dataset import InstructionDataset
+    from instructgen import InstructionDataset
 
 __all__ = [
     "AlpacaExporter",
@@ -26,16 +22,6 @@ __all__ = [
     "ParquetExporter",
     "ShareGPTExporter",
 ]
-
-
-def _atomic_write(path: Path, chunks: Iterable[str]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for chunk in chunks:
-            fh.write(chunk)
-    os.replace(tmp, path)
-    return path
 
 
 def _prompt(row: dict[str, Any]) -> str:
@@ -50,7 +36,7 @@ class JsonlExporter(Exporter):
     description = "every column, one JSON object a line"
 
     def export(self, dataset: InstructionDataset, path: Path) -> Path:
-        return _atomic_write(path, (json.dumps(r, ensure_ascii=False) + "\n" for r in dataset))
+        return write_atomic(path, (json.dumps(r, ensure_ascii=False) + "\n" for r in dataset))
 
 
 class AlpacaExporter(Exporter):
@@ -65,7 +51,7 @@ class AlpacaExporter(Exporter):
             {"instruction": r["instruction"], "input": r["text"], "output": r["target"]}
             for r in dataset
         ]
-        return _atomic_write(path, [json.dumps(rows, ensure_ascii=False, indent=2) + "\n"])
+        return write_atomic(path, [json.dumps(rows, ensure_ascii=False, indent=2) + "\n"])
 
 
 class ShareGPTExporter(Exporter):
@@ -85,7 +71,7 @@ class ShareGPTExporter(Exporter):
             }
             for r in dataset
         ]
-        return _atomic_write(path, [json.dumps(rows, ensure_ascii=False, indent=2) + "\n"])
+        return write_atomic(path, [json.dumps(rows, ensure_ascii=False, indent=2) + "\n"])
 
 
 class OpenAIExporter(Exporter):
@@ -96,7 +82,7 @@ class OpenAIExporter(Exporter):
     description = "OpenAI chat fine-tuning JSONL"
 
     def export(self, dataset: InstructionDataset, path: Path) -> Path:
-        return _atomic_write(
+        return write_atomic(
             path,
             (
                 json.dumps(
@@ -124,11 +110,9 @@ class ParquetExporter(Exporter):
     def export(self, dataset: InstructionDataset, path: Path) -> Path:
         import pyarrow.parquet as pq
 
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        # Arrow's writer directly: datasets' to_parquet draws a progress bar.
-        pq.write_table(dataset.to_hf().data.table, str(tmp))
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            # Arrow's writer directly: datasets' to_parquet draws a progress bar.
+            pq.write_table(dataset.to_hf().data.table, str(tmp))
         return path
 
 

@@ -3,8 +3,7 @@
 
 from __future__ import annotations
 
-from instructgen.hookspecs import hookimpl
-from instructgen.registry import FilterRegistry
+from instructgen import FilterRegistry, hookimpl
 from instructgen_filters.rouge import RougeNoveltyFilter
 from instructgen_filters.rules import (
     BlacklistFilter,

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-from instructgen.filter import Filter
+from instructgen import Filter
 
 if TYPE_CHECKING:
     import numpy as np

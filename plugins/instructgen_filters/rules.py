@@ -7,7 +7,7 @@ import string
 from collections.abc import Iterable
 from typing import Any
 
-from instructgen.filter import Filter
+from instructgen import Filter
 
 __all__ = ["BlacklistFilter", "LeadingCharFilter", "LengthFilter", "WriteAProgramFilter"]
 

@@ -25,8 +25,9 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+from instructgen import extract_file
 from instructgen.errors import ExtractionError
-from instructgen.extractor import Extracted, Extractor, extract_file
+from instructgen.extractor import Extracted, Extractor
 from instructgen.hookspecs import hookimpl
 from instructgen.registry import ExtractorRegistry
 

@@ -12,11 +12,18 @@ import os
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from instructgen.engine_errors import from_exception, from_status
-from instructgen.engines import Completion, Engine, Price, Request, Usage
-from instructgen.errors import EngineError
-from instructgen.hookspecs import hookimpl
-from instructgen.registry import EngineRegistry
+from instructgen import (
+    Completion,
+    Engine,
+    EngineError,
+    EngineRegistry,
+    Price,
+    Request,
+    Usage,
+    from_exception,
+    from_status,
+    hookimpl,
+)
 
 log = logging.getLogger("instructgen.engines.openai")
 

@@ -24,9 +24,18 @@ from collections.abc import Iterator, Mapping
 from functools import cache
 from typing import Any, ClassVar
 
-from instructgen import Completion, Engine, Price, Request, Usage, hookimpl
-from instructgen.engine_errors import from_exception, from_status, redact
-from instructgen.errors import ConfigError
+from instructgen import (
+    Completion,
+    ConfigError,
+    Engine,
+    Price,
+    Request,
+    Usage,
+    from_exception,
+    from_status,
+    hookimpl,
+    redact,
+)
 
 __all__ = ["LiteLLMEngine", "LiteLLMPrices"]
 

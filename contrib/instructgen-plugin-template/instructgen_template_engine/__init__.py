@@ -15,8 +15,17 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from instructgen import Completion, Engine, Price, Request, Usage, hookimpl
-from instructgen.engine_errors import from_exception, from_status
+from instructgen import (
+    Completion,
+    Engine,
+    EngineRegistry,
+    Price,
+    Request,
+    Usage,
+    from_exception,
+    from_status,
+    hookimpl,
+)
 
 __all__ = ["HelloEngine"]
 
@@ -109,5 +118,5 @@ class HelloEngine(Engine):
 
 
 @hookimpl
-def register_engines(registry: Any) -> None:
+def register_engines(registry: EngineRegistry) -> None:
     registry.add(HelloEngine, aliases=("hello",), seed_name="Hello")

@@ -20,8 +20,23 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from instructgen import hookimpl
-from instructgen.executor import EngineSpec, Executor, GenerationResult
+from instructgen import (
+    Chunk,
+    DispatchConfig,
+    Engine,
+    EngineSpec,
+    Executor,
+    ExecutorRegistry,
+    ExtractionRun,
+    ExtractOptions,
+    ExtractResult,
+    Found,
+    GenerationResult,
+    ProgressCallback,
+    extract_one,
+    hookimpl,
+    pairs_for_chunks,
+)
 
 __all__ = ["RayExecutor"]
 
@@ -37,33 +52,21 @@ def _run_shard(
     spec: EngineSpec,
     chunks: list[tuple[int, str, int, int, str]],
     n: int,
-    config: Any,
+    config: DispatchConfig | None,
     cache_file: str | None,
 ) -> dict[str, Any]:
     """Runs inside a Ray worker: one dispatcher, one cache file, this shard's chunks."""
-    from instructgen.cache import Cache
-    from instructgen.dispatch import Dispatcher
-    from instructgen.documents.pipeline import Chunk, generate_pairs
-
-    async def go() -> dict[str, Any]:
-        engine = spec.build()
-        cache = Cache(cache_file) if cache_file else None
-        try:
-            async with Dispatcher(engine, config=config, cache=cache) as d:
-                objs = [Chunk(rel, index, total, text) for _, rel, index, total, text in chunks]
-                result = await generate_pairs(objs, d, n)
-                return {
-                    "positions": [c[0] for c in chunks],
-                    "pairs": result.pairs,
-                    "failed": result.failed,
-                    "replies": result.replies,
-                    "stats": d.stats.to_dict(),
-                }
-        finally:
-            if cache is not None:
-                cache.close()
-
-    return asyncio.run(go())
+    objs = [Chunk(rel, index, total, text) for _, rel, index, total, text in chunks]
+    result = asyncio.run(
+        pairs_for_chunks(objs, spec.build(), n=n, config=config, cache_file=cache_file)
+    )
+    return {
+        "positions": [c[0] for c in chunks],
+        "pairs": result.pairs,
+        "failed": result.failed,
+        "replies": result.replies,
+        "stats": result.stats,
+    }
 
 
 def _sum_replies(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -137,25 +140,14 @@ class RayExecutor(Executor):
 
     def extract(
         self,
-        found: Sequence[Any],
-        options: Any,
+        found: Sequence[Found],
+        options: ExtractOptions,
         cache_path: Path | None,
-        on_result: Callable[[Any], None] | None = None,
-    ) -> list[Any]:
-        from instructgen.documents.extraction import (
-            ExtractCache,
-            ExtractionRun,
-            crash_reason,
-            extract_one,
-            skipped,
-            timeout_reason,
-        )
-
+        on_result: Callable[[ExtractResult], None] | None = None,
+    ) -> list[ExtractResult]:
         ray = self._ray()
         remote = ray.remote(num_cpus=1, max_retries=0)(extract_one)
-        cache = ExtractCache(cache_path) if cache_path else None
-        try:
-            run = ExtractionRun(found, cache, on_result)
+        with ExtractionRun(found, cache_path, on_result) as run:
             pending: dict[Any, tuple[int, float]] = {}
             for i in run.todo:
                 f = found[i]
@@ -168,27 +160,25 @@ class RayExecutor(Executor):
                     try:
                         res = ray.get(ref)
                     except ray.exceptions.RayError as exc:  # the task's worker died (OOM, ...)
-                        res = skipped(found[i], crash_reason(f"Ray: {type(exc).__name__}"))
-                    run.record(i, res)
+                        run.crashed(i, f"Ray: {type(exc).__name__}")
+                    else:
+                        run.record(i, res)
                 for ref, (i, started) in list(pending.items()):
                     if now - started > options.timeout:
                         ray.cancel(ref, force=True)
                         pending.pop(ref)
-                        run.record(i, skipped(found[i], timeout_reason(options.timeout)))
-        finally:
-            if cache is not None:
-                cache.close()
-        return run.ordered()
+                        run.timed_out(i, options.timeout)
+            return run.ordered()
 
     async def generate(
         self,
-        chunks: Sequence[Any],
-        engine: Any,
+        chunks: Sequence[Chunk],
+        engine: Engine,
         *,
         n: int,
-        config: Any,
+        config: DispatchConfig | None,
         cache_dir: Path | None,
-        progress: Any = None,
+        progress: ProgressCallback | None = None,
     ) -> GenerationResult:
         from dataclasses import replace
 
@@ -243,5 +233,5 @@ class RayExecutor(Executor):
 
 
 @hookimpl
-def register_executors(registry: Any) -> None:
+def register_executors(registry: ExecutorRegistry) -> None:
     registry.add(RayExecutor)

@@ -1,30 +1,33 @@
-"""What `generate` and `from-dir` share: the common flags, building the engine, cache and
-dispatcher from them, rendering progress, and writing run.json atomically.
+"""What `generate` and `from-dir` share: the common flags, building the engine and the
+dispatcher's settings from them, rendering progress, and writing run.json atomically.
 
     @click.command()
     @run_options
     def generate(..., **common):
-        opts = RunOptions.from_kwargs(common)
+        opts = RunOptions.pop_from(common)
         engine = opts.build_engine()
 """
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from instructgen.limits import DEFAULT_FILE_TIMEOUT, DEFAULT_MAX_BYTES, DEFAULT_MAX_MEMORY_MB
 from instructgen.money import format_usd
 from instructgen.progress import ProgressEvent
+
+if TYPE_CHECKING:
+    from instructgen.dispatch import DispatchConfig
+    from instructgen.documents.types import ExtractOptions
+    from instructgen.engine_contract import Engine
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -195,14 +198,18 @@ scan_options = _stack(
 """How a directory is read and chunked."""
 
 
-def scan_limits(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Pop the per-file limits of ``scan_options`` as ``scan()`` keyword arguments."""
-    return {
-        "timeout": kwargs.pop("file_timeout"),
-        "max_bytes": int(kwargs.pop("max_file_size") * 1024 * 1024),
-        "max_memory_mb": kwargs.pop("max_memory"),
-        "follow_symlinks": kwargs.pop("follow_symlinks"),
-    }
+def scan_limits(kwargs: dict[str, Any]) -> ExtractOptions:
+    """Pop the per-file limits of ``scan_options`` (workers, time, size, memory) as the one
+    ``ExtractOptions`` value that travels to the extraction workers."""
+    from instructgen.documents.types import ExtractOptions
+
+    return ExtractOptions(
+        workers=kwargs.pop("workers"),
+        timeout=kwargs.pop("file_timeout"),
+        max_bytes=int(kwargs.pop("max_file_size") * 1024 * 1024),
+        max_memory_mb=kwargs.pop("max_memory"),
+        follow_symlinks=kwargs.pop("follow_symlinks"),
+    )
 
 
 format_option = click.option(
@@ -236,7 +243,7 @@ class RunOptions:
         names = cls.__dataclass_fields__
         return cls(**{k: kwargs.pop(k) for k in list(names)})
 
-    def build_engine(self) -> Any:
+    def build_engine(self) -> Engine:
         from instructgen.engines import create_engine
 
         kw: dict[str, Any] = {"timeout": self.timeout, **dict(self.engine_options)}
@@ -246,7 +253,7 @@ class RunOptions:
             kw["base_url"] = self.base_url
         return create_engine(self.engine_name, **kw)
 
-    def dispatch_config(self) -> Any:
+    def dispatch_config(self) -> DispatchConfig:
         from instructgen.dispatch import DispatchConfig
 
         return DispatchConfig(
@@ -369,14 +376,3 @@ def _terminal_columns() -> int:
     """The terminal's width; 80 when it cannot be told or is reported as nonsense (0 columns)."""
     columns = shutil.get_terminal_size(fallback=(80, 24)).columns
     return columns if columns >= 20 else 80
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(
-        json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n",
-        encoding="utf-8",
-        errors="backslashreplace",  # a lone surrogate from a file name must not stop the run
-    )
-    os.replace(tmp, path)

@@ -26,28 +26,28 @@ def extract(
     chunk_size: int,
     include: tuple[str, ...],
     exclude: tuple[str, ...],
-    workers: int,
     timeout: float | None,
     as_json: bool,
     **limits: Any,
 ) -> None:
     """Show what a directory run would read: per file the extractor, characters and chunks, or
     why it is skipped. Needs no engine and sends nothing."""
-    from instructgen.documents import scan
+    from dataclasses import replace
 
-    kwargs = scan_limits(limits)
+    from instructgen.documents.pipeline import read_dir
+
+    options = scan_limits(limits)
     if timeout is not None:
-        kwargs["timeout"] = timeout
+        options = replace(options, timeout=timeout)
     renderer = ProgressRenderer(enabled=not as_json)
     try:
-        result = scan(
+        result = read_dir(
             directory,
+            options,
             chunk_size=chunk_size,
             include=include,
             exclude=exclude,
-            workers=workers,
             progress=renderer,
-            **kwargs,
         )
     finally:
         renderer.close()

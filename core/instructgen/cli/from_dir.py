@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from instructgen.atomic import write_json_atomic
 from instructgen.cli._common import EXIT_FAILED, emit_json, handles_errors
 from instructgen.cli._run import (
     ProgressRenderer,
@@ -15,7 +16,6 @@ from instructgen.cli._run import (
     scan_limits,
     scan_options,
     size_options,
-    write_json_atomic,
 )
 
 
@@ -68,7 +68,6 @@ def from_dir(
     num_instructions: int,
     include: tuple[str, ...],
     exclude: tuple[str, ...],
-    workers: int,
     fmt: str | None,
     executor: str,
     executor_address: str | None,
@@ -78,15 +77,18 @@ def from_dir(
     """Generate a dataset from the documents in DIRECTORY (25 formats; bad files are skipped
     and listed in run.json). Rerunning resumes; unchanged files are not read again."""
     from instructgen import plugins
-    from instructgen.documents import agenerate_from_dir, scan
+    from instructgen.dataset import InstructionDataset
+    from instructgen.documents.pipeline import read_dir
+    from instructgen.limits import check_dataset_size
     from instructgen.outdir import lock_output
+    from instructgen.selfinstruct.options import SelfInstructOptions
 
     opts = RunOptions.pop_from(common)
     limits = scan_limits(common)
     if use_self_instruct:  # a size --num-instructions can never reach: exit 2 at once
-        from instructgen.dataset import check_self_instruct_size
-
-        check_self_instruct_size(n_examples, num_instructions, {})
+        check_dataset_size(
+            n_examples, num_instructions, SelfInstructOptions().max_instances_per_task
+        )
     if fmt is not None:
         plugins.exporters().get(fmt)
     executor_options: dict[str, Any] = {}
@@ -97,19 +99,19 @@ def from_dir(
     if executor != "local":
         plugins.executors().get(executor)  # unknown executor: exit 2 before any work
     if opts.dry_run:
+        from instructgen.dispatch import estimate
         from instructgen.documents.qa import qa_request, structured_output
         from instructgen.engines import engine_class
 
         cls = engine_class(opts.engine_name)
         cls.check_options(dict(opts.engine_options))  # a bad -o exits 2 in a dry run too
-        result = scan(
+        result = read_dir(
             directory,
+            limits,
             chunk_size=chunk_size,
             include=include,
             exclude=exclude,
-            workers=workers,
             skip_dirs=[opts.out] if opts.out is not None else [],
-            **limits,
         )
         reqs = [
             qa_request(
@@ -123,14 +125,15 @@ def from_dir(
             )
             for c in result.chunks
         ]
-        chars = sum(len(r.as_prompt()) for r in reqs)
+        est = estimate(reqs, cls.model_price(opts.model))
         payload = {
             "ok": True,
             "dry_run": True,
             **result.summary(),
-            "requests": len(reqs),
-            "prompt_tokens": (chars + 2) // 3,
-            "max_completion_tokens": sum(r.max_tokens for r in reqs),
+            "requests": est.requests,
+            "prompt_tokens": est.prompt_tokens,
+            "max_completion_tokens": est.completion_tokens,
+            "max_cost_usd": None if est.cost is None else round(est.cost, 4),
             "skipped_files": result.skipped,
             "first_prompt": reqs[0].as_prompt() if reqs else None,
         }
@@ -152,7 +155,7 @@ def from_dir(
     renderer = ProgressRenderer(enabled=not opts.as_json)
     try:
         dataset = asyncio.run(
-            agenerate_from_dir(
+            InstructionDataset.agenerate_dataset_from_dir(
                 directory,
                 engine,
                 use_self_instruct=use_self_instruct,
@@ -165,8 +168,7 @@ def from_dir(
                 config=opts.dispatch_config(),
                 include=include,
                 exclude=exclude,
-                workers=workers,
-                **limits,
+                limits=limits,
                 seed=opts.seed,
                 progress=renderer,
                 executor=executor,

@@ -4,10 +4,11 @@ import asyncio
 import math
 import random
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from instructgen.atomic import write_json_atomic
 from instructgen.cli._common import EXIT_FAILED, emit_json, handles_errors
 from instructgen.cli._run import (
     ProgressRenderer,
@@ -15,9 +16,13 @@ from instructgen.cli._run import (
     format_option,
     run_options,
     size_options,
-    write_json_atomic,
 )
 from instructgen.money import format_usd
+
+if TYPE_CHECKING:
+    from instructgen.dataset import InstructionDataset
+    from instructgen.engine_contract import Engine
+    from instructgen.tasks import SeedTask
 
 
 @click.command()
@@ -77,13 +82,15 @@ def generate(
     Rerunning the same command resumes from the cache in --out; deleting --out starts afresh.
     """
     from instructgen import plugins
-    from instructgen.dataset import check_self_instruct_size
+    from instructgen.limits import check_dataset_size
     from instructgen.outdir import lock_output
+    from instructgen.selfinstruct.options import SelfInstructOptions
     from instructgen.tasks import load_tasks
 
     opts = RunOptions.pop_from(common)
     seed_tasks = load_tasks(tasks)  # exit 2 with FILE:LINE: FIELD on a bad file
-    check_self_instruct_size(n_examples, num_instructions, {})  # exit 2 before anything is sent
+    # a size --num-instructions can never reach: exit 2 before anything is sent
+    check_dataset_size(n_examples, num_instructions, SelfInstructOptions().max_instances_per_task)
     if fmt is not None:
         plugins.exporters().get(fmt)  # unknown format: exit 2 before anything is sent
     filters = chosen_filters(add_filters, drop_filters)  # unknown name: exit 2
@@ -153,7 +160,7 @@ def generate(
 
 
 async def _generate(
-    seed_tasks: list[Any],
+    seed_tasks: list[SeedTask],
     opts: RunOptions,
     n_examples: int,
     num_instructions: int,
@@ -161,9 +168,10 @@ async def _generate(
     rouge_tokenizer: str,
     allow_non_ascii: bool,
     filters: list[str] | None,
-    engine: Any = None,
-) -> tuple[Any, dict[str, Any]]:
+    engine: Engine | None = None,
+) -> tuple[InstructionDataset, dict[str, Any]]:
     from instructgen.dataset import InstructionDataset
+    from instructgen.selfinstruct.options import SelfInstructOptions
 
     cache_path = opts.cache_path()
     renderer = ProgressRenderer(enabled=not opts.as_json)
@@ -182,7 +190,7 @@ async def _generate(
                 "rouge": {"tokenizer": rouge_tokenizer},
                 "leading-char": {"allow_non_ascii": allow_non_ascii},
             },
-            num_prompt_instructions=num_prompt_instructions,
+            self_instruct=SelfInstructOptions(num_prompt_instructions=num_prompt_instructions),
         )
     finally:
         renderer.close()
@@ -208,15 +216,15 @@ def chosen_filters(add: tuple[str, ...], drop: tuple[str, ...]) -> list[str] | N
 
 
 def _dry_run(
-    seed_tasks: list[Any],
+    seed_tasks: list[SeedTask],
     opts: RunOptions,
     n_examples: int,
     num_instructions: int,
     num_prompt_instructions: int,
 ) -> None:
     """First prompts and an upper-bound estimate; builds no client and needs no key."""
-    from instructgen.dispatch import estimate_tokens
-    from instructgen.engines import Usage, engine_class
+    from instructgen.dispatch import estimate
+    from instructgen.engines import engine_class
     from instructgen.selfinstruct import prompts
 
     cls = engine_class(opts.engine_name)
@@ -233,19 +241,12 @@ def _dry_run(
     # seed tasks); batches of 5.
     n_boot = max(5, math.ceil(num_instructions / 4 / 5) * 5)
 
-    def toks(r: Any) -> int:
-        return sum(estimate_tokens(m["content"]) for m in r.as_messages())
-
-    prompt_tokens = n_boot * toks(boot) + num_instructions * (toks(clf) + toks(inst))
-    completion_tokens = n_boot * boot.max_tokens + num_instructions * (
-        clf.max_tokens + inst.max_tokens
+    est = estimate(
+        [boot] * n_boot + [clf] * num_instructions + [inst] * num_instructions,
+        cls.model_price(model),
     )
-    prices = dict(cls.prices)
-    price = prices.get(model) or next(
-        (prices[k] for k in sorted(prices, key=len, reverse=True) if model.startswith(k)), None
-    )
-    cost = price.cost(Usage(prompt_tokens, completion_tokens)) if price else None
-    estimate = {
+    prompt_tokens, completion_tokens, cost = est.prompt_tokens, est.completion_tokens, est.cost
+    summary = {
         "engine": cls.name,
         "model": model,
         "kind": cls.kind,
@@ -268,7 +269,7 @@ def _dry_run(
         },
     }
     if opts.as_json:
-        emit_json({"ok": True, "dry_run": True, **estimate})
+        emit_json({"ok": True, "dry_run": True, **summary})
         return
     click.echo("-- first bootstrap prompt " + "-" * 40)
     click.echo(boot.as_prompt())

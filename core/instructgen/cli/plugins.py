@@ -12,6 +12,7 @@ from instructgen.cli._common import emit_json, handles_errors, json_option
 @handles_errors
 def plugins(as_json: bool) -> None:
     """List installed plugins, their versions and what each registers."""
+    import instructgen.runs  # noqa: F401 - registers the built-in "local" executor
     from instructgen import plugins as pm
 
     regs = pm.get_registries()

@@ -1,26 +1,38 @@
 """Directory-to-dataset: discovery, extraction via the extractor registry, chunking,
-question/answer generation, optional Self-Instruct on top."""
+question/answer generation.
+
+Names are resolved lazily: importing one module of this package (the extraction workers, the
+discovery) does not import the others.
+"""
 
 from __future__ import annotations
 
-from instructgen.documents.chunking import chunk_text
-from instructgen.documents.discovery import Found, discover
-from instructgen.documents.extraction import ExtractResult, extract_many, extract_one
-from instructgen.documents.pipeline import (
-    Chunk,
-    ScanResult,
-    agenerate_from_dir,
-    generate_chunk_pairs,
-    scan,
-)
-from instructgen.documents.qa import parse_qa, qa_request
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_LAZY: dict[str, str] = {
+    "Chunk": "instructgen.documents.types",
+    "ScanResult": "instructgen.documents.pipeline",
+    "generate_chunk_pairs": "instructgen.documents.pipeline",
+    "read_dir": "instructgen.documents.pipeline",
+    "scan": "instructgen.documents.pipeline",
+    "chunk_text": "instructgen.documents.chunking",
+    "Found": "instructgen.documents.discovery",
+    "discover": "instructgen.documents.discovery",
+    "ExtractOptions": "instructgen.documents.types",
+    "ExtractResult": "instructgen.documents.types",
+    "extract_many": "instructgen.documents.extraction",
+    "extract_one": "instructgen.documents.routing",
+    "parse_qa": "instructgen.documents.qa",
+    "qa_request": "instructgen.documents.qa",
+}
 
 __all__ = [
     "Chunk",
+    "ExtractOptions",
     "ExtractResult",
     "Found",
     "ScanResult",
-    "agenerate_from_dir",
     "chunk_text",
     "discover",
     "extract_many",
@@ -28,5 +40,33 @@ __all__ = [
     "generate_chunk_pairs",
     "parse_qa",
     "qa_request",
+    "read_dir",
     "scan",
 ]
+
+if TYPE_CHECKING:
+    from instructgen.documents.chunking import chunk_text
+    from instructgen.documents.discovery import Found, discover
+    from instructgen.documents.extraction import extract_many
+    from instructgen.documents.pipeline import (
+        ScanResult,
+        generate_chunk_pairs,
+        read_dir,
+        scan,
+    )
+    from instructgen.documents.qa import parse_qa, qa_request
+    from instructgen.documents.routing import extract_one
+    from instructgen.documents.types import Chunk, ExtractOptions, ExtractResult
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'instructgen.documents' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

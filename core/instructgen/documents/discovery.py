@@ -13,12 +13,12 @@ import errno
 import fnmatch
 import logging
 import os
-import re
 import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from instructgen.documents.types import printable_name
 from instructgen.limits import DEFAULT_MAX_BYTES
 
 log = logging.getLogger("instructgen.documents")
@@ -36,23 +36,6 @@ class Found:
     size: int = 0
     skip: str | None = None  # why this file will not be read
     real: str | None = None  # where the path leads once symbolic links are resolved
-
-
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
-
-
-def _escape(m: re.Match[str]) -> str:
-    code = ord(m.group())
-    if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape)
-        return f"\\x{code - 0xDC00:02x}"
-    return f"\\u{code:04x}"  # as prompts write them (documents.qa.safe_name)
-
-
-def printable_name(name: str) -> str:
-    """``name`` with what a terminal, a JSON file or a prompt must not get raw escaped:
-    undecodable bytes as ``\\xNN``; control characters (a newline: ``\\u000a``, an escape:
-    ``\\u001b``), line separators and bidirectional overrides as ``\\uNNNN``."""
-    return name if name.isprintable() else _UNPRINTABLE.sub(_escape, name)
 
 
 def _matches(rel: str, patterns: Sequence[str]) -> bool:

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from instructgen.engines import Message, Request
+from instructgen.engine_contract import Message, Request
 from instructgen.errors import AuthenticationError, BudgetExceededError, EngineError
 
 __all__ = [

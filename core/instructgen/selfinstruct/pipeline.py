@@ -16,12 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from instructgen.dispatch import Dispatcher
-from instructgen.engines import Completion
-from instructgen.errors import AuthenticationError, ConfigError, EngineError
+import instructgen.plugins as plugins
+import instructgen.selfinstruct.prompts as prompts
+from instructgen.dispatch import Dispatcher, gather_values
+from instructgen.engine_contract import Completion, Request
+from instructgen.errors import ConfigError, EngineError
 from instructgen.filter import Filter
 from instructgen.progress import ProgressCallback, ProgressEvent, emit
-from instructgen.selfinstruct import prompts
 from instructgen.selfinstruct.replies import InstanceReplies
 from instructgen.tasks import SeedTask
 
@@ -48,8 +49,6 @@ def build_filters(
     spec: Sequence[str | Filter] | None = None, options: dict[str, dict[str, Any]] | None = None
 ) -> list[Filter]:
     """Instruction filters: ``None`` = every registered default filter, in registration order."""
-    from instructgen import plugins
-
     reg = plugins.filters()
     options = options or {}
     if spec is None:
@@ -259,20 +258,13 @@ async def run_self_instruct(
 
 
 async def _gather(
-    dispatcher: Dispatcher, items: Sequence[tuple[Any, int]]
+    dispatcher: Dispatcher, items: Sequence[tuple[Request, int]]
 ) -> list[Completion | EngineError]:
-    import asyncio
-
-    async def one(req: Any, sample: int) -> Completion | EngineError:
-        try:
-            return await dispatcher.complete(req, sample=sample)
-        except AuthenticationError:
-            raise  # a wrong key fails every request: stop at once
-        except EngineError as exc:
-            log.warning("request failed: %s", exc)
-            return exc
-
-    return list(await asyncio.gather(*(one(r, s) for r, s in items)))
+    results = await gather_values(dispatcher.complete(r, sample=s) for r, s in items)
+    for result in results:
+        if isinstance(result, EngineError):
+            log.warning("request failed: %s", result)
+    return results
 
 
 def _prepare_instances(

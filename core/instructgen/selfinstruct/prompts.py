@@ -6,7 +6,7 @@ import re
 from functools import cache
 from importlib import resources
 
-from instructgen.engines import Message, Request
+from instructgen.engine_contract import Message, Request
 
 __all__ = [
     "bootstrap_request",

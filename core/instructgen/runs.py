@@ -1,0 +1,370 @@
+"""Runs: the one place that wires an engine, the caches, a dispatcher, an executor and a pipeline
+together for one run, and hands back rows and a report.
+
+Everything below this floor takes what it needs as arguments (a dispatcher, a cache, an
+executor); everything above it (``InstructionDataset``, the CLI) calls these functions. The
+``local`` executor lives here because it is exactly such a wiring: extraction workers with their
+cache on this machine, and one dispatcher with its response cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import instructgen.plugins as plugins
+from instructgen.cache import Cache
+from instructgen.dispatch import DispatchConfig, Dispatcher
+from instructgen.documents.discovery import Found
+from instructgen.documents.extraction import extract_files
+from instructgen.documents.pipeline import generate_pairs, read_dir
+from instructgen.documents.types import Chunk, ExtractOptions, ExtractResult
+from instructgen.engine_contract import Engine
+from instructgen.engines import create_engine
+from instructgen.errors import ConfigError
+from instructgen.executor import Executor, GenerationResult
+from instructgen.filter import Filter
+from instructgen.limits import check_dataset_size
+from instructgen.outdir import claim
+from instructgen.progress import ProgressCallback
+from instructgen.selfinstruct.options import SelfInstructOptions
+from instructgen.selfinstruct.pipeline import (
+    SelfInstructResult,
+    build_filters,
+    run_self_instruct,
+)
+from instructgen.tasks import Instance, SeedTask, load_tasks
+
+__all__ = [
+    "LocalExecutor",
+    "RunResult",
+    "default_cache_path",
+    "get_executor",
+    "open_cache",
+    "pairs_for_chunks",
+    "run_from_dir",
+    "run_self_instruct_tasks",
+]
+
+
+@dataclass
+class RunResult:
+    """What a run produced: dataset rows (see ``InstructionDataset``) and the run report."""
+
+    rows: list[dict[str, Any]]
+    report: dict[str, Any]
+
+
+def default_cache_path() -> Path:
+    """The user's response cache: ``$XDG_CACHE_HOME/instructgen/responses.sqlite3``."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "instructgen" / "responses.sqlite3"
+
+
+def open_cache(cache: bool | str | Path | None) -> Cache | None:
+    """``True``: the user cache; a path: that file; ``False``/``None``: no cache."""
+    if cache is False or cache is None:
+        return None
+    return Cache(default_cache_path() if cache is True else Path(cache))
+
+
+# -- executors --------------------------------------------------------------------------------
+
+
+async def pairs_for_chunks(
+    chunks: Sequence[Chunk],
+    engine: Engine,
+    *,
+    n: int,
+    config: DispatchConfig | None = None,
+    cache_file: str | Path | None = None,
+    progress: ProgressCallback | None = None,
+) -> GenerationResult:
+    """Question/answer pairs for ``chunks`` (at most ``n`` each, in chunk order) through one
+    dispatcher with its response cache in ``cache_file`` (None: no cache). What the ``local``
+    executor runs, and what an executor plugin runs on each of its workers."""
+    cache = Cache(cache_file) if cache_file is not None else None
+    try:
+        async with Dispatcher(
+            engine, config=config, cache=cache, progress=progress, stage="questions"
+        ) as d:
+            result = await generate_pairs(chunks, d, n)
+            return GenerationResult(result.pairs, d.stats.to_dict(), result.failed, result.replies)
+    finally:
+        if cache is not None:
+            cache.close()
+
+
+class LocalExecutor(Executor):
+    """This machine: extraction worker processes and one dispatcher."""
+
+    name = "local"
+
+    def extract(
+        self,
+        found: Sequence[Found],
+        options: ExtractOptions,
+        cache_path: Path | None,
+        on_result: Callable[[ExtractResult], None] | None = None,
+    ) -> list[ExtractResult]:
+        return extract_files(found, options, cache_path, on_result)
+
+    async def generate(
+        self,
+        chunks: Sequence[Chunk],
+        engine: Engine,
+        *,
+        n: int,
+        config: DispatchConfig | None,
+        cache_dir: Path | None,
+        progress: ProgressCallback | None = None,
+    ) -> GenerationResult:
+        cache_file = cache_dir / "cache.sqlite3" if cache_dir is not None else None
+        return await pairs_for_chunks(
+            chunks, engine, n=n, config=config, cache_file=cache_file, progress=progress
+        )
+
+
+plugins.register_builtin("executors", "local", LocalExecutor)
+
+
+def get_executor(
+    executor: str | Executor | None, options: Mapping[str, Any] | None = None
+) -> Executor:
+    """``None``/``"local"``, an executor plugin's name, or an ``Executor`` instance."""
+    if isinstance(executor, Executor):
+        return executor
+    if executor in (None, "local"):
+        return LocalExecutor(**(options or {}))
+    return plugins.executors().get(executor)(**(options or {}))
+
+
+# -- Self-Instruct ------------------------------------------------------------------------------
+
+
+async def _self_instruct(
+    seeds: Sequence[SeedTask],
+    engine: Engine,
+    store: Cache | None,
+    *,
+    config: DispatchConfig | None,
+    progress: ProgressCallback | None,
+    num_instructions_for_finetuning: int,
+    num_instructions: int,
+    seed: int,
+    filters: Sequence[Filter] | None = None,
+    options: SelfInstructOptions | None = None,
+    source: str = "self-instruct",
+) -> tuple[SelfInstructResult, dict[str, Any]]:
+    """Self-Instruct over ``seeds`` through one dispatcher with the response cache ``store``
+    (closed at the end); returns the result and the dispatcher's request statistics."""
+    try:
+        async with Dispatcher(engine, config=config, cache=store, progress=progress) as d:
+            result = await run_self_instruct(
+                seeds,
+                d,
+                num_instructions_for_finetuning=num_instructions_for_finetuning,
+                num_instructions=num_instructions,
+                seed=seed,
+                filters=filters,
+                progress=progress,
+                source=source,
+                **(options or SelfInstructOptions()).as_kwargs(),
+            )
+            return result, d.stats.to_dict()
+    finally:
+        if store is not None:
+            store.close()
+
+
+async def run_self_instruct_tasks(
+    tasks: str | Path | Sequence[SeedTask | Mapping[str, Any]],
+    engine: str | Engine,
+    *,
+    num_instructions_for_finetuning: int = 5,
+    num_instructions: int = 10,
+    cache: bool | str | Path = True,
+    config: DispatchConfig | None = None,
+    progress: ProgressCallback | None = None,
+    seed: int = 42,
+    filters: Sequence[str | Filter] | None = None,
+    filter_options: Mapping[str, Mapping[str, Any]] | None = None,
+    options: SelfInstructOptions | None = None,
+) -> RunResult:
+    """Self-Instruct from a tasks.jsonl file (or seed tasks): see
+    ``InstructionDataset.agenerate_dataset``."""
+    check_dataset_size(  # a size the cap can never reach: ConfigError before anything is sent
+        num_instructions_for_finetuning,
+        num_instructions,
+        (options or SelfInstructOptions()).max_instances_per_task,
+    )
+    loaded = (
+        list(tasks)
+        if isinstance(tasks, Sequence) and not isinstance(tasks, str)
+        else load_tasks(tasks)
+    )
+    seeds = [t if isinstance(t, SeedTask) else SeedTask.from_dict(dict(t)) for t in loaded]
+    eng = create_engine(engine)
+    chosen = build_filters(filters, {k: dict(v) for k, v in (filter_options or {}).items()})
+    result, stats = await _self_instruct(
+        seeds,
+        eng,
+        open_cache(cache),
+        config=config,
+        progress=progress,
+        num_instructions_for_finetuning=num_instructions_for_finetuning,
+        num_instructions=num_instructions,
+        seed=seed,
+        filters=chosen,
+        options=options,
+    )
+    report = {
+        **result.report,
+        "engine": eng.name,
+        "model": eng.model,
+        "filters": [f.name for f in chosen],
+        "requests": stats,
+    }
+    return RunResult(result.rows, report)
+
+
+# -- a directory of documents -------------------------------------------------------------------
+
+
+async def run_from_dir(
+    path: str | Path,
+    engine: str | Engine,
+    *,
+    use_self_instruct: bool = False,
+    chunk_size: int = 8000,
+    num_samples_per_chunk: int = 5,
+    num_instructions: int = 10,
+    num_instructions_for_finetuning: int = 5,
+    out: str | Path | None = None,
+    cache: bool | str | Path = True,
+    config: DispatchConfig | None = None,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    limits: ExtractOptions | None = None,
+    seed: int = 42,
+    progress: ProgressCallback | None = None,
+    executor: str | Executor | None = None,
+    executor_options: Mapping[str, Any] | None = None,
+    self_instruct: SelfInstructOptions | None = None,
+) -> RunResult:
+    """A directory of documents → question/answer pairs (and optionally Self-Instruct): see
+    ``InstructionDataset.agenerate_dataset_from_dir``."""
+    if num_samples_per_chunk < 1:
+        raise ConfigError("num_samples_per_chunk must be at least 1")
+    if use_self_instruct:
+        check_dataset_size(
+            num_instructions_for_finetuning,
+            num_instructions,
+            (self_instruct or SelfInstructOptions()).max_instances_per_task,
+        )
+    limits = limits or ExtractOptions()
+    started = time.monotonic()
+    out_dir = Path(out) if out is not None else None
+    if out_dir is not None:
+        claim(out_dir, what="output folder")  # a folder of other files: refused, untouched
+    if cache is False:
+        cache_dir = None
+    elif cache is True:
+        cache_dir = out_dir if out_dir is not None else default_cache_path().parent
+    else:
+        cache_dir = Path(cache)
+    eng = create_engine(engine)
+    runner = get_executor(executor, executor_options)
+    try:
+        stop = threading.Event()  # Ctrl-C / SIGTERM: the reading thread ends at its next file
+        reading = asyncio.to_thread(
+            read_dir,
+            path,
+            limits,
+            chunk_size=chunk_size,
+            include=include,
+            exclude=exclude,
+            cache_path=cache_dir / "extract-cache.sqlite3" if cache_dir else None,
+            progress=progress,
+            executor=runner,
+            skip_dirs=[out_dir] if out_dir is not None else [],
+            stop=stop,
+        )
+        try:
+            scanned = await reading
+        except BaseException:
+            stop.set()
+            raise
+        generated = await runner.generate(
+            scanned.chunks,
+            eng,
+            n=num_samples_per_chunk,
+            config=config,
+            cache_dir=cache_dir,
+            progress=progress,
+        )
+    finally:
+        runner.close()
+    rows: list[dict[str, Any]] = [
+        {
+            "instruction": q,
+            "text": "",
+            "target": a,
+            "engine": eng.name,
+            "model": eng.model,
+            "seed_task_ids": [],
+            "is_classification": False,
+            "source": chunk.rel,
+        }
+        for chunk, pairs in zip(scanned.chunks, generated.pairs, strict=True)
+        for q, a in pairs
+    ]
+    report: dict[str, Any] = {
+        "pipeline": "from-dir",
+        "root": str(path),
+        "engine": eng.name,
+        "model": eng.model,
+        "executor": runner.name,
+        "chunk_size": chunk_size,
+        "num_samples_per_chunk": num_samples_per_chunk,
+        "limits": limits.to_report(),
+        "extraction": scanned.summary(),
+        "files": [f.to_dict() for f in scanned.files],
+        "skipped_files": scanned.skipped,
+        "question_answer_pairs": len(rows),
+        "failed_chunks": generated.failed,
+        "question_answer_replies": generated.replies,
+        "requests": generated.stats,
+    }
+    if use_self_instruct and rows:
+        tasks = [
+            SeedTask(
+                id=f"qa_{i}",
+                instruction=r["instruction"],
+                instances=(Instance("", r["target"]),),
+                name=r["source"],
+            )
+            for i, r in enumerate(rows)
+        ]
+        result, stats = await _self_instruct(
+            tasks,
+            eng,
+            Cache(cache_dir / "cache.sqlite3") if cache_dir is not None else None,
+            config=config,
+            progress=progress,
+            num_instructions_for_finetuning=num_instructions_for_finetuning,
+            num_instructions=num_instructions,
+            seed=seed,
+            options=self_instruct,
+            source="self-instruct:from-dir",
+        )
+        report["self_instruct"] = {**result.report, "requests": stats}
+        rows = result.rows
+    report["timings"] = {"total_s": round(time.monotonic() - started, 3)}
+    return RunResult(rows, report)
