@@ -253,6 +253,15 @@ class Engine(ABC):
     def api_key(self) -> str | None:
         return self._api_key
 
+    def warm_up(self) -> None:
+        """Import what the first request needs, before a run starts. Runs in a worker thread,
+        so that a slow import (an SDK takes 0.5-2 s) never holds the caller's event loop.
+        Default: the modules in ``requires``; override to add lazily imported parts."""
+        import importlib
+
+        for module in self.requires:
+            importlib.import_module(module)
+
     @abstractmethod
     async def acomplete(self, request: Request) -> Completion:
         """Send one request and return the completion, or raise an ``EngineError`` subclass."""

@@ -134,6 +134,15 @@ class LocalExecutor(Executor):
 plugins.register_builtin("executors", "local", LocalExecutor)
 
 
+def prepared_engine(engine: str | Engine) -> Engine:
+    """The engine, with the modules its first request imports (its SDK, ``requires``) already
+    imported: called in a worker thread, so that a multi-second import never runs on the
+    caller's event loop."""
+    eng = create_engine(engine)
+    eng.warm_up()
+    return eng
+
+
 def get_executor(
     executor: str | Executor | None, options: Mapping[str, Any] | None = None
 ) -> Executor:
@@ -198,20 +207,28 @@ async def run_self_instruct_tasks(
     options: SelfInstructOptions | None = None,
 ) -> RunResult:
     """Self-Instruct from a tasks.jsonl file (or seed tasks): see
-    ``InstructionDataset.agenerate_dataset``."""
+    ``InstructionDataset.agenerate_dataset``.
+
+    Reading the task file, loading plugins, building the filters and importing the engine's
+    SDK happen in a worker thread: an embedding service's event loop is never held by them."""
     check_dataset_size(  # a size the cap can never reach: ConfigError before anything is sent
         num_instructions_for_finetuning,
         num_instructions,
         (options or SelfInstructOptions()).max_instances_per_task,
     )
-    loaded = (
-        list(tasks)
-        if isinstance(tasks, Sequence) and not isinstance(tasks, str)
-        else load_tasks(tasks)
-    )
-    seeds = [t if isinstance(t, SeedTask) else SeedTask.from_dict(dict(t)) for t in loaded]
-    eng = create_engine(engine)
-    chosen = build_filters(filters, {k: dict(v) for k, v in (filter_options or {}).items()})
+
+    def prepare() -> tuple[list[SeedTask], Engine, list[Filter]]:
+        loaded = (
+            list(tasks)
+            if isinstance(tasks, Sequence) and not isinstance(tasks, str)
+            else load_tasks(tasks)
+        )
+        seeds = [t if isinstance(t, SeedTask) else SeedTask.from_dict(dict(t)) for t in loaded]
+        eng = prepared_engine(engine)
+        opts = {k: dict(v) for k, v in (filter_options or {}).items()}
+        return seeds, eng, build_filters(filters, opts)
+
+    seeds, eng, chosen = await asyncio.to_thread(prepare)
     result, stats = await _self_instruct(
         seeds,
         eng,
@@ -279,8 +296,9 @@ async def run_from_dir(
         cache_dir = out_dir if out_dir is not None else default_cache_path().parent
     else:
         cache_dir = Path(cache)
-    eng = create_engine(engine)
-    runner = get_executor(executor, executor_options)
+    eng, runner = await asyncio.to_thread(
+        lambda: (prepared_engine(engine), get_executor(executor, executor_options))
+    )
     try:
         stop = threading.Event()  # Ctrl-C / SIGTERM: the reading thread ends at its next file
         reading = asyncio.to_thread(

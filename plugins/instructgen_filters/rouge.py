@@ -391,6 +391,12 @@ class RougeNoveltyFilter(Filter):
         self.threshold = threshold
         self.tokenizer = tokenizer
         tokenize("", tokenizer)  # validate the name early
+        # The C parts are imported here, where filters are built (off the event loop in a
+        # run), not inside the first check() on the loop.
+        import numpy  # noqa: F401
+        import rapidfuzz.distance
+        import rapidfuzz.process  # noqa: F401
+
         self.index = RougeIndex(threshold, tokenizer)
         self._kept_texts: list[str] = []
 

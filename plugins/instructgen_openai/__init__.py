@@ -43,6 +43,8 @@ PRICES = {
 
 class _OpenAIBase(Engine):
     key_env_vars = ("OPENAI_API_KEY",)
+    requires = ("openai",)
+    install_with = "instructgen"
     missing_key_hint = (
         "for a local OpenAI-compatible server pass --base-url or set OPENAI_BASE_URL; "
         "no key is needed then"
@@ -73,6 +75,13 @@ class _OpenAIBase(Engine):
         self._http: Any = None  # the SDK's aiohttp-backed client, when we built it
         self._endpoint = ""
         self._headers: dict[str, str] = {}
+
+    def warm_up(self) -> None:
+        """Build the SDK client before the run: the SDK's imports and the TLS context (loading
+        the CA certificates) take about a second together. Safe off the loop: the aiohttp
+        session behind the client is created at the first request, on the run's loop."""
+        super().warm_up()
+        self.client()
 
     def _key_optional(self, base_url: str | None) -> bool:
         return bool(base_url)  # local OpenAI-compatible servers usually need no key
