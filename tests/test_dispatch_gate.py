@@ -21,9 +21,10 @@ class CountingEngine(Engine):
     name = "counting"
     needs_key = False
 
-    def __init__(self, delay: float = 0.001, fail_first: int = 0) -> None:
+    def __init__(self, delay: float = 0.001, fail_first: int = 0, exhausted: bool = True) -> None:
         super().__init__(model="m")
         self.delay = delay
+        self.exhausted = exhausted  # the 429s say the quota is spent (x-ratelimit-remaining: 0)
         self.in_flight = 0
         self.max_in_flight = 0
         self.order: list[str] = []
@@ -41,7 +42,9 @@ class CountingEngine(Engine):
             await asyncio.sleep(self.delay)
             if len(self.failed) < self.fail_first and text not in self.failed:
                 self.failed.add(text)
-                raise RateLimitError("slow down", engine=self.name, status=429, retry_after=0.3)
+                error = RateLimitError("slow down", engine=self.name, status=429, retry_after=0.3)
+                error.exhausted = self.exhausted
+                raise error
             return Completion(("ok",), ("stop",))
         finally:
             self.in_flight -= 1
@@ -91,7 +94,30 @@ def test_queue_length_does_not_change_the_cost_per_request() -> None:
     assert large < small * 1.5, (small, large)
 
 
+def test_a_429_without_a_spent_quota_delays_only_its_own_request() -> None:
+    engine = CountingEngine(delay=0.01, fail_first=1, exhausted=False)
+    config = DispatchConfig(concurrency=8, backoff_base=0.01)
+
+    limits = []
+
+    async def main() -> Dispatcher:
+        async with Dispatcher(engine, config=config) as d:
+            out = await d.complete_many(requests(40))
+            limits.append(d._limits().limit)
+        assert all(isinstance(c, Completion) for c in out)
+        return d
+
+    start = time.monotonic()
+    d = asyncio.run(main())
+    assert d.stats.retried == 1 and d.stats.completed == 40
+    # Everyone else went on at full concurrency while the one request waited its 0.3 s.
+    before_retry = [t for t, _ in engine.started_at if t - start < 0.25]
+    assert len(before_retry) == 40
+    assert engine.max_in_flight == 8 and limits == [8]
+
+
 def test_rate_limit_pauses_everyone_and_halves_the_cap() -> None:
+    """A 429 that says the quota is spent (x-ratelimit-remaining-*: 0)."""
     engine = CountingEngine(delay=0.01, fail_first=1)
     config = DispatchConfig(concurrency=8, backoff_base=0.01)
 

@@ -9,12 +9,23 @@ requests per body hash and per API key, so tests can prove that nothing finished
     server.inject("429", times=2, retry_after=0.1)
     ...
     server.stop()
+
+``overload(share, retry_after)`` answers a random share of requests 429 with Retry-After (an
+overloaded provider); ``limit(per_minute, headers=True)`` enforces a true per-minute limit with
+``x-ratelimit-*`` headers (or only ``retry-after-ms``); ``answered_429`` and ``max_in_flight``
+count what happened.
+
+``kill()`` plays a server that died: the port is closed and every open connection is cut, so
+requests in flight fail and new ones are refused; ``revive()`` listens on the same port again
+with the counters kept. ``closed_port()`` is a local port nothing listens on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import random
 import socket
 import sys
 import threading
@@ -75,7 +86,7 @@ class Fault:
 
 
 class WireServer:
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host = host
         self.responder: Callable[[WireCall], str | list[str]] = default_responder
         self.latency = 0.0
@@ -95,14 +106,30 @@ class WireServer:
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
-        self.port = 0
+        self._connections: set[socket.socket] = set()
+        self.port = port
+        # Rate limiting: an overloaded server answers a random share of requests 429 with
+        # Retry-After; a true limit allows so many requests a minute (a token bucket holding a
+        # second's worth) and answers the rest 429 at once, with x-ratelimit headers or not.
+        self.overload_share = 0.0
+        self.overload_retry_after = 1.0
+        self._rng = random.Random(1)
+        self.limit_per_minute: int | None = None
+        self.ratelimit_headers = True
+        self._bucket = 0.0
+        self._bucket_at = 0.0
+        self.answered_429 = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
 
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> WireServer:
         server = self
 
-        class Handler(_Handler):
+        base = self.handler_base() or _Handler
+
+        class Handler(base):  # type: ignore[valid-type,misc]
             owner = server
 
         class Server(ThreadingHTTPServer):
@@ -119,7 +146,7 @@ class WireServer:
                 if not isinstance(sys.exc_info()[1], ConnectionError):
                     super().handle_error(request, client_address)
 
-        self._httpd = Server((self.host, 0), Handler)
+        self._httpd = Server((self.host, self.port), Handler)
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
         self._thread.start()
@@ -131,11 +158,29 @@ class WireServer:
             self._httpd.server_close()
             self._httpd = None
 
+    def kill(self) -> None:
+        """Die: stop listening (new connections are refused) and cut every open connection
+        (requests in flight fail; their answers are never sent or counted)."""
+        self.stop()
+        with self._lock:
+            conns, self._connections = list(self._connections), set()
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+    def revive(self) -> WireServer:
+        """Listen again on the same port, keeping every counter."""
+        return self.start()
+
     def __enter__(self) -> WireServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def handler_base(self) -> type[BaseHTTPRequestHandler] | None:
+        """The request handler class to serve with (subclasses add routes: batch_server.py)."""
+        return None
 
     # -- addresses for the SDKs -------------------------------------------------------------
 
@@ -200,6 +245,43 @@ class WireServer:
     def paid_twice(self) -> list[str]:
         return [k for k, n in self.successes.items() if n > 1]
 
+    def overload(self, share: float, retry_after: float = 1.0, seed: int = 1) -> None:
+        """Answer ``share`` of the requests (at random, seeded) 429 with ``Retry-After``."""
+        self.overload_share, self.overload_retry_after = share, retry_after
+        self._rng = random.Random(seed)
+
+    def limit(self, per_minute: int, *, headers: bool = True) -> None:
+        """Allow ``per_minute`` requests a minute; the rest get 429 (with
+        ``x-ratelimit-remaining-requests: 0`` unless ``headers=False``) and ``retry-after-ms``."""
+        self.limit_per_minute, self.ratelimit_headers = per_minute, headers
+        self._bucket, self._bucket_at = per_minute / 60, time.monotonic()
+
+    def _overloaded(self) -> bool:
+        with self._lock:
+            hit = bool(self.overload_share) and self._rng.random() < self.overload_share
+            self.answered_429 += hit
+        return hit
+
+    def _over_limit(self) -> dict[str, str] | None:
+        if not self.limit_per_minute:
+            return None
+        rate = self.limit_per_minute / 60
+        with self._lock:
+            now = time.monotonic()
+            self._bucket = min(rate, self._bucket + (now - self._bucket_at) * rate)
+            self._bucket_at = now
+            if self._bucket >= 1:
+                self._bucket -= 1
+                return None
+            self.answered_429 += 1
+            wait_ms = max(1, int((1 - self._bucket) / rate * 1000))
+        headers = {"retry-after-ms": str(wait_ms)}
+        if self.ratelimit_headers:
+            headers["x-ratelimit-limit-requests"] = str(self.limit_per_minute)
+            headers["x-ratelimit-remaining-requests"] = "0"
+            headers["x-ratelimit-reset-requests"] = f"{wait_ms}ms"
+        return headers
+
     def _take_fault(self, call: WireCall) -> Fault | None:
         with self._lock:
             for fault in self.faults:
@@ -215,6 +297,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # silence
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        with self.owner._lock:
+            self.owner._connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.owner._lock:
+            self.owner._connections.discard(self.connection)
+        with contextlib.suppress(OSError):  # the connection was cut by kill()
+            super().finish()
 
     def do_POST(self) -> None:
         srv = self.owner
@@ -260,8 +353,23 @@ class _Handler(BaseHTTPRequestHandler):
         with srv._lock:
             srv.calls.append(call)
             srv.model_seen[str(body.get("model"))] += 1
-        if srv.latency:
-            time.sleep(srv.latency)
+        limited = srv._over_limit()
+        if limited is not None:  # a true limit answers at once
+            self._json(429, {"error": {"message": "rate limit reached"}}, limited)
+            return
+        with srv._lock:
+            srv.in_flight += 1
+            srv.max_in_flight = max(srv.max_in_flight, srv.in_flight)
+        try:
+            if srv.latency:
+                time.sleep(srv.latency)
+        finally:
+            with srv._lock:
+                srv.in_flight -= 1
+        if srv._overloaded():
+            headers = {"Retry-After": f"{srv.overload_retry_after:g}"}
+            self._json(429, {"error": {"message": "overloaded, retry later"}}, headers)
+            return
         fmt = body.get("response_format")
         if isinstance(fmt, dict) and fmt.get("type") in srv.reject_response_formats:
             with srv._lock:
@@ -360,6 +468,13 @@ def _error_body(call: WireCall, message: str, kind: str) -> dict[str, Any]:
         else {"message": message}
     )
     return {"error": error, "message": message}
+
+
+def closed_port(host: str = "127.0.0.1") -> int:
+    """A local port with nothing listening on it: connecting is refused at once."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 def _reply(call: WireCall, texts: list[str], finish: str, pt: int, ct: int) -> dict[str, Any]:

@@ -24,6 +24,9 @@ _LAZY: dict[str, str] = {
     "Message": "instructgen.engine_contract",
     "Usage": "instructgen.engine_contract",
     "Price": "instructgen.engine_contract",
+    "BatchEngine": "instructgen.batch_contract",
+    "BatchStatus": "instructgen.batch_contract",
+    "BATCH_TOKEN_FIELD": "instructgen.batch_contract",
     "Extractor": "instructgen.extractor",
     "Extracted": "instructgen.extractor",
     "report_progress": "instructgen.extractor",
@@ -63,6 +66,7 @@ _LAZY: dict[str, str] = {
     "pairs_for_chunks": "instructgen.runs",
     # running
     "DispatchConfig": "instructgen.dispatch",
+    "BatchConfig": "instructgen.batching",
     "SelfInstructOptions": "instructgen.selfinstruct.options",
     # tasks
     "SeedTask": "instructgen.tasks",
@@ -85,13 +89,19 @@ _LAZY: dict[str, str] = {
     "ExtractionError": "instructgen.errors",
     "PluginError": "instructgen.errors",
     "BudgetExceededError": "instructgen.errors",
+    "ConnectionFailedError": "instructgen.errors",
+    "ServerUnreachableError": "instructgen.errors",
     "DatasetError": "instructgen.errors",
     "UnknownNameError": "instructgen.errors",
 }
 
 __all__ = [
+    "BATCH_TOKEN_FIELD",
     "AuthenticationError",
     "BadRequestError",
+    "BatchConfig",
+    "BatchEngine",
+    "BatchStatus",
     "BudgetExceededError",
     "Chunk",
     "Completion",
@@ -156,6 +166,8 @@ __all__ = [
 
 if TYPE_CHECKING:
     from instructgen.atomic import atomic_path, write_atomic
+    from instructgen.batch_contract import BATCH_TOKEN_FIELD, BatchEngine, BatchStatus
+    from instructgen.batching import BatchConfig
     from instructgen.dataset import InstructionDataset
     from instructgen.dispatch import DispatchConfig
     from instructgen.documents.discovery import Found

@@ -2,8 +2,9 @@
 
 A response is committed before the dispatcher hands it to the pipeline, so a process killed at
 any instant loses only the requests in flight, and a rerun sends no request whose response is
-stored. Keys are hashes of the engine identity (name, model, kind — never credentials), the
-canonical request and the sample index.
+stored. Keys are hashes of the engine identity (name, model, kind and, for a server other than
+the provider's default, its endpoint — never credentials), the canonical request and the sample
+index.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 from instructgen.engine_contract import Completion, Request
@@ -25,6 +27,26 @@ CREATE TABLE IF NOT EXISTS responses (
     created REAL NOT NULL
 )
 """
+
+# Batch mode: which batch each submitted request is in, committed before the run waits on the
+# batch, so a rerun after a crash polls the same batch instead of submitting it again.
+_BATCH_SCHEMA = (
+    """
+CREATE TABLE IF NOT EXISTS batches (
+    id TEXT PRIMARY KEY,
+    engine TEXT NOT NULL,
+    requests INTEGER NOT NULL,
+    created REAL NOT NULL
+)
+""",
+    """
+CREATE TABLE IF NOT EXISTS batch_requests (
+    key TEXT PRIMARY KEY,
+    batch_id TEXT NOT NULL
+)
+""",
+    "CREATE INDEX IF NOT EXISTS batch_requests_batch ON batch_requests (batch_id)",
+)
 
 
 def cache_key(engine_identity: dict[str, Any], request: Request, sample: int = 0) -> str:
@@ -44,6 +66,11 @@ class Cache(SQLiteStore):
     table = "responses"
     schema = _SCHEMA
 
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(path)
+        for statement in _BATCH_SCHEMA:
+            self._db.execute(statement)
+
     key = staticmethod(cache_key)
 
     def get(self, key: str) -> Completion | None:
@@ -58,3 +85,53 @@ class Cache(SQLiteStore):
     def put(self, key: str, completion: Completion) -> None:
         value = json.dumps(completion.to_dict(), ensure_ascii=False)
         self._write(("key", "value", "created"), (key, value, time.time()))
+
+    # -- batches in flight (batch mode) ---------------------------------------------------------
+
+    def batch_add(
+        self, batch_id: str, keys: list[str], *, engine: dict[str, Any] | None = None
+    ) -> None:
+        """Record a submitted batch and the keys of its requests, in one transaction."""
+        ident = json.dumps(engine or {}, sort_keys=True)
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO batches (id, engine, requests, created) "
+                    "VALUES (?, ?, ?, ?)",
+                    (batch_id, ident, len(keys), time.time()),
+                )
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO batch_requests (key, batch_id) VALUES (?, ?)",
+                    [(k, batch_id) for k in keys],
+                )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def batch_of(self, key: str) -> str | None:
+        """The id of the unfinished batch holding this request, if any."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT batch_id FROM batch_requests WHERE key = ?", (key,)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def batch_keys(self, batch_id: str) -> list[str]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT key FROM batch_requests WHERE batch_id = ?", (batch_id,)
+            ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def open_batches(self) -> list[str]:
+        """Ids of the batches whose results have not been collected yet."""
+        with self._lock:
+            rows = self._db.execute("SELECT DISTINCT batch_id FROM batch_requests").fetchall()
+        return sorted(str(r[0]) for r in rows)
+
+    def batch_done(self, batch_id: str) -> None:
+        """Forget a batch whose results are collected (answers are in ``responses``)."""
+        with self._lock:
+            self._db.execute("DELETE FROM batch_requests WHERE batch_id = ?", (batch_id,))

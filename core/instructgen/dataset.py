@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 import instructgen.plugins as plugins
 import instructgen.runs as runs
 from instructgen.atomic import write_json_atomic
+from instructgen.batching import BatchConfig, with_batch
 from instructgen.dispatch import DispatchConfig
 from instructgen.documents.types import ExtractOptions
 from instructgen.engine_contract import Engine
@@ -319,6 +320,7 @@ class InstructionDataset:
         filters: Sequence[str | Filter] | None = None,
         filter_options: Mapping[str, Mapping[str, Any]] | None = None,
         self_instruct: SelfInstructOptions | None = None,
+        batch: bool | BatchConfig = False,
     ) -> InstructionDataset:
         """Self-Instruct from a tasks.jsonl file (or a list of ``SeedTask``s).
 
@@ -331,6 +333,9 @@ class InstructionDataset:
         ``config``: a ``DispatchConfig`` (concurrency, rpm, tpm, max_cost, ...).
         ``self_instruct``: the pipeline's tuning knobs (``SelfInstructOptions``:
         num_prompt_instructions, bootstrap_params, ...).
+        ``batch``: ``True`` (or a ``BatchConfig``) sends the classification and instance
+        requests through the engine's batch API (OpenAI's costs half); the bootstrap stays
+        online. A rerun resumes batches still running and submits none twice.
         """
         result = await runs.run_self_instruct_tasks(
             path,
@@ -338,7 +343,7 @@ class InstructionDataset:
             num_instructions_for_finetuning=num_instructions_for_finetuning,
             num_instructions=num_instructions,
             cache=cache,
-            config=config,
+            config=with_batch(config, batch),
             progress=progress,
             seed=seed,
             filters=filters,
@@ -362,6 +367,7 @@ class InstructionDataset:
         filters: Sequence[str | Filter] | None = None,
         filter_options: Mapping[str, Mapping[str, Any]] | None = None,
         self_instruct: SelfInstructOptions | None = None,
+        batch: bool | BatchConfig = False,
     ) -> InstructionDataset:
         """``agenerate_dataset`` for sync code (also inside a running loop, e.g. notebooks)."""
         return run_sync(
@@ -377,6 +383,7 @@ class InstructionDataset:
                 filters=filters,
                 filter_options=filter_options,
                 self_instruct=self_instruct,
+                batch=batch,
             )
         )
 
@@ -407,6 +414,7 @@ class InstructionDataset:
         executor: str | Executor | None = None,
         executor_options: Mapping[str, Any] | None = None,
         self_instruct: SelfInstructOptions | None = None,
+        batch: bool | BatchConfig = False,
     ) -> InstructionDataset:
         """A directory of documents → question/answer pairs (and optionally Self-Instruct on
         top). ``run_report`` lists files read, files skipped (with reasons), requests, tokens
@@ -417,9 +425,12 @@ class InstructionDataset:
         their own override those fields (as ``scan`` takes them). ``cache``: ``True`` keeps the
         caches in ``out`` (or the user cache folder), a path names the folder, ``False``
         disables them. ``executor``: where extraction and generation run (``"local"``, or an
-        executor plugin such as ``"ray"`` with ``executor_options``). ``follow_symlinks``:
-        also read files that symbolic links lead to outside ``path`` (default: skipped).
-        ``out`` must be new, empty or instructgen's own; inside ``path`` it is not read.
+        executor plugin such as ``"ray"`` with ``executor_options``). ``batch``: ``True`` (or
+        a ``BatchConfig``) sends the question/answer requests (and Self-Instruct's
+        classification and instance requests) through the engine's batch API.
+        ``follow_symlinks``: also read files that symbolic links lead to outside ``path``
+        (default: skipped). ``out`` must be new, empty or instructgen's own; inside ``path``
+        it is not read.
         """
         lim = _limits(limits, workers, timeout, max_bytes, max_memory_mb)
         if follow_symlinks is not None:
@@ -434,7 +445,7 @@ class InstructionDataset:
             num_instructions_for_finetuning=num_instructions_for_finetuning,
             out=out,
             cache=cache,
-            config=config,
+            config=with_batch(config, batch),
             include=include,
             exclude=exclude,
             limits=lim,
@@ -473,6 +484,7 @@ class InstructionDataset:
         executor: str | Executor | None = None,
         executor_options: Mapping[str, Any] | None = None,
         self_instruct: SelfInstructOptions | None = None,
+        batch: bool | BatchConfig = False,
     ) -> InstructionDataset:
         """``agenerate_dataset_from_dir`` for sync code."""
         return run_sync(
@@ -500,5 +512,6 @@ class InstructionDataset:
                 executor=executor,
                 executor_options=executor_options,
                 self_instruct=self_instruct,
+                batch=batch,
             )
         )

@@ -4,9 +4,19 @@
 the engine's single async call under a timeout → typed-error classification → bounded
 exponential backoff with jitter (honouring ``Retry-After``) → commit to the cache → return.
 
-On a 429 the dispatcher pauses every worker until the server's ``Retry-After`` has passed and
-halves the number of requests it lets in flight (additive increase again after successes), so
-a rate-limited run converges on what the provider allows instead of hammering it.
+A 429 delays its own request by the server's ``Retry-After``. Only when 429s show a real limit
+— ``x-ratelimit-remaining-*`` at 0, or 429s on at least 35 % of the recent attempts — does
+the dispatcher pause every worker until ``Retry-After`` has passed and halve the number of
+requests it lets in flight (additive increase again after successes), so a rate-limited run
+converges on what the provider allows, while an overloaded server's scattered 429s cost only
+the requests they hit.
+
+A circuit breaker stops a run whose server is gone: when every attempt over
+``breaker_window`` seconds failed to connect or timed out (one second when nothing has been
+answered yet, so a wrong port is reported at once), every request raises
+``ServerUnreachableError`` with the host, the reason and the counts; the cache keeps everything
+answered. Failures are logged as one line per kind of error with counts, at most every
+``warn_interval`` seconds, never one line per request.
 """
 
 from __future__ import annotations
@@ -14,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import copy
 import logging
 import random
 import sys
@@ -24,15 +35,17 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from instructgen.cache import Cache, cache_key
+from instructgen.endpoints import host_of
 from instructgen.engine_contract import Completion, Engine, Price, Request, Usage
 from instructgen.engine_errors import from_exception, redact
 from instructgen.errors import (
     AuthenticationError,
     BudgetExceededError,
     ConfigError,
+    ConnectionFailedError,
     EngineError,
     RateLimitError,
-    TransientEngineError,
+    ServerUnreachableError,
 )
 from instructgen.money import format_usd
 from instructgen.progress import ProgressCallback, ProgressEvent, emit
@@ -56,20 +69,30 @@ class DispatchConfig:
     rpm: float | None = None
     tpm: float | None = None
     timeout: float = 120.0
-    max_attempts: int = 6
+    max_attempts: int = 6  # 429s have their own budget: 4 x this, within rate_limit_patience
+    rate_limit_patience: float = 600.0  # seconds a request may spend waiting on 429s
     backoff_base: float = 0.5
     backoff_max: float = 60.0
     max_cost: float | None = None
+    breaker_window: float | None = 10.0  # None: never stop on connection failures
+    warn_interval: float = 5.0
+    batch: Any = None
+    """A ``batching.BatchConfig``: requests marked batchable go through the engine's batch API
+    (engines without one run them online)."""
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ConfigError(f"concurrency must be at least 1, got {self.concurrency}")
-        for name in ("rpm", "tpm", "max_cost"):
+        for name in ("rpm", "tpm", "max_cost", "breaker_window", "rate_limit_patience"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError(f"{name} must be positive, got {value}")
         if self.max_attempts < 1:
             raise ConfigError(f"max_attempts must be at least 1, got {self.max_attempts}")
+        if self.batch is True or self.batch is False:
+            from instructgen.batching import BatchConfig
+
+            self.batch = BatchConfig() if self.batch else None
 
 
 @dataclass(frozen=True)
@@ -99,6 +122,7 @@ class RunStats:
     cost: float = 0.0
     started: float = field(default_factory=time.monotonic)
     errors: Counter[str] = field(default_factory=Counter)
+    batch: Any = None  # batching.BatchStats in batch mode
 
     @property
     def elapsed(self) -> float:
@@ -116,6 +140,7 @@ class RunStats:
             "cost_usd": round(self.cost, 6),
             "elapsed_s": round(self.elapsed, 3),
             "errors": dict(self.errors),
+            **({"batch": self.batch.to_dict()} if self.batch is not None else {}),
         }
 
 
@@ -212,8 +237,39 @@ class TokenBucket:
         self.level = min(self.capacity, self.level - delta)
 
 
+class _RateLimitSignal:
+    """Tells a real limit from an overloaded server's scattered 429s: a 429 that says the quota
+    is spent (``x-ratelimit-remaining-*: 0``), or 429s on at least ``share`` of the last
+    ``size`` attempts (``min_samples`` of them at least)."""
+
+    def __init__(self, size: int = 50, share: float = 0.35, min_samples: int = 20) -> None:
+        self.share, self.min_samples = share, min_samples
+        self.recent: collections.deque[bool] = collections.deque(maxlen=size)
+        self.limited = 0  # 429s among ``recent``
+
+    def record(self, limited: bool) -> None:
+        if len(self.recent) == self.recent.maxlen and self.recent[0]:
+            self.limited -= 1
+        self.recent.append(limited)
+        self.limited += limited
+
+    def real_limit(self, error: RateLimitError) -> bool:
+        """Record the 429 ``error``; True when it shows a real limit (the window then starts
+        afresh, so one burst of 429s slows the run down once)."""
+        self.record(True)
+        crowded = len(self.recent) >= self.min_samples and (
+            self.limited >= self.share * len(self.recent)
+        )
+        if error.exhausted or crowded:
+            self.recent.clear()
+            self.limited = 0
+            return True
+        return False
+
+
 class _AdaptiveGate:
-    """Caps requests in flight; halves the cap on 429 and pauses until Retry-After has passed.
+    """Caps requests in flight; on a real rate limit halves the cap and pauses everyone until
+    Retry-After has passed.
 
     Waiters queue in FIFO order and a finished request wakes exactly one of them, so the cost
     per request stays constant however many requests are queued (a condition variable's
@@ -225,14 +281,18 @@ class _AdaptiveGate:
         self.limit = float(limit)
         self.in_flight = 0
         self.pause_until = 0.0
+        # While connections fail and nothing succeeds, one request at a time probes the server,
+        # each failure holding the others back for its backoff: a dead server sees a trickle.
+        self.probing = False
+        self.probe_until = 0.0
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
 
     def _free(self) -> bool:
-        return self.in_flight < max(1, int(self.limit))
+        return self.in_flight < (1 if self.probing else max(1, int(self.limit)))
 
     async def __aenter__(self) -> None:
         while True:
-            wait = self.pause_until - time.monotonic()
+            wait = max(self.pause_until, self.probe_until) - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
                 continue
@@ -252,7 +312,7 @@ class _AdaptiveGate:
                 raise
             # Woken with a slot reserved for us (in_flight already counts it) unless a pause
             # started meanwhile; then give the slot back and wait again.
-            if self.pause_until > time.monotonic():
+            if max(self.pause_until, self.probe_until) > time.monotonic():
                 self.in_flight -= 1
                 self._wake()
                 continue
@@ -270,13 +330,116 @@ class _AdaptiveGate:
         self._wake()
 
     async def on_success(self) -> None:
+        if self.probing:
+            self.probing, self.probe_until = False, 0.0
+            self._wake()
         if self.limit < self.max_limit:
             self.limit = min(self.max_limit, self.limit + 1.0 / max(1.0, self.limit))
             self._wake()
 
+    def on_connection_failure(self, delay: float) -> None:
+        self.probing = True
+        self.probe_until = max(self.probe_until, time.monotonic() + delay)
+
     async def on_rate_limit(self, delay: float) -> None:
         self.limit = max(1.0, self.limit / 2)
         self.pause_until = max(self.pause_until, time.monotonic() + delay)
+
+
+def _kind(error: EngineError) -> str:
+    """A short name for the kind of failure, the unit of the aggregated warnings."""
+    if isinstance(error, ConnectionFailedError):
+        return error.reason
+    if isinstance(error, RateLimitError):
+        return "HTTP 429 (rate limited)"
+    if error.status is not None:
+        return f"HTTP {error.status}"
+    return type(error).__name__
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+class _FailureLog:
+    """Failed attempts, logged as one warning line per kind of error with counts, at most
+    every ``interval`` seconds (the first failure is logged at once)."""
+
+    def __init__(self, where: str, interval: float) -> None:
+        self.where, self.interval = where, interval
+        self.last = -float("inf")
+        self.retried: Counter[str] = Counter()
+        self.gave_up: Counter[str] = Counter()
+        self.example: dict[str, str] = {}
+
+    def add(self, error: EngineError, gave_up: bool) -> None:
+        kind = _kind(error)
+        (self.gave_up if gave_up else self.retried)[kind] += 1
+        self.example.setdefault(kind, str(error)[:200])
+        if time.monotonic() - self.last >= self.interval:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.retried and not self.gave_up:
+            return
+        since = time.monotonic() - self.last
+        period = f" in the last {since:.0f} s" if since < 3600 else ""
+        for kind in sorted({*self.retried, *self.gave_up}):
+            counts = []
+            if self.retried[kind]:
+                counts.append(_plural(self.retried[kind], "attempt") + " to retry")
+            if self.gave_up[kind]:
+                counts.append(_plural(self.gave_up[kind], "request") + " given up")
+            log.warning(
+                "%s: %s%s: %s; e.g. %s",
+                self.where,
+                kind,
+                period,
+                ", ".join(counts),
+                self.example[kind],
+            )
+        self.clear()
+        self.last = time.monotonic()
+
+    def clear(self) -> None:
+        self.retried.clear()
+        self.gave_up.clear()
+        self.example.clear()
+
+
+class _Breaker:
+    """Opens when every attempt for ``window`` seconds (``quick`` before the first answer)
+    failed to connect or timed out, and at least ``min_failures`` attempts failed."""
+
+    def __init__(self, window: float | None, quick: float = 1.0, min_failures: int = 3) -> None:
+        self.window, self.min_failures = window, min_failures
+        self.quick = min(quick, window or quick)
+        self.answered = False
+        self.since: float | None = None  # first failure after the last answer
+        self.failures = 0
+        self.reason = ""
+        self.error: ServerUnreachableError | None = None
+        self.opened: asyncio.Event | None = None
+
+    def success(self) -> None:
+        self.answered = True
+        self.since = None
+        self.failures = 0
+
+    def failure(self, error: EngineError) -> bool:
+        """Record a failed attempt; True when the breaker should open now."""
+        if self.window is None or self.error is not None:
+            return False
+        if not isinstance(error, ConnectionFailedError):
+            self.since, self.failures = None, 0  # the server answered, if with an error
+            return False
+        now = time.monotonic()
+        if self.since is None:
+            self.since = now
+        self.failures += 1
+        self.reason = error.reason
+        window = self.window if self.answered else self.quick
+        return self.failures >= self.min_failures and now - self.since >= window
 
 
 class Dispatcher:
@@ -305,6 +468,19 @@ class Dispatcher:
         self._tpm: TokenBucket | None = None
         self._reserved = 0.0
         self._last_emit = 0.0
+        self._breaker = _Breaker(self.config.breaker_window)
+        self._rate_limits = _RateLimitSignal()
+        where = host_of(engine.base_url) or host_of(engine.default_base_url) or engine.name
+        self._failures = _FailureLog(where, self.config.warn_interval)
+        self.batcher: Any = None
+        if self.config.batch is not None:
+            from instructgen.batching import Batcher, supports_batch
+
+            if supports_batch(engine):
+                self.batcher = Batcher(self, self.config.batch)
+                self.stats.batch = self.batcher.stats
+            else:
+                log.warning("engine %s has no batch API: every request runs online", engine.name)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -313,6 +489,7 @@ class Dispatcher:
         if self._gate is None:
             cfg = self.config
             self._gate = _AdaptiveGate(cfg.concurrency)
+            self._breaker.opened = asyncio.Event()
             if cfg.rpm:
                 self._rpm = TokenBucket(cfg.rpm / 60.0, 1.0)  # no burst: never above the cap
             if cfg.tpm:
@@ -326,7 +503,12 @@ class Dispatcher:
         await self.aclose()
 
     async def aclose(self) -> None:
+        if self._breaker.error is None:
+            self._failures.flush()
+        if self.batcher is not None:
+            await self.batcher.aclose()
         await self.engine.aclose()
+        self._breaker.opened = None
         self._gate = None
         self._rpm = self._tpm = None
 
@@ -346,7 +528,11 @@ class Dispatcher:
         """Announce ``n`` more requests so progress can show a total and an ETA."""
         self.expected += n
 
-    async def complete(self, request: Request, *, sample: int = 0) -> Completion:
+    async def complete(
+        self, request: Request, *, sample: int = 0, batchable: bool = False
+    ) -> Completion:
+        """``batchable``: nothing waits on this request to build another one, so in batch
+        mode it may go through the engine's batch API (``batching.py``)."""
         key = self.key(request, sample) if self.cache is not None else ""
         if self.cache is not None:
             hit = self.cache.get(key)
@@ -354,12 +540,23 @@ class Dispatcher:
                 self.stats.cached += 1
                 self._emit()
                 return hit
+        if batchable and self.batcher is not None:
+            return await self.batcher.complete(request, sample, key or self.key(request, sample))
         gate = self._limits()
         cfg = self.config
         worst = self.worst_case_cost(request)
         est_tokens = _prompt_tokens(request) + request.max_tokens * request.n
-        for attempt in range(1, cfg.max_attempts + 1):
+        breaker = self._breaker
+        limited = 0  # attempts answered 429: they wait as the server says, up to the patience
+        limited_since = 0.0
+        attempt = 0
+        while True:
+            attempt += 1
+            if breaker.error is not None:
+                raise copy.copy(breaker.error)
             async with gate:
+                if breaker.error is not None:
+                    raise copy.copy(breaker.error)
                 if (
                     cfg.max_cost is not None
                     and self.stats.cost + self._reserved + worst > cfg.max_cost
@@ -378,8 +575,11 @@ class Dispatcher:
                 try:
                     completion = await _with_timeout(self.engine.acomplete(request), cfg.timeout)
                 except asyncio.TimeoutError:
-                    error: EngineError = TransientEngineError(
-                        f"no answer within {cfg.timeout:g} s", engine=self.engine.name, status=408
+                    error: EngineError = ConnectionFailedError(
+                        f"no answer within {cfg.timeout:g} s",
+                        reason="timed out",
+                        engine=self.engine.name,
+                        status=408,
                     )
                 except EngineError as exc:
                     error = exc
@@ -391,30 +591,79 @@ class Dispatcher:
                     if self.cache is not None:
                         self.cache.put(key, completion)  # committed before anyone uses it
                     self._account(completion, est_tokens)
+                    breaker.success()
+                    self._rate_limits.record(False)
                     await gate.on_success()
                     return completion
                 finally:
                     self._reserved -= worst
+            if breaker.error is not None:
+                raise copy.copy(breaker.error)  # opened while this attempt was in flight
             error = redact(error, self.engine.api_key)  # servers echo keys in messages
             self.stats.errors[type(error).__name__] += 1
-            if not error.retryable or attempt == cfg.max_attempts:
+            if breaker.failure(error):
+                raise self._open_circuit()
+            if isinstance(error, RateLimitError):
+                limited += 1
+                limited_since = limited_since or time.monotonic()
+            if (
+                not error.retryable
+                or attempt - limited >= cfg.max_attempts
+                or limited >= 4 * cfg.max_attempts
+                or (limited and time.monotonic() - limited_since >= cfg.rate_limit_patience)
+            ):
                 self.stats.failed += 1
+                self._failures.add(error, gave_up=True)
                 self._emit()
                 if error.retryable:
-                    raise type(error)(
-                        f"{error} (gave up after {attempt} attempts)", status=error.status
-                    ) from error
+                    gave_up = copy.copy(error)
+                    gave_up.args = (f"{error} (gave up after {attempt} attempts)",)
+                    raise gave_up from error
                 raise error
             delay = self._backoff(attempt, error)
             if isinstance(error, RateLimitError):
-                await gate.on_rate_limit(delay)
+                if self._rate_limits.real_limit(error):
+                    await gate.on_rate_limit(delay)
+            elif isinstance(error, ConnectionFailedError):
+                gate.on_connection_failure(delay)
             self.stats.retried += 1
+            self._failures.add(error, gave_up=False)
             log.info("retrying in %.2fs after %s", delay, error)
             self._emit()
+            await self._sleep(delay)
+
+    async def _sleep(self, delay: float) -> None:
+        """Back off for ``delay`` seconds, or less if the circuit opens meanwhile."""
+        opened = self._breaker.opened
+        if opened is None:
             await asyncio.sleep(delay)
-        raise AssertionError("unreachable")
+            return
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(opened.wait(), delay)
+
+    def _open_circuit(self) -> ServerUnreachableError:
+        b = self._breaker
+        kept = None
+        if self.cache is not None:
+            with contextlib.suppress(Exception):
+                kept = len(self.cache)
+        b.error = ServerUnreachableError(
+            host=self._failures.where,
+            reason=b.reason,
+            sent=self.stats.completed,
+            cached=self.stats.cached,
+            kept=kept,
+            seconds=time.monotonic() - (b.since or time.monotonic()),
+            engine=self.engine.name,
+        )
+        if b.opened is not None:
+            b.opened.set()
+        self._failures.clear()  # the one error line says it all
+        log.debug("circuit open: %s", b.error)
+        return b.error
 
     def _backoff(self, attempt: int, error: EngineError) -> float:
+        """The server's ``Retry-After`` when it gave one, else exponential with jitter."""
         cfg = self.config
         exp = min(cfg.backoff_max, cfg.backoff_base * 2 ** (attempt - 1))
         jittered = exp * (0.5 + random.random() / 2)

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from instructgen.endpoints import check_base_url, endpoint
 from instructgen.errors import ConfigError, MissingKeyError
 
 __all__ = [
@@ -152,10 +153,13 @@ class Completion:
 
 @dataclass(frozen=True)
 class Price:
-    """US dollars per million tokens."""
+    """US dollars per million tokens; ``batch_input`` / ``batch_output`` for requests sent
+    through a batch API (``None``: half the online price, the usual batch discount)."""
 
     input: float
     output: float
+    batch_input: float | None = None
+    batch_output: float | None = None
 
     def cost(self, usage: Usage) -> float:
         return (usage.prompt_tokens * self.input + usage.completion_tokens * self.output) / 1e6
@@ -200,6 +204,9 @@ class Engine(ABC):
     """The provider's JSON mode, used for requests that carry ``json_schema`` (instructgen's
     own prompts, e.g. the document Q/A; never the Self-Instruct paper's): ``"json_schema"``
     (the reply follows the schema), ``"json_object"`` (the reply is a JSON object), ``None``."""
+    default_base_url: ClassVar[str | None] = None
+    """The provider's own URL: requests sent there (or with no base URL) keep cache keys
+    without an endpoint, so caches made before endpoints entered the key stay valid."""
 
     def __init__(
         self,
@@ -211,6 +218,8 @@ class Engine(ABC):
         prices: Mapping[str, Price] | None = None,
         **options: Any,
     ) -> None:
+        if base_url:
+            check_base_url(base_url)  # a ConfigError (exit 2) before anything is sent
         self._api_key = api_key or self._key_from_env()
         if self.needs_key and not self._api_key and not self._key_optional(base_url):
             raise MissingKeyError(
@@ -279,12 +288,30 @@ class Engine(ABC):
         without building an engine (no key needed): what dry runs estimate with."""
         return price_of(model or cls.default_model, cls.prices)
 
+    def endpoint(self) -> str | None:
+        """The server this engine talks to, normalised (``scheme://host:port/path``, no
+        credentials or query); ``None`` for the provider's default URL or no URL at all."""
+        if not self.base_url:
+            return None
+        mine = endpoint(self.base_url)
+        if self.default_base_url and mine == endpoint(self.default_base_url):
+            return None
+        return mine
+
     def identity(self) -> dict[str, Any]:
-        """What identifies this engine's outputs in a cache key (no credentials): its name,
-        model, kind and the options given (none: the key of earlier versions)."""
+        """What identifies this engine's outputs in a cache key (no credentials).
+
+        Engine name, model and kind; the options given (none: the key of earlier versions);
+        and the endpoint when the engine talks to a server other than the provider's default:
+        the same model name on another server is another model. Override to add what else
+        changes the replies (keep what is there, add keys).
+        """
         ident: dict[str, Any] = {"engine": self.name, "model": self.model, "kind": self.kind}
         if self.options:
             ident["options"] = {k: self.options[k] for k in sorted(self.options)}
+        where = self.endpoint()
+        if where is not None:
+            ident["endpoint"] = where
         return ident
 
     def __repr__(self) -> str:

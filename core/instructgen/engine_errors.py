@@ -6,6 +6,7 @@ everything else (timeouts, resets, bodies that do not parse) they call ``from_ex
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Mapping
@@ -15,13 +16,21 @@ from typing import Any
 from instructgen.errors import (
     AuthenticationError,
     BadRequestError,
+    ConnectionFailedError,
     EngineError,
     MalformedResponseError,
     RateLimitError,
     TransientEngineError,
 )
 
-__all__ = ["from_exception", "from_status", "redact", "retry_after_from_headers"]
+__all__ = [
+    "connection_reason",
+    "from_exception",
+    "from_status",
+    "quota_exhausted",
+    "redact",
+    "retry_after_from_headers",
+]
 
 _DURATION = re.compile(
     r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?"
@@ -72,6 +81,25 @@ def retry_after_from_headers(headers: Mapping[str, str] | None) -> float | None:
     return max(found) if found else None
 
 
+# How providers word a 429 that is about money, not load (OpenAI's insufficient_quota).
+_NO_CREDIT = ("insufficient_quota", "exceeded your current quota", "check your plan and billing")
+
+
+def quota_exhausted(headers: Mapping[str, str] | None) -> bool:
+    """True when ``x-ratelimit-remaining-requests`` / ``-tokens`` (or a bare
+    ``x-ratelimit-remaining``) says nothing is left: a real quota, not a busy server."""
+    if not headers:
+        return False
+    for k, v in headers.items():
+        if k.lower().startswith("x-ratelimit-remaining"):
+            try:
+                if float(str(v).strip()) <= 0:
+                    return True
+            except ValueError:
+                continue
+    return False
+
+
 def from_status(
     status: int,
     message: str,
@@ -83,7 +111,17 @@ def from_status(
     retry_after = retry_after_from_headers(headers)
     kw: dict[str, Any] = {"engine": engine, "status": status, "retry_after": retry_after}
     if status == 429:
-        return RateLimitError(f"rate limited (HTTP 429): {message}", **kw)
+        if any(m in message.lower() for m in _NO_CREDIT):
+            # Billing, not load: waiting will not help.
+            error = RateLimitError(
+                f"HTTP 429: {message} — the account has no credit left: check the plan and billing",
+                **kw,
+            )
+            error.retryable = False
+            return error
+        error = RateLimitError(f"rate limited (HTTP 429): {message}", **kw)
+        error.exhausted = quota_exhausted(headers)
+        return error
     if status in (401, 403):
         return AuthenticationError(
             f"HTTP {status}: {message} — check the API key and that it may use this model", **kw
@@ -93,20 +131,67 @@ def from_status(
     return BadRequestError(f"HTTP {status}: {message}", **kw)
 
 
+# HTTP libraries' names for a connection the server closed mid-request (httpx, aiohttp).
+_DISCONNECTED = frozenset(
+    {"RemoteProtocolError", "ServerDisconnectedError", "ReadError", "ClientPayloadError"}
+)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions it was raised from, outermost first (SDKs wrap the socket
+    error that says what happened in their own types, sometimes misnamed)."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and len(seen) < 20 and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def connection_reason(exc: BaseException) -> str | None:
+    """What went wrong on the way to the server, or ``None`` when it is not a connection
+    failure: ``connection refused``, ``host not found``, ``connection reset``, ``timed out``
+    or ``connection failed``. The innermost cause wins: the OpenAI SDK's aiohttp client
+    reports a refused connection as ``ConnectTimeout``."""
+    import socket
+
+    chain = _chain(exc)
+    for e in reversed(chain):  # innermost first: the socket's own word
+        if isinstance(e, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(e, socket.gaierror):
+            return "host not found"
+        if isinstance(e, ConnectionResetError | BrokenPipeError | ConnectionAbortedError) or (
+            type(e).__name__ in _DISCONNECTED
+        ):
+            return "connection reset"
+    names = [type(e).__name__ for e in chain]
+    if any("Timeout" in n for n in names) or any(isinstance(e, TimeoutError) for e in chain):
+        return "timed out"
+    mods = [type(e).__module__ for e in chain]
+    if any(m.startswith(("httpx", "httpcore", "aiohttp", "openai", "ssl")) for m in mods) or any(
+        isinstance(e, ConnectionError | OSError) for e in chain
+    ):
+        return "connection failed"
+    return None
+
+
 def from_exception(exc: BaseException, *, engine: str | None = None) -> EngineError:
-    """Classify a non-HTTP failure: timeouts and resets are transient, bad bodies malformed."""
+    """Classify a non-HTTP failure: no connection is ``ConnectionFailedError`` (with its
+    reason), bad bodies are malformed; both are worth another attempt."""
     if isinstance(exc, EngineError):
         return exc
     name = type(exc).__name__
-    mod = type(exc).__module__
     if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError) or name == "ValidationError":
         return MalformedResponseError(f"malformed response: {name}: {exc}"[:500], engine=engine)
-    if "Timeout" in name or isinstance(exc, TimeoutError):
-        return TransientEngineError(f"timed out ({name})", engine=engine, status=408)
-    if mod.startswith(("httpx", "httpcore", "aiohttp", "openai", "ssl")) or isinstance(
-        exc, ConnectionError | OSError
-    ):
-        return TransientEngineError(f"connection failed ({name}: {exc})"[:500], engine=engine)
+    reason = connection_reason(exc)
+    if reason == "timed out":
+        return ConnectionFailedError(
+            f"timed out ({name})", reason=reason, engine=engine, status=408
+        )
+    if reason is not None:
+        message = f"{reason} ({name}: {exc})"[:500]
+        return ConnectionFailedError(message, reason=reason, engine=engine)
     return MalformedResponseError(f"unexpected response ({name}: {exc})"[:500], engine=engine)
 
 
@@ -114,8 +199,6 @@ def redact(error: EngineError, secret: str | None) -> EngineError:
     """The same error with ``secret`` (an API key a server echoed back) masked in its message."""
     if not secret or secret not in str(error):
         return error
-    masked = type(error)(
-        str(error).replace(secret, "***"), status=error.status, retry_after=error.retry_after
-    )
-    masked.engine = error.engine
+    masked = copy.copy(error)  # keeps the type and its attributes (reason, exhausted, ...)
+    masked.args = (str(error).replace(secret, "***"),)
     return masked

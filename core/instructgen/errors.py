@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BudgetExceededError",
     "ConfigError",
+    "ConnectionFailedError",
     "DatasetError",
     "EngineError",
     "ExtractionError",
@@ -26,6 +28,7 @@ __all__ = [
     "PluginError",
     "Problem",
     "RateLimitError",
+    "ServerUnreachableError",
     "TaskFileError",
     "TransientEngineError",
     "UnknownNameError",
@@ -145,7 +148,28 @@ class TransientEngineError(EngineError):
 
 
 class RateLimitError(TransientEngineError):
-    """429: the dispatcher slows down and honours ``retry_after``."""
+    """429: the request waits ``retry_after``; ``exhausted`` says the server reported a quota
+    at zero (``x-ratelimit-remaining-*: 0``), which slows the whole run down."""
+
+    exhausted = False
+
+
+class ConnectionFailedError(TransientEngineError):
+    """No answer from the server at all: ``reason`` is ``connection refused``, ``host not
+    found``, ``timed out``, ``connection reset`` or ``connection failed``. When every request
+    fails like this for a while, the dispatcher's circuit breaker stops the run."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str = "connection failed",
+        engine: str | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.reason = reason
+        super().__init__(message, engine=engine, status=status, retry_after=retry_after)
 
 
 class MalformedResponseError(TransientEngineError):
@@ -158,6 +182,50 @@ class AuthenticationError(EngineError):
 
 class BadRequestError(EngineError):
     """400/404/422: the request or model name is wrong; retrying cannot help."""
+
+
+class ServerUnreachableError(InstructgenError):
+    """Every request failed to connect or timed out for a while: the run stops sending.
+
+    Not an ``EngineError``: pipelines that record failed requests and go on must let this one
+    through. Carries what the one-line report needs: the ``host``, the ``reason`` (as in
+    ``ConnectionFailedError``), the requests ``done`` in this run (``sent`` answered by the
+    server, ``cached`` read from the cache), the answers ``kept`` in the cache (``None``
+    without a cache) and for how many ``seconds`` every request failed. The CLI adds the
+    command that resumes.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        reason: str,
+        sent: int,
+        cached: int,
+        kept: int | None,
+        seconds: float,
+        engine: str | None = None,
+    ) -> None:
+        self.host, self.reason, self.engine = host, reason, engine
+        self.sent, self.cached, self.kept, self.seconds = sent, cached, kept, seconds
+        self.done = sent + cached
+        if kept is None:
+            store = "no cache: a rerun sends them again"
+        else:
+            store = f"{kept} answers kept in the cache"
+        super().__init__(
+            f"cannot reach {host}: {reason} (every request failed for {seconds:.0f} s); "
+            f"stopped after {self.done} requests done ({sent} answered, {cached} from the "
+            f"cache), {store}"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_unreachable, (self.__dict__.copy(),))
+
+
+def _rebuild_unreachable(state: dict[str, Any]) -> ServerUnreachableError:
+    keys = ("host", "reason", "sent", "cached", "kept", "seconds", "engine")
+    return ServerUnreachableError(**{k: state[k] for k in keys})
 
 
 class BudgetExceededError(InstructgenError):

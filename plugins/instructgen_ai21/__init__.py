@@ -37,6 +37,7 @@ class AI21Engine(Engine):
     requires = ("ai21",)
     install_with = "instructgen[ai21]"
     structured_output = "json_object"  # response_format json_object (no schema)
+    default_base_url = "https://api.ai21.com/studio/v1"
 
     def __init__(
         self,

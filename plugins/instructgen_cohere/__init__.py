@@ -40,6 +40,7 @@ class CohereEngine(Engine):
     requires = ("cohere",)
     install_with = "instructgen[cohere]"
     structured_output = "json_schema"  # v2 response_format json_object with json_schema
+    default_base_url = "https://api.cohere.com"
 
     def __init__(
         self,

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from instructgen import (
+    BatchEngine,
+    BatchStatus,
     Completion,
     Engine,
     EngineError,
@@ -29,7 +31,8 @@ log = logging.getLogger("instructgen.engines.openai")
 
 __all__ = ["OpenAIChatEngine", "OpenAICompletionsEngine"]
 
-# US dollars per million tokens (openai.com/api/pricing); override with prices={...}.
+# US dollars per million tokens (openai.com/api/pricing); override with prices={...}. Batch
+# API requests cost half (Price's batch columns default to 50 %).
 PRICES = {
     "gpt-4o-mini": Price(0.15, 0.60),
     "gpt-4o": Price(2.50, 10.00),
@@ -41,7 +44,7 @@ PRICES = {
 }
 
 
-class _OpenAIBase(Engine):
+class _OpenAIBase(Engine, BatchEngine):
     key_env_vars = ("OPENAI_API_KEY",)
     requires = ("openai",)
     install_with = "instructgen"
@@ -58,6 +61,9 @@ class _OpenAIBase(Engine):
         "logit_bias": dict,
         "metadata": dict,
     }
+    default_base_url = "https://api.openai.com/v1"
+
+    json_mode: str = "none"  # the chat engine's JSON mode (instance attribute there)
 
     def __init__(
         self,
@@ -177,6 +183,128 @@ class _OpenAIBase(Engine):
         except Exception as exc:
             raise from_exception(exc, engine=self.name) from None
 
+    # -- the Batch API (files + batches, through the same SDK client) -------------------------
+
+    batch_path: ClassVar[str] = ""  # the endpoint each batch line posts to, under /v1
+
+    def batch_body(self, request: Request) -> dict[str, Any]:
+        """The request body of one batch line (what ``acomplete`` would post)."""
+        raise NotImplementedError
+
+    async def abatch_submit(self, items: Any, *, metadata: Mapping[str, str] | None = None) -> str:
+        endpoint = "/v1" + self.batch_path
+        lines = [
+            json.dumps(
+                {
+                    "custom_id": custom_id,
+                    "method": "POST",
+                    "url": endpoint,
+                    "body": self.batch_body(request),
+                },
+                ensure_ascii=False,
+            )
+            for custom_id, request in items
+        ]
+        data = ("\n".join(lines) + "\n").encode("utf-8")
+        client = self.client()
+
+        async def submit() -> str:
+            uploaded = await client.files.create(
+                file=("instructgen-batch.jsonl", data), purpose="batch"
+            )
+            batch = await client.batches.create(
+                input_file_id=uploaded.id,
+                endpoint=endpoint,
+                completion_window="24h",
+                metadata=dict(metadata or {}),
+            )
+            return str(batch.id)
+
+        result: str = await self._sdk(submit())
+        return result
+
+    async def abatch_poll(self, batch_id: str) -> BatchStatus:
+        batch = await self._sdk(self.client().batches.retrieve(batch_id))
+        return _batch_status(batch)
+
+    async def abatch_cancel(self, batch_id: str) -> BatchStatus:
+        batch = await self._sdk(self.client().batches.cancel(batch_id))
+        return _batch_status(batch)
+
+    async def abatch_lookup(self, token: str) -> str | None:
+        """The batch created with this submission token, among the 1,000 most recent."""
+        from instructgen import BATCH_TOKEN_FIELD as TOKEN_FIELD
+
+        async def find() -> str | None:
+            seen = 0
+            async for batch in self.client().batches.list(limit=100):
+                if (getattr(batch, "metadata", None) or {}).get(TOKEN_FIELD) == token:
+                    return str(batch.id)
+                seen += 1
+                if seen >= 1000:
+                    break
+            return None
+
+        found: str | None = await self._sdk(find())
+        return found
+
+    async def abatch_fetch(self, batch_id: str) -> dict[str, Completion | EngineError]:
+        client = self.client()
+        batch = await self._sdk(client.batches.retrieve(batch_id))
+        out: dict[str, Completion | EngineError] = {}
+        for file_id in (batch.output_file_id, batch.error_file_id):
+            if not file_id:
+                continue
+            content = await self._sdk(client.files.content(file_id))
+            for line in content.text.splitlines():
+                if line.strip():
+                    custom_id, result = self._batch_line(line)
+                    if custom_id is not None:
+                        out[custom_id] = result
+        return out
+
+    def _batch_line(self, line: str) -> tuple[str | None, Completion | EngineError]:
+        try:
+            item = json.loads(line)
+            custom_id = str(item["custom_id"])
+        except (ValueError, KeyError, TypeError) as exc:
+            return None, from_exception(exc, engine=self.name)
+        response = item.get("response") or {}
+        status = int(response.get("status_code") or 0)
+        body = response.get("body")
+        if status == 200 and isinstance(body, dict) and isinstance(body.get("choices"), list):
+            try:
+                return custom_id, self.batch_completion(body)
+            except EngineError as exc:
+                return custom_id, exc
+        error = item.get("error") or (body.get("error") if isinstance(body, dict) else None)
+        message = _body_message({"error": error}) if isinstance(error, dict) else None
+        error_: EngineError = from_status(
+            status or 500, message or str(error or body)[:300], engine=self.name
+        )
+        mode: str = getattr(self, "json_mode", _JSON_MODES[-1])
+        if mode != _JSON_MODES[-1] and _rejects_format(error_):
+            # the server refused the JSON mode: the next batch uses the next one
+            following = _JSON_MODES[_JSON_MODES.index(mode) + 1]
+            self.json_mode = following
+            error_ = from_status(503, f"{error_} (sent again with {following})", engine=self.name)
+        return custom_id, error_
+
+    def batch_completion(self, body: dict[str, Any]) -> Completion:
+        raise NotImplementedError
+
+    async def _sdk(self, call: Any) -> Any:
+        import openai
+
+        try:
+            return await call
+        except openai.APIStatusError as exc:
+            raise from_status(
+                exc.status_code, _message(exc), engine=self.name, headers=dict(exc.response.headers)
+            ) from None
+        except Exception as exc:
+            raise from_exception(exc, engine=self.name) from None
+
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.close()
@@ -222,6 +350,17 @@ def _body_message(body: Any) -> str | None:
     if isinstance(err, dict) and err.get("message"):
         return str(err["message"])
     return None
+
+
+def _batch_status(batch: Any) -> BatchStatus:
+    counts = getattr(batch, "request_counts", None)
+    return BatchStatus(
+        id=str(batch.id),
+        state=str(batch.status),
+        total=int(getattr(counts, "total", 0) or 0),
+        completed=int(getattr(counts, "completed", 0) or 0),
+        failed=int(getattr(counts, "failed", 0) or 0),
+    )
 
 
 def _usage(u: Any) -> Usage:
@@ -285,6 +424,19 @@ class OpenAIChatEngine(_OpenAIBase):
         super().__init__(*args, **kwargs)
         self.json_mode = _JSON_MODES[0]
 
+    batch_path = "/chat/completions"
+
+    def batch_body(self, request: Request) -> dict[str, Any]:
+        params = self._common(request)
+        params["messages"] = request.as_messages()
+        fmt = response_format(self.json_mode, request.json_schema) if request.json_schema else None
+        if fmt is not None and "response_format" not in request.extra:
+            params["response_format"] = fmt
+        return params
+
+    def batch_completion(self, body: dict[str, Any]) -> Completion:
+        return _completion(self, body, lambda c: (c.get("message") or {}).get("content"))
+
     async def acomplete(self, request: Request) -> Completion:
         params = self._common(request)
         params["messages"] = request.as_messages()
@@ -320,6 +472,16 @@ class OpenAICompletionsEngine(_OpenAIBase):
     name = "openai-completions"
     kind = "completion"
     default_model = "gpt-3.5-turbo-instruct"
+
+    batch_path = "/completions"
+
+    def batch_body(self, request: Request) -> dict[str, Any]:
+        params = self._common(request)
+        params["prompt"] = request.as_prompt()
+        return params
+
+    def batch_completion(self, body: dict[str, Any]) -> Completion:
+        return _completion(self, body, lambda c: c.get("text"))
 
     async def acomplete(self, request: Request) -> Completion:
         params = self._common(request)

@@ -129,8 +129,11 @@ class LiteLLMEngine(Engine):
 
     def identity(self) -> dict[str, Any]:
         """Model, options and server identify the outputs (the same model name on another
-        server is another model); the key never does."""
-        return {**super().identity(), "api_base": self.base_url}
+        server is another model); the key never does. ``api_base`` names the server, so the
+        core's normalised ``endpoint`` is left out and earlier caches keep their keys."""
+        ident = super().identity()
+        ident.pop("endpoint", None)
+        return {**ident, "api_base": self.base_url}
 
     def _route(self) -> tuple[str, bool]:
         """The provider LiteLLM picks for ``self.model`` and whether it takes ``n``."""

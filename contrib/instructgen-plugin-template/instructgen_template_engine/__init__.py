@@ -39,11 +39,13 @@ class HelloEngine(Engine):
     default_model = "hello-small"
     key_env_vars = ("HELLO_API_KEY",)
     prices = PRICES
+    # The provider's own URL: cache keys name the endpoint only for other servers.
+    default_base_url = "http://127.0.0.1:8765"
 
     def __init__(
         self, api_key: str | None = None, *, base_url: str | None = None, **kwargs: Any
     ) -> None:
-        base_url = base_url or os.environ.get("HELLO_API_URL") or "http://127.0.0.1:8765"
+        base_url = base_url or os.environ.get("HELLO_API_URL") or self.default_base_url
         super().__init__(api_key, base_url=base_url, **kwargs)
         self._client: Any = None
 

@@ -107,4 +107,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> Any:
-    return cli.main(args=argv, prog_name="instructgen")
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    return cli.main(args=args, prog_name="instructgen", obj={"argv": args})

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
-from instructgen.errors import InstructgenError, TaskFileError
+from instructgen.errors import InstructgenError, ServerUnreachableError, TaskFileError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -91,17 +91,29 @@ def handles_errors(func: F) -> F:
             if debug:
                 raise
             as_json = bool(ctx.params.get("as_json"))
+            message = str(exc)
+            if isinstance(exc, ServerUnreachableError):
+                message += f"; resume with: {resume_command(ctx)}"
             if as_json:
                 payload: dict[str, Any] = {
                     "ok": False,
                     "error": type(exc).__name__,
-                    "message": str(exc),
+                    "message": message,
                 }
                 if isinstance(exc, TaskFileError):
                     payload["problems"] = [str(p) for p in exc.problems]
+                if isinstance(exc, ServerUnreachableError):
+                    payload.update(
+                        host=exc.host,
+                        reason=exc.reason,
+                        requests_done=exc.done,
+                        requests_cached=exc.cached,
+                        answers_kept=exc.kept,
+                        resume=resume_command(ctx),
+                    )
                 emit_json(payload)
             else:
-                click.echo(f"error: {exc}", err=True)
+                click.echo(f"error: {message}", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt as exc:
             terminated = isinstance(exc, Terminated) or _terminated.is_set()
@@ -110,6 +122,16 @@ def handles_errors(func: F) -> F:
             ctx.exit(143 if terminated else 130)
 
     return wrapper  # type: ignore[return-value]
+
+
+def resume_command(ctx: click.Context) -> str:
+    """The command line that was run, to run again: the cache makes it resume."""
+    import shlex
+
+    argv = (ctx.find_root().obj or {}).get("argv")
+    if argv is None:
+        argv = sys.argv[1:]
+    return shlex.join(["instructgen", *argv])
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")

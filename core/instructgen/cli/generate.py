@@ -148,7 +148,7 @@ def generate(
             f"{req['prompt_tokens'] + req['completion_tokens']:,} tokens, "
             f"{format_usd(req['cost_usd'])}; "
             f"{(report.get('unparsed_instance_replies') or {}).get('unparsed', 0)} "
-            "instance replies unparsed"
+            "instance replies unparsed" + _batch_summary(req)
         )
     if len(dataset) == 0:
         click.echo(
@@ -195,6 +195,17 @@ async def _generate(
     finally:
         renderer.close()
     return dataset, dataset.run_report
+
+
+def _batch_summary(requests: dict[str, Any]) -> str:
+    batch = requests.get("batch")
+    if not batch:
+        return ""
+    return (
+        f"; batch: {batch['requests_completed']} requests answered in "
+        f"{batch['batches_submitted']} batches ({batch['batches_resumed']} resumed), "
+        f"{format_usd(batch['cost_usd'])} of the cost"
+    )
 
 
 def chosen_filters(add: tuple[str, ...], drop: tuple[str, ...]) -> list[str] | None:
@@ -246,6 +257,13 @@ def _dry_run(
         cls.model_price(model),
     )
     prompt_tokens, completion_tokens, cost = est.prompt_tokens, est.completion_tokens, est.cost
+    price = cls.model_price(model)
+    if price is not None and opts.batch:  # classification and instances at the batch price
+        from instructgen.batching import batch_price
+
+        cost = (estimate([boot] * n_boot, price).cost or 0.0) + (
+            estimate([clf, inst] * num_instructions, batch_price(price)).cost or 0.0
+        )
     summary = {
         "engine": cls.name,
         "model": model,
@@ -262,6 +280,7 @@ def _dry_run(
         "prompt_tokens": prompt_tokens,
         "max_completion_tokens": completion_tokens,
         "max_cost_usd": None if cost is None else round(cost, 4),
+        "batch": opts.batch,
         "first_prompts": {
             "bootstrap": boot.as_prompt(),
             "classify": clf.as_prompt()[-300:],

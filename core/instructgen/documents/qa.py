@@ -524,7 +524,10 @@ async def qa_for_chunk(chunk: ChunkLike, dispatcher: Any, n: int) -> ChunkPairs:
             if not _cached(dispatcher, req, attempt):
                 sent_now += 1
         try:
-            completion = await dispatcher.complete(req, sample=attempt)
+            if getattr(dispatcher, "batcher", None) is not None:  # batch mode
+                completion = await dispatcher.complete(req, sample=attempt, batchable=True)
+            else:
+                completion = await dispatcher.complete(req, sample=attempt)
         except (AuthenticationError, BudgetExceededError):
             raise
         except EngineError as exc:

@@ -183,7 +183,8 @@ async def run_self_instruct(
         for m in machine
     ]
     dispatcher.expect(len(cls_reqs))
-    for m, result in zip(machine, await _gather(dispatcher, cls_reqs), strict=True):
+    classified = await _gather(dispatcher, cls_reqs, batchable=True)
+    for m, result in zip(machine, classified, strict=True):
         if isinstance(result, Completion):
             m.is_classification = prompts.parse_classification(result.text)
         else:
@@ -205,7 +206,8 @@ async def run_self_instruct(
     ]
     dispatcher.expect(len(inst_reqs))
     instance_replies = InstanceReplies()
-    for m, result in zip(machine, await _gather(dispatcher, inst_reqs), strict=True):
+    instances = await _gather(dispatcher, inst_reqs, batchable=True)
+    for m, result in zip(machine, instances, strict=True):
         if isinstance(result, Completion):
             m.instances = instance_replies.parse(result.text, m.is_classification)
         else:
@@ -225,12 +227,14 @@ async def run_self_instruct(
         else:
             prep_drops["task without valid instances"] += 1
     rows = _select_rows(prepared, num_instructions_for_finetuning, rng, dispatcher, source)
+    shortfall = None
     if len(rows) < num_instructions_for_finetuning:
+        shortfall = shortfall_reason(failed_requests, _dropped(drops, prep_drops))
         log.warning(
-            "the dataset has %d of the %d requested examples: filters and preparation "
-            "left too few; raise num_instructions to generate more",
+            "the dataset has %d of the %d requested examples: %s",
             len(rows),
             num_instructions_for_finetuning,
+            shortfall,
         )
     report = {
         "pipeline": "self-instruct",
@@ -252,19 +256,53 @@ async def run_self_instruct(
         "filter_drops": dict(drops),
         "filter_drop_examples": dict(drop_examples),
         "preparation_drops": dict(prep_drops),
+        "shortfall_reason": shortfall,
         "timings": {**timings, "total_s": round(time.monotonic() - started, 3)},
     }
     return SelfInstructResult(rows, report)
 
 
 async def _gather(
-    dispatcher: Dispatcher, items: Sequence[tuple[Request, int]]
+    dispatcher: Dispatcher, items: Sequence[tuple[Request, int]], *, batchable: bool = False
 ) -> list[Completion | EngineError]:
-    results = await gather_values(dispatcher.complete(r, sample=s) for r, s in items)
+    """``batchable``: no later request is built from these answers (the classification and
+    instance requests), so in batch mode they may go through the engine's batch API."""
+    if batchable:
+        results = await gather_values(
+            dispatcher.complete(r, sample=s, batchable=True) for r, s in items
+        )
+    else:
+        results = await gather_values(dispatcher.complete(r, sample=s) for r, s in items)
     for result in results:
         if isinstance(result, EngineError):
-            log.warning("request failed: %s", result)
+            log.debug("request failed: %s", result)  # the dispatcher logs failures, aggregated
     return results
+
+
+def _dropped(filter_drops: dict[str, int], preparation_drops: dict[str, int]) -> int:
+    """Instructions and instances the filters and preparation rules dropped (a task left
+    without instances is a consequence of those, or of failed requests, not a drop)."""
+    prep = {k: v for k, v in preparation_drops.items() if k != "task without valid instances"}
+    return sum(filter_drops.values()) + sum(prep.values())
+
+
+def shortfall_reason(failed_requests: int, dropped: int) -> str:
+    """Why a dataset came out smaller than asked, for the warning and the CLI: failed requests
+    first (rerunning retries them), filters only when they really dropped something."""
+    reasons = []
+    if failed_requests:
+        reasons.append(
+            f"{failed_requests} requests failed (their errors are in run.json); rerun the same "
+            "command to retry them"
+        )
+    if dropped:
+        reasons.append(
+            f"filters and preparation dropped {dropped} instructions or instances; raise "
+            "num_instructions to generate more"
+        )
+    if not reasons:
+        reasons.append("the model gave too few usable instructions; raise num_instructions")
+    return "; ".join(reasons)
 
 
 def _prepare_instances(

@@ -1,0 +1,61 @@
+"""Base URLs: checked up front, and normalised into the endpoint that enters cache keys.
+
+``check_base_url`` rejects what cannot be a server address (no ``http``/``https`` scheme, no
+host) with a ``ConfigError`` before any request is sent. ``endpoint`` reduces a base URL to what
+identifies the server — scheme, host, port and path, lower-cased where case does not matter,
+with the default port spelled out and trailing slashes removed — and drops user names,
+passwords, query strings and fragments, where credentials hide.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from instructgen.errors import ConfigError
+
+__all__ = ["check_base_url", "endpoint", "host_of"]
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def check_base_url(url: str, *, what: str = "base URL") -> str:
+    """``url`` unchanged when it has an http(s) scheme and a host; else a ``ConfigError``."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port  # raises ValueError on a port that is not a number
+    except ValueError as exc:
+        raise ConfigError(f"{what} {url!r} is not a URL: {exc}") from None
+    del port
+    if parts.scheme.lower() not in _DEFAULT_PORTS or not parts.hostname:
+        raise ConfigError(
+            f"{what} {url!r} is not a URL: it needs an http:// or https:// scheme and a host, "
+            "e.g. http://localhost:8000/v1"
+        )
+    return url
+
+
+def endpoint(url: str) -> str:
+    """``scheme://host:port/path`` of ``url``, normalised; never credentials or a query."""
+    parts = urlsplit(check_base_url(url).strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:  # an IPv6 literal keeps its brackets
+        host = f"[{host}]"
+    port = parts.port or _DEFAULT_PORTS[scheme]
+    path = "/".join(p for p in parts.path.split("/") if p)
+    return f"{scheme}://{host}:{port}/{path}".rstrip("/")
+
+
+def host_of(url: str | None) -> str | None:
+    """``host:port`` of ``url`` for messages (no credentials, no path); ``None`` if not a URL."""
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url.strip())
+        scheme = parts.scheme.lower()
+        port = parts.port or _DEFAULT_PORTS.get(scheme)
+    except ValueError:
+        return None
+    if not parts.hostname:
+        return None
+    return f"{parts.hostname}:{port}" if port else parts.hostname
