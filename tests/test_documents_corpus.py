@@ -311,6 +311,7 @@ def test_from_dir_gives_chunks_times_samples(
         "max_file_bytes": 50 * 1024 * 1024,
         "max_memory_mb": 1024,
         "workers": 2,
+        "follow_symlinks": False,
     }
     chunks = run["extraction"]["chunks"]
     assert summary["examples"] == chunks * 3 == len(InstructionDataset.load(out))

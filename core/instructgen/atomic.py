@@ -38,7 +38,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 def write_atomic(path: str | Path, text: str | Iterable[str]) -> Path:
     """Write ``text`` (a string, or pieces of one written as they come) to ``path`` in UTF-8,
     atomically. Returns the path."""
-    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as fh:
+    # a lone surrogate (a file name that is not UTF-8) is written escaped, never an error
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8", errors="backslashreplace") as fh:
         if isinstance(text, str):
             fh.write(text)
         else:

@@ -56,7 +56,8 @@ def cache_key(engine_identity: dict[str, Any], request: Request, sample: int = 0
         ensure_ascii=False,
         separators=(",", ":"),
     )
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+    # a file name that is not valid UTF-8 reaches the prompt as lone surrogates: hash those too
+    return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class Cache(SQLiteStore):

@@ -28,6 +28,7 @@ from instructgen.engine_contract import Engine
 from instructgen.errors import DatasetError
 from instructgen.executor import Executor
 from instructgen.filter import Filter
+from instructgen.outdir import LOCK_NAME, claim, hold_lock, replace_folder
 from instructgen.progress import ProgressCallback
 from instructgen.selfinstruct.options import SelfInstructOptions
 from instructgen.tasks import SeedTask
@@ -239,28 +240,30 @@ class InstructionDataset:
     # -- persistence ----------------------------------------------------------------------------
 
     def save(self, path: str | Path) -> Path:
-        """Write ``path/data`` (a ``datasets`` folder) and ``path/metadata.json``. Other files in
-        ``path`` (run.json, the cache) are left alone; the data folder is replaced atomically."""
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        tmp = path / f".data.tmp-{os.getpid()}"
-        old = path / f".data.old-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        with quiet_datasets():
-            self.to_hf().save_to_disk(str(tmp))
-        target = path / "data"
-        if target.exists():
-            os.replace(target, old)
-        os.replace(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
-        meta = {
-            "format": "instructgen-dataset",
-            "version": FORMAT_VERSION,
-            "columns": list(COLUMNS),
-            "rows": len(self.rows),
-            "run_report": self.run_report,
-        }
-        write_json_atomic(path / "metadata.json", meta)
+        """Write ``path/data`` (a ``datasets`` folder) and ``path/metadata.json``.
+
+        ``path`` must be new, empty or instructgen's own (an earlier run or save); any other
+        folder raises ``OutputFolderError`` and nothing in it is touched. Other files of a run
+        (run.json, the caches) are left alone; the new data folder is written aside and renamed
+        into place, so an interrupted save leaves the previous dataset whole."""
+        path = claim(path, what="dataset folder")
+        with hold_lock(path / LOCK_NAME, what=f"dataset folder {path}"):
+            staged = path / f".instructgen-save-{os.getpid()}"
+            shutil.rmtree(staged, ignore_errors=True)
+            try:
+                with quiet_datasets():
+                    self.to_hf().save_to_disk(str(staged / "data"))
+                meta = {
+                    "format": "instructgen-dataset",
+                    "version": FORMAT_VERSION,
+                    "columns": list(COLUMNS),
+                    "rows": len(self.rows),
+                    "run_report": self.run_report,
+                }
+                replace_folder(staged / "data", path / "data")
+                write_json_atomic(path / "metadata.json", meta)
+            finally:
+                shutil.rmtree(staged, ignore_errors=True)
         return path
 
     @classmethod
@@ -292,8 +295,13 @@ class InstructionDataset:
 
     def export(self, fmt: str, path: str | Path) -> Path:
         """Write the dataset with the exporter plugin registered as ``fmt``."""
-        exporter = plugins.exporters().get(fmt)()
-        return exporter.export(self, Path(path))
+        cls = plugins.exporters().get(fmt)
+        path = Path(path)
+        if path.is_dir():  # replacing a folder by a file would delete what it holds
+            raise DatasetError(
+                f"{path} is a folder; name the file to write, e.g. {path}/data.{cls.extension}"
+            )
+        return cls().export(self, path)
 
     # -- generation (the seed's API) -------------------------------------------------------------
 
@@ -400,6 +408,7 @@ class InstructionDataset:
         timeout: float | None = None,
         max_bytes: int | None = None,
         max_memory_mb: int | None = None,
+        follow_symlinks: bool | None = None,
         seed: int = 42,
         progress: ProgressCallback | None = None,
         executor: str | Executor | None = None,
@@ -419,7 +428,13 @@ class InstructionDataset:
         executor plugin such as ``"ray"`` with ``executor_options``). ``batch``: ``True`` (or
         a ``BatchConfig``) sends the question/answer requests (and Self-Instruct's
         classification and instance requests) through the engine's batch API.
+        ``follow_symlinks``: also read files that symbolic links lead to outside ``path``
+        (default: skipped). ``out`` must be new, empty or instructgen's own; inside ``path``
+        it is not read.
         """
+        lim = _limits(limits, workers, timeout, max_bytes, max_memory_mb)
+        if follow_symlinks is not None:
+            lim = replace(lim, follow_symlinks=follow_symlinks)
         result = await runs.run_from_dir(
             path,
             engine,
@@ -433,7 +448,7 @@ class InstructionDataset:
             config=with_batch(config, batch),
             include=include,
             exclude=exclude,
-            limits=_limits(limits, workers, timeout, max_bytes, max_memory_mb),
+            limits=lim,
             seed=seed,
             progress=progress,
             executor=executor,
@@ -463,6 +478,7 @@ class InstructionDataset:
         timeout: float | None = None,
         max_bytes: int | None = None,
         max_memory_mb: int | None = None,
+        follow_symlinks: bool | None = None,
         seed: int = 42,
         progress: ProgressCallback | None = None,
         executor: str | Executor | None = None,
@@ -490,6 +506,7 @@ class InstructionDataset:
                 timeout=timeout,
                 max_bytes=max_bytes,
                 max_memory_mb=max_memory_mb,
+                follow_symlinks=follow_symlinks,
                 seed=seed,
                 progress=progress,
                 executor=executor,

@@ -19,10 +19,12 @@ __all__ = [
     "DatasetError",
     "EngineError",
     "ExtractionError",
+    "FolderInUseError",
     "InstructgenError",
     "MalformedResponseError",
     "MissingDependencyError",
     "MissingKeyError",
+    "OutputFolderError",
     "PluginError",
     "Problem",
     "RateLimitError",
@@ -244,3 +246,11 @@ class ExtractionError(InstructgenError):
 
 class DatasetError(UsageError):
     """A dataset folder or file that cannot be loaded or exported."""
+
+
+class OutputFolderError(UsageError):
+    """An output folder instructgen may not write: a file, a folder of other files, read-only."""
+
+
+class FolderInUseError(UsageError):
+    """Another process is writing the same output folder or cache database."""

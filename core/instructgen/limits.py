@@ -3,7 +3,14 @@ defaults without importing the extraction machinery."""
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_FILE_TIMEOUT", "DEFAULT_MAX_BYTES", "DEFAULT_MAX_MEMORY_MB"]
+from instructgen.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_FILE_TIMEOUT",
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_MEMORY_MB",
+    "check_dataset_size",
+]
 
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 """Files larger than this are skipped unread."""
@@ -13,3 +20,19 @@ DEFAULT_FILE_TIMEOUT = 300.0
 
 DEFAULT_MAX_MEMORY_MB = 4096
 """Megabytes a worker process, with the programs it starts, may use for one file."""
+
+
+def check_dataset_size(
+    num_instructions_for_finetuning: int, num_instructions: int, max_instances_per_task: int
+) -> None:
+    """Refuse, before anything is sent, a dataset size that the instruction cap can never
+    reach: each generated instruction gives at most ``max_instances_per_task`` examples."""
+    most = num_instructions * max_instances_per_task
+    if num_instructions_for_finetuning > most:
+        need = -(-num_instructions_for_finetuning // max_instances_per_task)
+        raise ConfigError(
+            f"-n/num_instructions_for_finetuning {num_instructions_for_finetuning} is more than "
+            f"--num-instructions {num_instructions} can ever give ({num_instructions} "
+            f"instructions x at most {max_instances_per_task} instances = {most} examples); "
+            f"raise --num-instructions to at least {need} or lower -n"
+        )

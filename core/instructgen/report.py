@@ -19,6 +19,7 @@ from typing import Any
 import instructgen.plugins as plugins
 from instructgen.atomic import write_atomic
 from instructgen.dataset import InstructionDataset
+from instructgen.errors import DatasetError
 from instructgen.money import format_usd
 from instructgen.tasks import load_tasks
 
@@ -249,6 +250,10 @@ def write_report(
     if tasks is not None:
         seeds = [t.instruction for t in load_tasks(tasks)]
     target = Path(out) if out is not None else dataset_dir / "report.html"
+    if target.is_dir():  # replacing a folder by a file would delete what it holds
+        raise DatasetError(
+            f"{target} is a folder; name the file to write, e.g. {target}/report.html"
+        )
     return write_atomic(
         target, build_report(ds.rows, run, title=f"instructgen: {dataset_dir.name}", seeds=seeds)
     )

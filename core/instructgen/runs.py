@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ from instructgen.engines import create_engine
 from instructgen.errors import ConfigError
 from instructgen.executor import Executor, GenerationResult
 from instructgen.filter import Filter
+from instructgen.limits import check_dataset_size
+from instructgen.outdir import claim
 from instructgen.progress import ProgressCallback
 from instructgen.selfinstruct.options import SelfInstructOptions
 from instructgen.selfinstruct.pipeline import (
@@ -208,6 +211,11 @@ async def run_self_instruct_tasks(
 
     Reading the task file, loading plugins, building the filters and importing the engine's
     SDK happen in a worker thread: an embedding service's event loop is never held by them."""
+    check_dataset_size(  # a size the cap can never reach: ConfigError before anything is sent
+        num_instructions_for_finetuning,
+        num_instructions,
+        (options or SelfInstructOptions()).max_instances_per_task,
+    )
 
     def prepare() -> tuple[list[SeedTask], Engine, list[Filter]]:
         loaded = (
@@ -271,9 +279,17 @@ async def run_from_dir(
     ``InstructionDataset.agenerate_dataset_from_dir``."""
     if num_samples_per_chunk < 1:
         raise ConfigError("num_samples_per_chunk must be at least 1")
+    if use_self_instruct:
+        check_dataset_size(
+            num_instructions_for_finetuning,
+            num_instructions,
+            (self_instruct or SelfInstructOptions()).max_instances_per_task,
+        )
     limits = limits or ExtractOptions()
     started = time.monotonic()
     out_dir = Path(out) if out is not None else None
+    if out_dir is not None:
+        claim(out_dir, what="output folder")  # a folder of other files: refused, untouched
     if cache is False:
         cache_dir = None
     elif cache is True:
@@ -284,7 +300,8 @@ async def run_from_dir(
         lambda: (prepared_engine(engine), get_executor(executor, executor_options))
     )
     try:
-        scanned = await asyncio.to_thread(
+        stop = threading.Event()  # Ctrl-C / SIGTERM: the reading thread ends at its next file
+        reading = asyncio.to_thread(
             read_dir,
             path,
             limits,
@@ -294,7 +311,14 @@ async def run_from_dir(
             cache_path=cache_dir / "extract-cache.sqlite3" if cache_dir else None,
             progress=progress,
             executor=runner,
+            skip_dirs=[out_dir] if out_dir is not None else [],
+            stop=stop,
         )
+        try:
+            scanned = await reading
+        except BaseException:
+            stop.set()
+            raise
         generated = await runner.generate(
             scanned.chunks,
             eng,

@@ -12,6 +12,9 @@ import threading
 from pathlib import Path
 from typing import ClassVar, TypeVar
 
+from instructgen.errors import OutputFolderError
+from instructgen.outdir import lock_database
+
 __all__ = ["SQLiteStore"]
 
 S = TypeVar("S", bound="SQLiteStore")
@@ -27,13 +30,21 @@ class SQLiteStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # one writing process per database (FolderInUseError naming the holder); its folder is
+        # made here, and a read-only database is an OutputFolderError, not a sqlite3 error
+        self._writer = lock_database(self.path)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across kill -9
-        self._db.execute("PRAGMA busy_timeout=10000")
-        self._db.execute(self.schema)
+        try:
+            self._db = sqlite3.connect(
+                str(self.path), check_same_thread=False, isolation_level=None
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across kill -9
+            self._db.execute("PRAGMA busy_timeout=10000")
+            self._db.execute(self.schema)
+        except sqlite3.Error as exc:
+            self._writer.release()
+            raise OutputFolderError(f"cannot open the cache {self.path}: {exc}") from None
 
     def _read(self, key: str) -> str | None:
         with self._lock:
@@ -62,6 +73,7 @@ class SQLiteStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+        self._writer.release()
 
     def __enter__(self: S) -> S:
         return self

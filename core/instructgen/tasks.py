@@ -16,7 +16,23 @@ from typing import Any
 
 from instructgen.errors import Problem, TaskFileError
 
-__all__ = ["Instance", "SeedTask", "check_tasks", "load_tasks", "task_schema"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_INSTRUCTION_CHARS",
+    "MAX_LINE_BYTES",
+    "Instance",
+    "SeedTask",
+    "check_tasks",
+    "load_tasks",
+    "task_schema",
+]
+
+MAX_LINE_BYTES = 1_000_000
+"""A task line longer than this is refused unread (a prompt that size fits no model)."""
+MAX_INSTRUCTION_CHARS = 20_000
+"""The longest instruction a seed task may have."""
+MAX_DEPTH = 64
+"""How deeply the JSON of one task line may nest (a task needs three levels)."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +122,31 @@ def _lines(path: Path, problems: list[Problem]) -> Iterator[tuple[int, str]]:
             yield lineno, text
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON (use a number or a string)")
+
+
+def _unsafe_value(obj: Any) -> tuple[str | None, str] | None:
+    """(field, message) for JSON nested over ``MAX_DEPTH`` levels or a string holding a NUL
+    character; walked with a stack, so no depth can exhaust Python's recursion limit."""
+    stack: list[tuple[Any, list[Any]]] = [(obj, [])]
+    while stack:
+        value, where = stack.pop()
+        if len(where) > MAX_DEPTH:
+            return _field_path(where[:3]) or None, f"JSON nested over {MAX_DEPTH} levels"
+        if isinstance(value, str):
+            if "\x00" in value:
+                return _field_path(where) or None, "NUL character (\\u0000) in a string"
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                if "\x00" in k:
+                    return _field_path(where) or None, "NUL character (\\u0000) in a key"
+                stack.append((v, [*where, k]))
+        elif isinstance(value, list):
+            stack.extend((v, [*where, i]) for i, v in enumerate(value))
+    return None
+
+
 def check_tasks(path: str | Path) -> tuple[list[SeedTask], list[Problem]]:
     """Parse and validate a task file; return the good tasks and every problem found."""
     path = Path(path)
@@ -121,12 +162,34 @@ def check_tasks(path: str | Path) -> tuple[list[SeedTask], list[Problem]]:
         if not text.strip():
             continue
         seen_content = True
+        size = len(text.encode("utf-8", "surrogatepass"))
+        if size > MAX_LINE_BYTES:
+            problems.append(
+                Problem(
+                    name,
+                    lineno,
+                    None,
+                    f"line too long ({size:,} bytes; at most {MAX_LINE_BYTES:,}): "
+                    "a seed task is an instruction and a few short examples",
+                )
+            )
+            continue
         try:
-            obj = json.loads(text)
+            obj = json.loads(text, parse_constant=_no_constant)
         except json.JSONDecodeError as exc:
             problems.append(
                 Problem(name, lineno, None, f"invalid JSON: {exc.msg} (column {exc.colno})")
             )
+            continue
+        except RecursionError:
+            problems.append(Problem(name, lineno, None, f"JSON nested over {MAX_DEPTH} levels"))
+            continue
+        except ValueError as exc:  # NaN, Infinity
+            problems.append(Problem(name, lineno, None, str(exc)))
+            continue
+        bad = _unsafe_value(obj)
+        if bad is not None:
+            problems.append(Problem(name, lineno, bad[0], bad[1]))
             continue
         if not isinstance(obj, dict):
             problems.append(
@@ -152,6 +215,18 @@ def check_tasks(path: str | Path) -> tuple[list[SeedTask], list[Problem]]:
             if (field_name, msg) not in reported:
                 reported.add((field_name, msg))
                 problems.append(Problem(name, lineno, field_name or None, msg))
+        instruction = obj.get("instruction")
+        length = len(instruction) if isinstance(instruction, str) else 0
+        too_long = length > MAX_INSTRUCTION_CHARS
+        if too_long:
+            problems.append(
+                Problem(
+                    name,
+                    lineno,
+                    "instruction",
+                    f"too long ({length:,} characters; at most {MAX_INSTRUCTION_CHARS:,})",
+                )
+            )
         task_id = obj.get("id")
         first = first_line.get(task_id) if isinstance(task_id, str) else None
         duplicate = first is not None
@@ -161,7 +236,7 @@ def check_tasks(path: str | Path) -> tuple[list[SeedTask], list[Problem]]:
             )
         elif isinstance(task_id, str):
             first_line[task_id] = lineno
-        if errors or duplicate:
+        if errors or duplicate or too_long:
             continue
         tasks.append(SeedTask.from_dict(obj, line=lineno))
     if not seen_content and not problems:

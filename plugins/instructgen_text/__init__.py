@@ -72,6 +72,8 @@ class TextExtractor(Extractor):
         return True
 
     def extract(self, path: Path) -> Extracted:
+        if _mostly_nul(path):  # e.g. a sparse file: gigabytes of zeros, never read
+            raise ExtractionError(str(path), "not text (mostly NUL bytes)", final=True)
         data = path.read_bytes()
         if not data:
             raise ExtractionError(str(path), "empty file")
@@ -88,6 +90,21 @@ class TextExtractor(Extractor):
         if not text.strip():
             raise ExtractionError(str(path), "no text (only whitespace)")
         return Extracted(text.strip(), meta)
+
+
+def _mostly_nul(path: Path, block: int = 1 << 16) -> bool:
+    """Whether blocks from the start, middle and end of the file are nine tenths NUL bytes
+    (text in UTF-32 has at most three quarters)."""
+    size = path.stat().st_size
+    if size == 0:
+        return False
+    with path.open("rb") as fh:
+        for offset in {0, max(0, size // 2 - block // 2), max(0, size - block)}:
+            fh.seek(offset)
+            data = fh.read(block)
+            if data and data.count(0) < len(data) * 9 // 10:
+                return False
+    return True
 
 
 def _csv_text(text: str) -> str:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import click
@@ -41,15 +44,49 @@ def emit_json(obj: Any) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False, indent=2, default=str))
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM outside an event loop, raised where the program is, as a Ctrl-C would be."""
+
+
+_terminated = threading.Event()  # SIGTERM was received (exit 143 instead of 130)
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    """Stop as Ctrl-C does: hand the signal to the SIGINT handler in place (inside
+    ``asyncio.run`` it cancels the main task, so the run unwinds cleanly)."""
+    _terminated.set()
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler) and handler is not signal.default_int_handler:
+        handler(signal.SIGINT, frame)
+        return
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    _terminated.clear()
+    try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except (ValueError, OSError):  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def handles_errors(func: F) -> F:
-    """Turn typed errors into one clear message on stderr and the contract's exit code."""
+    """Turn typed errors into one clear message on stderr and the contract's exit code; SIGTERM
+    stops a command as Ctrl-C does (the message says how to resume), with exit 143."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         ctx = click.get_current_context()
         debug = bool((ctx.find_root().obj or {}).get("debug"))
         try:
-            return func(*args, **kwargs)
+            with _sigterm_as_interrupt():
+                return func(*args, **kwargs)
         except InstructgenError as exc:
             if debug:
                 raise
@@ -78,9 +115,11 @@ def handles_errors(func: F) -> F:
             else:
                 click.echo(f"error: {message}", err=True)
             ctx.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("interrupted: finished requests are cached; rerun to resume", err=True)
-            ctx.exit(130)
+        except KeyboardInterrupt as exc:
+            terminated = isinstance(exc, Terminated) or _terminated.is_set()
+            what = "terminated" if terminated else "interrupted"
+            click.echo(f"{what}: finished requests are cached; rerun to resume", err=True)
+            ctx.exit(143 if terminated else 130)
 
     return wrapper  # type: ignore[return-value]
 

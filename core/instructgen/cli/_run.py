@@ -202,6 +202,12 @@ scan_options = _stack(
             help="Megabytes; larger files are skipped unread.",
         ),
         click.option(
+            "--follow-symlinks",
+            is_flag=True,
+            help="Also read files that symbolic links lead to outside the folder "
+            "(by default such links are skipped: 'symlink leaves the folder').",
+        ),
+        click.option(
             "--max-memory",
             type=click.IntRange(min=0),
             default=DEFAULT_MAX_MEMORY_MB,
@@ -224,6 +230,7 @@ def scan_limits(kwargs: dict[str, Any]) -> ExtractOptions:
         timeout=kwargs.pop("file_timeout"),
         max_bytes=int(kwargs.pop("max_file_size") * 1024 * 1024),
         max_memory_mb=kwargs.pop("max_memory"),
+        follow_symlinks=kwargs.pop("follow_symlinks"),
     )
 
 

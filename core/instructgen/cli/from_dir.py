@@ -79,9 +79,16 @@ def from_dir(
     from instructgen import plugins
     from instructgen.dataset import InstructionDataset
     from instructgen.documents.pipeline import read_dir
+    from instructgen.limits import check_dataset_size
+    from instructgen.outdir import lock_output
+    from instructgen.selfinstruct.options import SelfInstructOptions
 
     opts = RunOptions.pop_from(common)
     limits = scan_limits(common)
+    if use_self_instruct:  # a size --num-instructions can never reach: exit 2 at once
+        check_dataset_size(
+            n_examples, num_instructions, SelfInstructOptions().max_instances_per_task
+        )
     if fmt is not None:
         plugins.exporters().get(fmt)
     executor_options: dict[str, Any] = {}
@@ -99,7 +106,12 @@ def from_dir(
         cls = engine_class(opts.engine_name)
         cls.check_options(dict(opts.engine_options))  # a bad -o exits 2 in a dry run too
         result = read_dir(
-            directory, limits, chunk_size=chunk_size, include=include, exclude=exclude
+            directory,
+            limits,
+            chunk_size=chunk_size,
+            include=include,
+            exclude=exclude,
+            skip_dirs=[opts.out] if opts.out is not None else [],
         )
         reqs = [
             qa_request(
@@ -137,12 +149,15 @@ def from_dir(
             )
         return
     out = opts.out or Path(f"{directory.name or 'docs'}-dataset")
+    engine = opts.build_engine()  # a missing key or extra: exit 2 before --out is made
+    # refuse a folder of other files, or one another run is writing, before anything is read
+    click.get_current_context().call_on_close(lock_output(out, what="--out").release)
     renderer = ProgressRenderer(enabled=not opts.as_json)
     try:
         dataset = asyncio.run(
             InstructionDataset.agenerate_dataset_from_dir(
                 directory,
-                opts.build_engine(),
+                engine,
                 use_self_instruct=use_self_instruct,
                 chunk_size=chunk_size,
                 num_samples_per_chunk=samples_per_chunk,

@@ -21,6 +21,7 @@ from instructgen.money import format_usd
 
 if TYPE_CHECKING:
     from instructgen.dataset import InstructionDataset
+    from instructgen.engine_contract import Engine
     from instructgen.tasks import SeedTask
 
 
@@ -91,10 +92,15 @@ def generate(
     Rerunning the same command resumes from the cache in --out; deleting --out starts afresh.
     """
     from instructgen import plugins
+    from instructgen.limits import check_dataset_size
+    from instructgen.outdir import lock_output
+    from instructgen.selfinstruct.options import SelfInstructOptions
     from instructgen.tasks import load_tasks
 
     opts = RunOptions.pop_from(common)
     seed_tasks = load_tasks(tasks)  # exit 2 with FILE:LINE: FIELD on a bad file
+    # a size --num-instructions can never reach: exit 2 before anything is sent
+    check_dataset_size(n_examples, num_instructions, SelfInstructOptions().max_instances_per_task)
     if fmt is not None:
         plugins.exporters().get(fmt)  # unknown format: exit 2 before anything is sent
     filters = chosen_filters(add_filters, drop_filters)  # unknown name: exit 2
@@ -103,6 +109,9 @@ def generate(
         return
     out = opts.out or Path(f"{tasks.stem}-dataset")
     opts.out = out
+    engine = opts.build_engine()  # a missing key or extra: exit 2 before --out is made
+    # refuse a folder of other files, or one another run is writing, before anything is sent
+    click.get_current_context().call_on_close(lock_output(out, what="--out").release)
     result = asyncio.run(
         _generate(
             seed_tasks,
@@ -114,6 +123,7 @@ def generate(
             rouge_tokenizer,
             allow_non_ascii,
             filters,
+            engine,
         )
     )
     dataset, report = result
@@ -143,7 +153,9 @@ def generate(
         click.echo(
             f"wrote {len(dataset)} of {n_examples} examples "
             f"({report.get('instructions_generated')} instructions) to {out}; "
-            f"{req['requests_completed']} requests sent, {req['requests_cached']} cached, "
+            f"{req['requests_sent']} requests sent"
+            + (f" ({req['requests_failed']} failed)" if req.get("requests_failed") else "")
+            + f", {req['requests_cached']} cached, "
             f"{req['prompt_tokens'] + req['completion_tokens']:,} tokens, "
             f"{format_usd(req['cost_usd'])}; "
             f"{(report.get('unparsed_instance_replies') or {}).get('unparsed', 0)} "
@@ -168,6 +180,7 @@ async def _generate(
     rouge_tokenizer: str,
     allow_non_ascii: bool,
     filters: list[str] | None,
+    engine: Engine | None = None,
 ) -> tuple[InstructionDataset, dict[str, Any]]:
     from instructgen.dataset import InstructionDataset
     from instructgen.selfinstruct.options import SelfInstructOptions
@@ -177,7 +190,7 @@ async def _generate(
     try:
         dataset = await InstructionDataset.agenerate_dataset(
             seed_tasks,
-            opts.build_engine(),
+            engine if engine is not None else opts.build_engine(),
             n_examples,
             num_instructions,
             cache=cache_path if cache_path else False,

@@ -21,13 +21,16 @@ def _pieces(text: str, size: int) -> list[str]:
             out.append(para)
             continue
         for sent in _SENTENCES.split(para):
-            while len(sent) > size:  # one enormous sentence: cut at a space if possible
-                cut = sent.rfind(" ", 0, size)
+            start = 0  # cut an enormous sentence at a space if possible, moving an offset
+            # along it (copying the rest after each cut made long lines quadratic)
+            while len(sent) - start > size:
+                cut = sent.rfind(" ", start, start + size) - start
                 cut = cut if cut > size // 2 else size
-                out.append(sent[:cut].strip())
-                sent = sent[cut:]
-            if sent.strip():
-                out.append(sent.strip())
+                out.append(sent[start : start + cut].strip())
+                start += cut
+            rest = sent[start:].strip() if start else sent.strip()
+            if rest:
+                out.append(rest)
     return out
 
 

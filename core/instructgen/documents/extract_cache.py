@@ -17,6 +17,7 @@ from instructgen.documents.types import (
     NOT_FINISHED,
     ExtractResult,
     crash_reason,
+    printable_name,
     skipped,
     timeout_reason,
 )
@@ -47,7 +48,12 @@ class ExtractCache(SQLiteStore):
         return json.loads(value) if value is not None else None
 
     def put(self, key: str, value: dict[str, Any]) -> None:
-        self._write(("key", "value"), (key, json.dumps(value, ensure_ascii=False)))
+        data = json.dumps(value, ensure_ascii=False)
+        try:
+            data.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates (from a file name): store them escaped
+            data = json.dumps(value)
+        self._write(("key", "value"), (key, data))
 
 
 def _fingerprint() -> str:
@@ -78,10 +84,12 @@ def cache_key(f: Found, fingerprint: str | None = None) -> str | None:
 
 
 def result_from_cache(hit: dict[str, Any], f: Found) -> ExtractResult:
-    return ExtractResult(**{**hit, "rel": f.rel, "path": str(f.path), "cached": True})
+    return ExtractResult(
+        **{**hit, "rel": f.rel, "path": str(f.path), "cached": True, "resolved": f.real}
+    )
 
 
-_NOT_CACHED = ("rel", "path", "cached")
+_NOT_CACHED = ("rel", "path", "cached", "resolved", "chunks")
 
 
 def result_to_cache(res: ExtractResult) -> dict[str, Any] | None:
@@ -143,6 +151,10 @@ class ExtractionRun:
         self.todo = _work_order(found, self.todo)
 
     def _report(self, i: int, res: ExtractResult) -> None:
+        if res.resolved is None:
+            res.resolved = self.found[i].real
+        if res.skip:  # a reason can quote a file name: shown and stored escaped, as names are
+            res.skip = printable_name(res.skip)
         self.results[i] = res
         if self.on_result:
             self.on_result(res)

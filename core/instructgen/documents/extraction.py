@@ -29,7 +29,7 @@ def extract_many(
     jobs = [(i, str(found[i].path), found[i].rel, found[i].size) for i in run.todo]
     if options.workers <= 0:
         stream: Iterator[tuple[int, ExtractResult]] = (
-            (j[0], extract_one(j[1], j[2], j[3])) for j in jobs
+            (j[0], extract_one(j[1], j[2], j[3], options.chunk_size)) for j in jobs
         )
     else:
         stream = run_pool(jobs, options)

@@ -5,8 +5,9 @@ to an engine, the caches and an executor, and optionally runs Self-Instruct on t
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,8 @@ def scan(
     cache_path: str | Path | None = None,
     progress: ProgressCallback | None = None,
     executor: Executor | None = None,
+    follow_symlinks: bool = False,
+    skip_dirs: Sequence[str | Path] = (),
 ) -> ScanResult:
     """Read every file under ``path`` and chunk it; bad files are skipped with a reason.
 
@@ -75,7 +78,11 @@ def scan(
     ``max_memory_mb`` megabytes of memory (0: none) in a worker process. The same as
     ``read_dir`` with those limits as one ``ExtractOptions``."""
     options = ExtractOptions(
-        workers=workers, timeout=timeout, max_memory_mb=max_memory_mb, max_bytes=max_bytes
+        workers=workers,
+        timeout=timeout,
+        max_memory_mb=max_memory_mb,
+        max_bytes=max_bytes,
+        follow_symlinks=follow_symlinks,
     )
     return read_dir(
         path,
@@ -86,6 +93,7 @@ def scan(
         cache_path=cache_path,
         progress=progress,
         executor=executor,
+        skip_dirs=skip_dirs,
     )
 
 
@@ -99,17 +107,33 @@ def read_dir(
     cache_path: str | Path | None = None,
     progress: ProgressCallback | None = None,
     executor: Executor | None = None,
+    skip_dirs: Sequence[str | Path] = (),
+    stop: threading.Event | None = None,
 ) -> ScanResult:
-    """Read every file under ``path`` within the per-file limits ``options`` and chunk it, on
-    ``executor`` (None: worker processes on this machine)."""
+    """Read every file under ``path`` within the per-file limits ``options`` and chunk it (in
+    the worker, under those limits), on ``executor`` (None: worker processes on this machine).
+
+    Symbolic links leading out of ``path`` are not followed unless ``options.follow_symlinks``;
+    ``skip_dirs`` (an output folder inside ``path``) are left out. ``stop``: once set, reading
+    ends with ``KeyboardInterrupt`` at the next finished file (the run was interrupted)."""
     root = Path(path)
     if not root.exists():
         raise ConfigError(f"{root}: no such file or directory")
-    found = discover(root, include=include, exclude=exclude, max_bytes=options.max_bytes)
+    found = discover(
+        root,
+        include=include,
+        exclude=exclude,
+        max_bytes=options.max_bytes,
+        follow_symlinks=options.follow_symlinks,
+        skip_dirs=skip_dirs,
+    )
+    options = replace(options, chunk_size=chunk_size)
     done = 0
 
     def tick(res: ExtractResult) -> None:
         nonlocal done
+        if stop is not None and stop.is_set():
+            raise KeyboardInterrupt("directory run interrupted")
         done += 1
         emit(progress, ProgressEvent(stage="extract", done=done, total=len(found), message=res.rel))
 
@@ -122,7 +146,8 @@ def read_dir(
     for f in files:
         if not f.text:
             continue
-        parts = chunk_text(f.text, chunk_size)
+        parts = f.chunks if f.chunks is not None else chunk_text(f.text, chunk_size)
+        f.chunks = None
         chunks.extend(Chunk(f.rel, i, len(parts), part) for i, part in enumerate(parts))
     return ScanResult(files, chunks)
 

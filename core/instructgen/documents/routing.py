@@ -6,10 +6,12 @@ is the same for extractors of files that hold other files (e-mail attachments)."
 from __future__ import annotations
 
 import mimetypes
+import re
 import time
 from pathlib import Path
 
 import instructgen.plugins as plugins
+from instructgen.documents.chunking import chunk_text
 from instructgen.documents.types import ExtractResult
 from instructgen.errors import ExtractionError
 from instructgen.extractor import Extracted, Extractor
@@ -67,8 +69,26 @@ def _readers_of(suffix: str) -> set[str]:
     return {e.name for e in plugins.extractors().for_extension(suffix)}
 
 
-def extract_one(path: str, rel: str, size: int = 0) -> ExtractResult:
-    """Extract one file in this process. Top-level and picklable, for any executor."""
+# Characters that do not occur in text: most C0 controls, DEL, and U+FFFD (what a decoder
+# puts for bytes it could not read).
+_NOT_TEXT = re.compile("[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f\x7f\ufffd]")
+_SAMPLE = 1 << 16
+
+
+def not_text(text: str) -> bool:
+    """Whether ``text`` is mostly binary (NUL bytes, control characters), judged on samples
+    from its start, middle and end so that even a huge one costs little."""
+    if len(text) <= 3 * _SAMPLE:
+        sample = text
+    else:
+        mid = len(text) // 2
+        sample = text[:_SAMPLE] + text[mid : mid + _SAMPLE] + text[-_SAMPLE:]
+    return len(_NOT_TEXT.findall(sample)) > len(sample) // 10
+
+
+def extract_one(path: str, rel: str, size: int = 0, chunk_size: int | None = None) -> ExtractResult:
+    """Extract one file in this process (and chunk it when ``chunk_size`` is given, so that
+    chunking runs under the same limits). Top-level and picklable, for any executor."""
     start = time.monotonic()
     p = Path(path)
     result = ExtractResult(rel=rel, path=path, size=size)
@@ -108,12 +128,17 @@ def extract_one(path: str, rel: str, size: int = 0) -> ExtractResult:
         except Exception as exc:  # a bug or a hostile file must not stop the run
             reasons.append(f"{name} failed: {type(exc).__name__}: {exc}"[:300])
             continue
-        if out.text.strip():
+        if not out.text.strip():
+            reasons.append(f"{name}: no text")
+        elif not_text(out.text):
+            reasons.append("not text (binary content)")
+        else:
             result.extractor, result.text, result.metadata = name, out.text, out.metadata
             break
-        reasons.append(f"{name}: no text")
     if result.text is None:
         result.skip = reasons[0] if reasons else "no text"
+    elif chunk_size:
+        result.chunks = chunk_text(result.text, chunk_size)
     result.seconds = round(time.monotonic() - start, 3)
     return result
 

@@ -4,6 +4,7 @@ shared by the extraction machinery, the executors (local, Ray, plugins) and the 
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +12,24 @@ from instructgen.limits import DEFAULT_FILE_TIMEOUT, DEFAULT_MAX_BYTES, DEFAULT_
 
 if TYPE_CHECKING:
     from instructgen.documents.discovery import Found
+
+
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def _escape(m: re.Match[str]) -> str:
+    code = ord(m.group())
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape)
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\u{code:04x}"  # as prompts write them (documents.qa.safe_name)
+
+
+def printable_name(name: str) -> str:
+    """``name`` with what a terminal, a JSON file or a prompt must not get raw escaped:
+    undecodable bytes as ``\\xNN``; control characters (a newline: ``\\u000a``, an escape:
+    ``\\u001b``), line separators and bidirectional overrides as ``\\uNNNN``."""
+    return name if name.isprintable() else _UNPRINTABLE.sub(_escape, name)
+
 
 __all__ = [
     "CRASHED",
@@ -22,6 +41,7 @@ __all__ = [
     "ExtractResult",
     "crash_reason",
     "memory_reason",
+    "printable_name",
     "skipped",
     "timeout_reason",
 ]
@@ -52,6 +72,8 @@ class ExtractOptions:
     max_memory_mb: int = DEFAULT_MAX_MEMORY_MB
     recycle_after: int = 50
     max_bytes: int = DEFAULT_MAX_BYTES
+    follow_symlinks: bool = False  # also read where links lead outside the folder
+    chunk_size: int | None = None  # also chunk the text in the worker, under the same limits
 
     def to_report(self) -> dict[str, Any]:
         """The limits as run.json records them."""
@@ -60,6 +82,7 @@ class ExtractOptions:
             "max_file_bytes": self.max_bytes,
             "max_memory_mb": self.max_memory_mb,
             "workers": self.workers,
+            "follow_symlinks": self.follow_symlinks,
         }
 
 
@@ -75,6 +98,8 @@ class ExtractResult:
     metadata: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     cached: bool = False
+    resolved: str | None = None  # the file read, symbolic links resolved
+    chunks: list[str] | None = None  # chunked in the worker, when asked (not cached)
 
     @property
     def chars(self) -> int:
@@ -82,8 +107,12 @@ class ExtractResult:
 
     def to_dict(self, with_text: bool = False) -> dict[str, Any]:
         d = asdict(self)
+        d.pop("chunks")
         if not with_text:
             d.pop("text")
+        d["path"] = printable_name(self.path)
+        if self.resolved is not None:
+            d["resolved"] = printable_name(self.resolved)
         d["chars"] = self.chars
         return d
 
@@ -119,4 +148,4 @@ NOT_FINISHED = (TIMED_OUT, CRASHED, OVER_MEMORY)
 
 def skipped(f: Found, why: str) -> ExtractResult:
     """The result of a file that was not read, and why."""
-    return ExtractResult(rel=f.rel, path=str(f.path), size=f.size, skip=why)
+    return ExtractResult(rel=f.rel, path=str(f.path), size=f.size, skip=why, resolved=f.real)

@@ -37,7 +37,7 @@ _LOOK_EVERY = 0.5  # seconds between two looks at the workers' memory and progre
 Job = tuple[int, str, str, int]  # (index, path, rel, size)
 
 
-def _worker_main(conn: Connection, progress: Any = None) -> None:
+def _worker_main(conn: Connection, progress: Any = None, chunk_size: int | None = None) -> None:
     # Its own process group: killing the group on a timeout or over the memory limit also ends
     # the programs the extractor started (tesseract, soffice), and a Ctrl-C at the terminal
     # reaches only the caller, which stops the workers itself.
@@ -68,7 +68,7 @@ def _worker_main(conn: Connection, progress: Any = None) -> None:
             continue
         idx, path, rel, size = job
         try:
-            res = extract_one(path, rel, size)
+            res = extract_one(path, rel, size, chunk_size)
         except BaseException as exc:
             res = ExtractResult(
                 rel=rel,
@@ -168,11 +168,16 @@ def group_memories(pgids: set[int]) -> dict[int, int]:
 
 
 class _Worker:
-    def __init__(self, ctx: Any, init: tuple[Any, ...] | None) -> None:
-        """``init``: the message a worker that was not forked from the caller needs first."""
+    def __init__(
+        self, ctx: Any, init: tuple[Any, ...] | None, chunk_size: int | None = None
+    ) -> None:
+        """``init``: the message a worker that was not forked from the caller needs first;
+        ``chunk_size``: the worker also chunks each text."""
         self.conn, child = ctx.Pipe()
         self.progress = ctx.Value("Q", 0, lock=False)  # report_progress() calls, this worker
-        self.proc = ctx.Process(target=_worker_main, args=(child, self.progress), daemon=True)
+        self.proc = ctx.Process(
+            target=_worker_main, args=(child, self.progress, chunk_size), daemon=True
+        )
         self.proc.start()
         child.close()
         if init is not None:
@@ -227,7 +232,7 @@ def run_pool(
     init = None if ctx.get_start_method() == "fork" else _init_message()  # once per pool
 
     def new_worker() -> _Worker:
-        return _Worker(ctx, init)
+        return _Worker(ctx, init, options.chunk_size)
 
     pending = list(reversed(jobs))
     workers = [new_worker() for _ in range(min(options.workers, len(jobs)))]
