@@ -129,3 +129,15 @@ def test_a_callback_that_raises_is_detached_not_fatal(caplog: pytest.LogCaptureF
             emit(broken, ProgressEvent("bootstrap", done=i))
     assert len(calls) == 1
     assert sum("detached" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_the_projected_total_cost_shows_after_the_first_requests() -> None:
+    out = io.StringIO()
+    r = ProgressRenderer(stream=out, log_every=0, expected_requests=100)
+    r._last = float("-inf")
+    r(ProgressEvent("requests", done=10, cost=0.01))  # too few answers to project from
+    r(ProgressEvent("requests", done=25, cached=5, cost=0.02))  # 20 paid: $0.001 each
+    r.close()
+    lines = out.getvalue().splitlines()
+    assert "projected" not in lines[0]
+    assert lines[1].endswith("| $0.02 | projected $0.095")

@@ -320,8 +320,19 @@ class ProgressRenderer:
 
     REDRAW_EVERY = 0.1
 
-    def __init__(self, enabled: bool = True, stream: Any = None, log_every: float = 5.0) -> None:
+    PROJECT_AFTER = 20  # requests answered before the projected cost is shown
+
+    def __init__(
+        self,
+        enabled: bool = True,
+        stream: Any = None,
+        log_every: float = 5.0,
+        expected_requests: int | None = None,
+    ) -> None:
         self.stream = stream or sys.stderr
+        # With the number of requests a run is expected to send, the line shows the projected
+        # total cost once the first requests are answered (their average cost times that number).
+        self.expected_requests = expected_requests
         self.enabled = enabled
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.log_every = log_every
@@ -373,6 +384,11 @@ class ProgressRenderer:
                 parts.append(f"{tokens:,} tokens")
             if requests.cost:
                 parts.append(format_usd(requests.cost))
+                paid = requests.done - requests.cached - requests.failed
+                if self.expected_requests and paid >= self.PROJECT_AFTER:
+                    remaining = max(0, self.expected_requests - requests.done)
+                    projected = requests.cost + requests.cost / paid * remaining
+                    parts.append(f"projected {format_usd(projected)}")
             if requests.eta_s is not None:
                 eta = int(requests.eta_s)
                 parts.append(f"ETA {eta // 60}m{eta % 60:02d}s")

@@ -186,7 +186,9 @@ async def _generate(
     from instructgen.selfinstruct.options import SelfInstructOptions
 
     cache_path = opts.cache_path()
-    renderer = ProgressRenderer(enabled=not opts.as_json)
+    renderer = ProgressRenderer(
+        enabled=not opts.as_json, expected_requests=expected_requests(num_instructions)
+    )
     try:
         dataset = await InstructionDataset.agenerate_dataset(
             seed_tasks,
@@ -240,6 +242,15 @@ def chosen_filters(add: tuple[str, ...], drop: tuple[str, ...]) -> list[str] | N
     return [n for n in names if n not in dropped]
 
 
+def expected_requests(num_instructions: int) -> int:
+    """Requests a run is expected to send: bootstrap requests while the expected yield
+    (PRIOR_YIELD kept instructions a request) does not cover the target, then one
+    classification and one instance request per instruction."""
+    from instructgen.selfinstruct.window import PRIOR_YIELD
+
+    return math.ceil(num_instructions / PRIOR_YIELD) + 2 * num_instructions
+
+
 def _dry_run(
     seed_tasks: list[SeedTask],
     opts: RunOptions,
@@ -252,7 +263,6 @@ def _dry_run(
     from instructgen.engine_contract import Usage
     from instructgen.engines import engine_class
     from instructgen.selfinstruct import prompts
-    from instructgen.selfinstruct.window import PRIOR_YIELD
 
     cls = engine_class(opts.engine_name)
     cls.check_options(dict(opts.engine_options))  # a bad -o exits 2 in a dry run too
@@ -264,9 +274,7 @@ def _dry_run(
     boot = prompts.bootstrap_request(first, chat)
     clf = prompts.classify_request(instructions[0], chat)
     inst = prompts.instances_request(instructions[0], False, chat)
-    # The bootstrap sends requests while the expected yield (PRIOR_YIELD kept instructions a
-    # request) does not cover the target.
-    n_boot = math.ceil(num_instructions / PRIOR_YIELD)
+    n_boot = expected_requests(num_instructions) - 2 * num_instructions
 
     est = estimate(
         [boot] * n_boot + [clf] * num_instructions + [inst] * num_instructions,
