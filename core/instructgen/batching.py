@@ -46,6 +46,7 @@ from instructgen.errors import (
 )
 from instructgen.money import format_usd
 from instructgen.progress import ProgressEvent, emit
+from instructgen.tokens import prompt_tokens
 
 if TYPE_CHECKING:
     from instructgen.dispatch import Dispatcher
@@ -61,7 +62,6 @@ __all__ = [
     "Batcher",
     "batch_price",
     "supports_batch",
-    "with_batch",
 ]
 
 SUBMITTING = "submitting:"  # the database's marker of a submission not seen through
@@ -95,22 +95,6 @@ class BatchConfig:
         if self.max_requests < 1 or self.max_rounds < 1:
             raise ConfigError("batch max_requests and max_rounds must be at least 1")
         self.poll_factor = max(1.0, self.poll_factor)
-
-
-def with_batch(config: Any, batch: Any) -> Any:
-    """``config`` (a ``DispatchConfig`` or ``None``) with batch mode set from the API's
-    ``batch`` argument (``True``, ``False`` or a ``BatchConfig``); unchanged when it is off."""
-    if batch is False or batch is None:
-        return config
-    import dataclasses
-
-    from instructgen.dispatch import DispatchConfig
-
-    if batch is True and config is not None and config.batch is not None:
-        return config
-    if batch is not True and not isinstance(batch, BatchConfig):
-        raise ConfigError(f"batch must be True, False or a BatchConfig, got {batch!r}")
-    return dataclasses.replace(config or DispatchConfig(), batch=batch)
 
 
 @dataclass
@@ -199,10 +183,8 @@ class Batcher:
         cfg = self.dispatcher.config
         if self.price is None:
             return
-        from instructgen.dispatch import _prompt_tokens
-
         r = pending.request
-        worst = self.price.cost(Usage(_prompt_tokens(r), r.max_tokens * r.n))
+        worst = self.price.cost(Usage(prompt_tokens(r), r.max_tokens * r.n))
         spent = self.dispatcher.stats.cost + self.dispatcher._reserved + self._reserved
         if cfg.max_cost is not None and spent + worst > cfg.max_cost:
             raise BudgetExceededError(

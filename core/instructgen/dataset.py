@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 import instructgen.plugins as plugins
 import instructgen.runs as runs
 from instructgen.atomic import write_json_atomic
-from instructgen.batching import BatchConfig, with_batch
-from instructgen.dispatch import DispatchConfig
+from instructgen.batching import BatchConfig
+from instructgen.dispatch import DispatchConfig, with_batch
 from instructgen.documents.types import ExtractOptions
 from instructgen.engine_contract import Engine
 from instructgen.errors import DatasetError

@@ -49,6 +49,7 @@ from instructgen.errors import (
 )
 from instructgen.money import format_usd
 from instructgen.progress import ProgressCallback, ProgressEvent, emit
+from instructgen.tokens import estimate_tokens, prompt_tokens
 
 log = logging.getLogger("instructgen.dispatch")
 
@@ -144,27 +145,6 @@ class RunStats:
         }
 
 
-def estimate_tokens(text: str) -> int:
-    """A conservative token estimate without a tokenizer: about 3 characters a token."""
-    return max(1, (len(text) + 2) // 3)
-
-
-def _prompt_tokens(request: Request) -> int:
-    if request.prompt is not None:
-        return estimate_tokens(request.prompt)
-    return sum(estimate_tokens(m.content) + 4 for m in request.messages)
-
-
-def expected_prompt_tokens(request: Request) -> int:
-    """The prompt tokens ``request`` is expected to cost: about 4 characters a token in
-    English text (OpenAI's rule of thumb, "What are tokens and how to count them"; measured on
-    the Self-Instruct prompts: 4.0-4.2 characters a word-piece), plus 4 for each chat message's
-    framing. ``estimate_tokens`` (3 characters a token) is the cautious bound for budgets."""
-    if request.prompt is not None:
-        return max(1, (len(request.prompt) + 3) // 4)
-    return sum(max(1, (len(m.content) + 3) // 4) + 4 for m in request.messages)
-
-
 def estimate(requests: Iterable[Request], price: Price | None) -> Estimate:
     """Requests, prompt tokens, the most completion tokens and the worst-case cost (None
     without a ``price``) of sending ``requests``: the one estimate the dispatcher budgets with
@@ -172,7 +152,7 @@ def estimate(requests: Iterable[Request], price: Price | None) -> Estimate:
     count = prompt = completion = 0
     for r in requests:
         count += 1
-        prompt += _prompt_tokens(r)
+        prompt += prompt_tokens(r)
         completion += r.max_tokens * r.n
     cost = None if price is None else price.cost(Usage(prompt, completion))
     return Estimate(count, prompt, completion, cost)
@@ -527,7 +507,7 @@ class Dispatcher:
     def worst_case_cost(self, request: Request) -> float:
         if self._price is None:
             return 0.0
-        return self._price.cost(Usage(_prompt_tokens(request), request.max_tokens * request.n))
+        return self._price.cost(Usage(prompt_tokens(request), request.max_tokens * request.n))
 
     def key(self, request: Request, sample: int = 0) -> str:
         return cache_key(self._identity, request, sample)
@@ -555,7 +535,7 @@ class Dispatcher:
         gate = self._limits()
         cfg = self.config
         worst = self.worst_case_cost(request)
-        est_tokens = _prompt_tokens(request) + request.max_tokens * request.n
+        est_tokens = prompt_tokens(request) + request.max_tokens * request.n
         breaker = self._breaker
         limited = 0  # attempts answered 429: they wait as the server says, up to the patience
         limited_since = 0.0
@@ -733,3 +713,19 @@ class Dispatcher:
                 eta_s=eta,
             ),
         )
+
+
+def with_batch(config: Any, batch: Any) -> Any:
+    """``config`` (a ``DispatchConfig`` or ``None``) with batch mode set from the API's
+    ``batch`` argument (``True``, ``False`` or a ``BatchConfig``); unchanged when it is off."""
+    if batch is False or batch is None:
+        return config
+    if batch is True and config is not None and config.batch is not None:
+        return config
+    import dataclasses
+
+    from instructgen.batching import BatchConfig
+
+    if batch is not True and not isinstance(batch, BatchConfig):
+        raise ConfigError(f"batch must be True, False or a BatchConfig, got {batch!r}")
+    return dataclasses.replace(config or DispatchConfig(), batch=batch)

@@ -259,10 +259,11 @@ def _dry_run(
     num_prompt_instructions: int,
 ) -> None:
     """First prompts and an upper-bound estimate; builds no client and needs no key."""
-    from instructgen.dispatch import estimate, expected_prompt_tokens
+    from instructgen.dispatch import estimate
     from instructgen.engine_contract import Usage
     from instructgen.engines import engine_class
     from instructgen.selfinstruct import prompts
+    from instructgen.tokens import expected_prompt_tokens
 
     cls = engine_class(opts.engine_name)
     cls.check_options(dict(opts.engine_options))  # a bad -o exits 2 in a dry run too
