@@ -179,3 +179,17 @@ def test_the_dry_run_gives_an_expected_cost_below_the_bound(tmp_path: Path) -> N
         CliRunner().invoke(cli, ["generate", str(tasks), "--engine", "openai", "--dry-run"]).output
     )
     assert "cost expected $" in text and ", at most $" in text
+
+
+def test_extract_says_how_many_files_the_globs_left_out(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name in ("a.md", "b.md", "c.txt", "d.txt"):
+        (docs / name).write_text("Some text about solar panels. " * 20, encoding="utf-8")
+    r = CliRunner().invoke(cli, ["extract", str(docs), "--include", "*.pdf", "--workers", "0"])
+    assert r.exit_code == 0, r.output
+    assert "0 of 0 files read" in r.stdout and "4 left out by --include/--exclude" in r.stdout
+    r = CliRunner().invoke(
+        cli, ["extract", str(docs), "--include", "*.md", "--workers", "0", "--json"]
+    )
+    assert json.loads(r.stdout)["summary"]["left_out_by_globs"] == 2

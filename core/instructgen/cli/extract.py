@@ -55,8 +55,12 @@ def extract(
     for c in result.chunks:
         chunks[c.rel] = chunks.get(c.rel, 0) + 1
     files = [{**f.to_dict(), "chunks": chunks.get(f.rel, 0)} for f in result.files]
+    summary = result.summary()
+    left_out = _left_out_by_globs(directory, include, exclude, summary["files"])
+    if left_out is not None:
+        summary["left_out_by_globs"] = left_out
     if as_json:
-        emit_json({"ok": True, "summary": result.summary(), "files": files})
+        emit_json({"ok": True, "summary": summary, "files": files})
         return
     for f in files:
         if f["skip"]:
@@ -66,8 +70,21 @@ def extract(
                 f"read  {f['rel']}: {f['extractor']}, {f['chars']:,} characters, "
                 f"{f['chunks']} chunk(s)"
             )
-    s = result.summary()
+    s = summary
+    globs = f"; {left_out} left out by --include/--exclude" if left_out else ""
     click.echo(
         f"{s['read']} of {s['files']} files read, {s['skipped']} skipped, "
-        f"{s['characters']:,} characters in {s['chunks']} chunks"
+        f"{s['characters']:,} characters in {s['chunks']} chunks{globs}"
     )
+
+
+def _left_out_by_globs(
+    directory: Path, include: tuple[str, ...], exclude: tuple[str, ...], matched: int
+) -> int | None:
+    """How many files --include/--exclude left out (None without globs): a listing that says
+    "0 of 0 files" should also say that 4 did not match."""
+    if not include and not exclude:
+        return None
+    from instructgen.documents.discovery import discover
+
+    return max(0, len(discover(directory)) - matched)
