@@ -139,12 +139,20 @@ def _tree(pid: int) -> list[int]:
     return out
 
 
-def _rss(pid: int) -> int:
+def _rss(pid: int) -> tuple[int, int]:
+    """Resident size and its anonymous part (heap: what is not pages of mapped files, such as
+    the memory-mapped dataset, or of shared libraries)."""
+    rss = anon = 0
     try:
-        with open(f"/proc/{pid}/statm", "rb") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        with open(f"/proc/{pid}/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"VmRSS:"):
+                    rss = int(line.split()[1]) * 1024
+                elif line.startswith(b"RssAnon:"):
+                    anon = int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
-        return 0
+        pass
+    return rss, anon
 
 
 def run(corpus: Path, out: Path, *, chunk_size: int, dry_run: bool, concurrency: int) -> dict:
@@ -188,7 +196,7 @@ def run(corpus: Path, out: Path, *, chunk_size: int, dry_run: bool, concurrency:
     if dry_run:
         cmd.append("--dry-run")
     env = {**os.environ, "OPENAI_API_KEY": "sk-bench"}
-    peaks: dict[str, int] = {"main": 0, "workers": 0}
+    peaks: dict[str, int] = {"main": 0, "workers": 0, "main_anon": 0, "workers_anon": 0}
     worker_pids: set[int] = set()
     started = time.time()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
@@ -197,12 +205,12 @@ def run(corpus: Path, out: Path, *, chunk_size: int, dry_run: bool, concurrency:
     def sample() -> None:
         while not done.is_set():
             for pid in _tree(proc.pid):
-                rss = _rss(pid)
-                if pid == proc.pid:
-                    peaks["main"] = max(peaks["main"], rss)
-                else:
+                rss, anon = _rss(pid)
+                who = "main" if pid == proc.pid else "workers"
+                if pid != proc.pid:
                     worker_pids.add(pid)
-                    peaks["workers"] = max(peaks["workers"], rss)
+                peaks[who] = max(peaks[who], rss)
+                peaks[who + "_anon"] = max(peaks[who + "_anon"], anon)
             done.wait(0.1)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -224,6 +232,8 @@ def run(corpus: Path, out: Path, *, chunk_size: int, dry_run: bool, concurrency:
         "first_request_s": None if first is None else round(first, 2),
         "peak_rss_main_mb": round(peaks["main"] / MB, 1),
         "peak_rss_worker_mb": round(peaks["workers"] / MB, 1),
+        "peak_anon_main_mb": round(peaks["main_anon"] / MB, 1),
+        "peak_anon_worker_mb": round(peaks["workers_anon"] / MB, 1),
         "worker_processes_seen": len(worker_pids),
         "summary": {k: summary.get(k) for k in SUMMARY_KEYS},
     }

@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import threading
+from array import array
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -156,13 +157,15 @@ class Tally:
 
 class RowSpill:
     """Rows appended to ``path`` (JSON lines) in the order they come, under a key per chunk
-    (file index, chunk index); iterating gives them back ordered by key. Only the offsets stay
-    in memory."""
+    (file index, chunk index); iterating gives them back ordered by key. Only three integers
+    a chunk stay in memory (its key, offset and size)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._fh = self.path.open("w+b")
-        self._index: dict[tuple[int, int], tuple[int, int]] = {}
+        self._keys = array("q")  # file index << 32 | chunk index
+        self._offsets = array("q")
+        self._sizes = array("q")
         self.rows = 0
 
     def add(self, key: tuple[int, int], rows: Sequence[dict[str, Any]]) -> None:
@@ -170,18 +173,20 @@ class RowSpill:
             return
         data = b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in rows)
         self._fh.seek(0, 2)
-        self._index[key] = (self._fh.tell(), len(data))
+        self._keys.append(key[0] << 32 | key[1])
+        self._offsets.append(self._fh.tell())
+        self._sizes.append(len(data))
         self._fh.write(data)
         self.rows += len(rows)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         if not self._fh.closed:
             self._fh.flush()
+        order = sorted(range(len(self._keys)), key=self._keys.__getitem__)
         with self.path.open("rb") as fh:
-            for key in sorted(self._index):
-                offset, size = self._index[key]
-                fh.seek(offset)
-                for line in fh.read(size).splitlines():
+            for i in order:
+                fh.seek(self._offsets[i])
+                for line in fh.read(self._sizes[i]).splitlines():
                     yield json.loads(line)
 
     def __len__(self) -> int:
