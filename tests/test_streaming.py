@@ -37,7 +37,11 @@ SCRIPT = textwrap.dedent(
         extensions = ("slow",)
 
         def extract(self, path):
-            time.sleep(3)
+            # waits (at most 20 s) for the server to have seen a request: with requests sent
+            # only after every file is read, none comes
+            deadline = time.time() + 20
+            while not (out / "seen-request").exists() and time.time() < deadline:
+                time.sleep(0.05)
             (out / "slow-done").write_text(repr(time.time()))
             return Extracted(path.read_text())
 
@@ -78,12 +82,14 @@ SCRIPT = textwrap.dedent(
         limits=ExtractOptions(workers=2),
     )
     done = out / "slow-done"
+    started = float(sys.argv[-1]) if mode == "first" else None
     self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     children_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     print(json.dumps({
         "rows": len(ds),
         "on_disk": ds.on_disk,
         "slow_done": float(done.read_text()) if done.exists() else None,
+        "started": started,
         "main_mb": self_kb / 1024,
         "workers_mb": children_kb / 1024,
         "report": ds.run_report["extraction"],
@@ -103,6 +109,8 @@ def _run(tmp_path: Path, *args: str) -> dict[str, Any]:
     def responder(call: WireCall) -> str | list[str]:
         if not first:
             first.append(time.time())
+            (tmp_path / "out").mkdir(exist_ok=True)
+            (tmp_path / "out" / "seen-request").write_text("")
         return respond(call)
 
     tmp_path.mkdir(parents=True, exist_ok=True)
@@ -166,10 +174,12 @@ def test_first_request_goes_out_before_the_last_file_is_read(tmp_path: Path) -> 
     (docs / "b.txt").write_text("The second document explains queues. " * 200)
     (docs / "z.slow").write_text("A slow document about patience. " * 200)
     (tmp_path / "out").mkdir()
-    res = _run(tmp_path, "first", str(docs), str(tmp_path / "out"))
+    out = str(tmp_path / "out")
+    res = _run(tmp_path, "first", str(docs), out, "0", "20000", repr(time.time()))
     assert res["report"]["read"] == 3
     assert res["first_request"] is not None and res["slow_done"] is not None
-    assert res["first_request"] < res["slow_done"] - 1.0, res
+    assert res["first_request"] < res["slow_done"], res
+    assert res["slow_done"] - res["started"] < 15, res  # it did not wait in vain
 
 
 def test_streamed_dataset_equals_the_extract_then_generate_dataset(
