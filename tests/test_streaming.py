@@ -237,3 +237,26 @@ def test_streamed_dataset_equals_the_extract_then_generate_dataset(
     assert saved == batch
     a = streamed.export("jsonl", tmp_path / "s.jsonl").read_text()
     assert a == batch.export("jsonl", tmp_path / "b.jsonl").read_text()
+
+
+def test_a_wrong_key_stops_a_streamed_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from wire_server import WireServer
+
+    from instructgen.engines import create_engine
+    from instructgen.errors import AuthenticationError
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(30):
+        (docs / f"d{i:02d}.txt").write_text(f"Document {i} says something. " * 400)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong")
+    with WireServer() as server:
+        server.inject("401", times=10_000)
+        engine = create_engine("openai", base_url=server.openai_base_url)
+        with pytest.raises(AuthenticationError):
+            InstructionDataset.generate_dataset_from_dir(
+                docs, engine, chunk_size=1000, out=tmp_path / "out", cache=False
+            )
+        sent = len(server.calls)
+    assert 0 < sent < 30 * 12  # stopped early, not after every chunk was tried
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".rows-")]

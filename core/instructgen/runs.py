@@ -32,7 +32,7 @@ from instructgen.engines import create_engine
 from instructgen.errors import ConfigError
 from instructgen.executor import Executor, GenerationResult
 from instructgen.filter import Filter
-from instructgen.progress import ProgressCallback
+from instructgen.progress import ProgressCallback, ProgressEvent, emit
 from instructgen.selfinstruct.options import SelfInstructOptions
 from instructgen.selfinstruct.pipeline import (
     SelfInstructResult,
@@ -456,13 +456,21 @@ async def _stream_dir(
         discover, root, include=include, exclude=exclude, max_bytes=limits.max_bytes
     )
     tally = Tally()
+    loop = asyncio.get_running_loop()
+
+    def on_loop(ev: ProgressEvent) -> None:
+        # extraction events come from the extraction thread: shown from the event loop's
+        # thread, like the dispatcher's, so a progress callback is never called from two
+        # threads at once
+        loop.call_soon_threadsafe(emit, progress, ev)
+
     chunks = stream_chunks(
         found,
         limits,
         cache_dir / "extract-cache.sqlite3" if cache_dir else None,
         chunk_size=chunk_size,
         tally=tally,
-        progress=progress,
+        progress=on_loop if progress is not None else None,
     )
     cache = Cache(cache_dir / "cache.sqlite3") if cache_dir is not None else None
     in_flight = 2 * (config or DispatchConfig()).concurrency + 16

@@ -261,7 +261,10 @@ async def stream_pairs(
             return
         finally:
             slots.release()
-        spill.add((file_index, chunk.index), to_rows(chunk, pairs))
+        try:
+            spill.add((file_index, chunk.index), to_rows(chunk, pairs))
+        except BaseException as exc:  # the disk is full, ...: stop the run rather than lose rows
+            fatal.append(exc)
 
     thread = threading.Thread(target=produce, name="instructgen-extract", daemon=True)
     thread.start()
