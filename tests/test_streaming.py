@@ -217,7 +217,8 @@ def test_streamed_dataset_equals_the_extract_then_generate_dataset(
     assert len(streamed) > 100
     assert list(streamed) == batch.rows
     assert streamed == batch
-    for key in ("extraction", "skipped_files", "question_answer_pairs", "failed_chunks"):
+    keys = ("extraction", "skipped_files", "question_answer_pairs", "failed_chunks")
+    for key in (*keys, "question_answer_replies"):
         assert streamed.run_report[key] == batch.run_report[key], key
 
     def files(ds: InstructionDataset) -> list[dict[str, Any]]:

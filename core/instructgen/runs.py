@@ -326,7 +326,7 @@ async def run_from_dir(
             workdir = _workdir(out_dir)
             spill = RowSpill(workdir / "rows.jsonl")
             try:
-                tally, failed, stats = await _stream_dir(
+                tally, failed, replies, stats = await _stream_dir(
                     path,
                     eng,
                     limits,
@@ -350,6 +350,7 @@ async def run_from_dir(
                 skipped_files=tally.skipped,
                 question_answer_pairs=len(spill),
                 failed_chunks=failed,
+                question_answer_replies=replies,
                 requests=stats,
             )
         else:
@@ -445,7 +446,7 @@ async def _stream_dir(
     cache_dir: Path | None,
     config: DispatchConfig | None,
     progress: ProgressCallback | None,
-) -> tuple[Tally, list[dict[str, Any]], dict[str, Any]]:
+) -> tuple[Tally, list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
     """The local executor's directory run as a stream (``documents.stream``): returns the
     files' tally, the failed chunks, how the replies went and the dispatcher's statistics;
     rows go to ``spill``."""

@@ -35,7 +35,7 @@ from instructgen.documents.extract_cache import (
     result_from_cache,
     result_to_cache,
 )
-from instructgen.documents.pipeline import generate_chunk_pairs
+from instructgen.documents.qa import ChunkPairs, qa_for_chunk
 from instructgen.documents.routing import extract_one
 from instructgen.documents.types import Chunk, ExtractOptions, ExtractResult, skipped
 from instructgen.documents.workers import run_pool
@@ -208,12 +208,14 @@ async def stream_pairs(
     *,
     in_flight: int = 128,
     queued_files: int = 2,
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Question/answer pairs for every chunk ``chunks`` yields (consumed in a thread, at most
     ``queued_files`` files ahead), at most ``in_flight`` chunk requests at a time through
     ``dispatcher``; each chunk's rows (``to_rows``) go to ``spill`` as its answer comes.
-    Returns the failed chunks (engine errors other than a wrong key, which stops the run like
-    ``gather_values`` does; so do other exceptions and cancellation)."""
+    Each chunk's pairs come from ``qa_for_chunk`` (with its follow-up requests). Returns the
+    failed chunks (engine errors other than a wrong key, which stops the run; so do other
+    exceptions and cancellation) and how the replies went (run.json's
+    ``question_answer_replies``, as ``generate_pairs`` reports it)."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=queued_files)
     stop = threading.Event()
@@ -244,16 +246,18 @@ async def stream_pairs(
     tasks: set[asyncio.Task[None]] = set()
     failed: list[dict[str, Any]] = []
     fatal: list[BaseException] = []
+    replies: dict[str, Any] = {"replies": 0, "unparsed_replies": 0, "follow_up_requests": 0}
+    short: list[tuple[tuple[int, int], dict[str, Any]]] = []  # chunks that fell short
 
     async def one(file_index: int, chunk: Chunk) -> None:
+        got: ChunkPairs | None = None
         try:
-            pairs = await generate_chunk_pairs(chunk, dispatcher, n)
+            got = await qa_for_chunk(chunk, dispatcher, n)
         except AuthenticationError as exc:
             fatal.append(exc)
             return
         except EngineError as exc:
             failed.append({"file": chunk.rel, "chunk": chunk.index, "error": str(exc)})
-            pairs = []
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # BudgetExceededError, bugs: stop the run
@@ -261,8 +265,14 @@ async def stream_pairs(
             return
         finally:
             slots.release()
+        if got is not None:
+            replies["replies"] += got.replies
+            replies["unparsed_replies"] += got.unparsed
+            replies["follow_up_requests"] += got.follow_ups
+            if got.short:
+                short.append(((file_index, chunk.index), got.shortfall(chunk.rel, chunk.index)))
         try:
-            spill.add((file_index, chunk.index), to_rows(chunk, pairs))
+            spill.add((file_index, chunk.index), to_rows(chunk, got.pairs if got else []))
         except BaseException as exc:  # the disk is full, ...: stop the run rather than lose rows
             fatal.append(exc)
 
@@ -311,4 +321,6 @@ async def stream_pairs(
         # (and stops the workers) at its next hand-over; the run does not wait for that
         await asyncio.to_thread(thread.join, None if ok else 5.0)
     failed.sort(key=lambda f: (f["file"], f["chunk"]))
-    return failed
+    short.sort(key=lambda item: item[0])  # in chunk order, as the two-step path lists them
+    replies["short_chunks"] = [entry for _, entry in short]
+    return failed, replies
