@@ -111,6 +111,8 @@ async def handle(
             body = await reader.readexactly(length) if length else b""
             if st.first is None:
                 st.first = time.monotonic()
+                if args.first_request:  # the wall-clock time, for other processes to compare
+                    Path(args.first_request).write_text(repr(time.time()))
             st.in_flight += 1
             st.max_in_flight = max(st.max_in_flight, st.in_flight)
             try:
@@ -118,7 +120,7 @@ async def handle(
             except json.JSONDecodeError:
                 req = {}
             latency = args.latency
-            text = "A short benchmark answer."
+            text = args.reply
             chat = "messages" in req or b"/chat/" in head.split(b"\r\n", 1)[0]
             if args.selfinstruct:
                 prompt, chat = prompt_of(req)
@@ -145,6 +147,8 @@ async def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("latency", type=float, nargs="?", default=0.0)
     p.add_argument("--selfinstruct", action="store_true")
+    p.add_argument("--reply", default="A short benchmark answer.", help="the answer's text")
+    p.add_argument("--first-request", default=None, help="file for the first request's time")
     for kind in ("bootstrap", "classify", "instances"):
         p.add_argument(f"--latency-{kind}", type=float, default=None)
     args = p.parse_args()

@@ -149,4 +149,6 @@ def test_sigterm_during_extraction_stops_at_the_next_file(tmp_path: Path) -> Non
         assert proc.returncode == 143, err
         assert time.monotonic() - start < 25  # the file being read, not all the others
         assert "terminated" in err and "Traceback" not in err
-        assert server.calls == []
+        # Directory runs stream: files read before the signal may already have been asked
+        # about; the files after it are not read, so not all of them reach the server.
+        assert len(server.calls) < len(list(docs.iterdir()))  # one request or more a file

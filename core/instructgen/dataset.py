@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import threading
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -149,22 +150,99 @@ def run_sync(factory: Callable[[], Awaitable[T]]) -> T:
     return value
 
 
+def _write_arrow(rows: Iterable[dict[str, Any]], path: Path, batch: int = 1000) -> None:
+    """``rows`` (already normalised) as an Arrow stream file, the format ``datasets`` maps."""
+    import pyarrow as pa
+
+    schema = _features().arrow_schema
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+        buffer: list[dict[str, Any]] = []
+        for row in rows:
+            buffer.append(row)
+            if len(buffer) >= batch:
+                writer.write_table(pa.Table.from_pylist(buffer, schema=schema))
+                buffer.clear()
+        if buffer:
+            writer.write_table(pa.Table.from_pylist(buffer, schema=schema))
+
+
 class InstructionDataset:
-    """An instruction-tuning dataset. Iterate for row dicts; ``run_report`` describes the run."""
+    """An instruction-tuning dataset. Iterate for row dicts; ``run_report`` describes the run.
+
+    Rows are held in memory, or (``from_arrow_file``, what a directory run returns) read from a
+    memory-mapped Arrow file on disk: iterating, ``len``, indexing, columns, ``save`` and
+    ``export`` then work without loading the rows; ``rows`` loads them."""
 
     def __init__(
         self, rows: Iterable[dict[str, Any]] = (), run_report: dict[str, Any] | None = None
     ) -> None:
-        self.rows: list[dict[str, Any]] = [_normalise(r) for r in rows]
+        self._rows: list[dict[str, Any]] | None = [_normalise(r) for r in rows]
+        self._table: Dataset | None = None  # the rows on disk, when not in memory
         self.run_report: dict[str, Any] = dict(run_report or {})
+
+    @classmethod
+    def from_arrow_file(
+        cls, path: str | Path, run_report: dict[str, Any] | None = None
+    ) -> InstructionDataset:
+        """A dataset backed by the Arrow stream file ``path`` (memory-mapped, not loaded)."""
+        from datasets import Dataset, DatasetInfo
+
+        ds = cls((), run_report)
+        with quiet_datasets():
+            ds._table = Dataset.from_file(str(path), info=DatasetInfo(features=_features()))
+        ds._rows = None
+        return ds
+
+    @classmethod
+    def from_row_stream(
+        cls,
+        rows: Iterable[dict[str, Any]],
+        folder: str | Path,
+        run_report: dict[str, Any] | None = None,
+    ) -> InstructionDataset:
+        """Write ``rows`` (row dicts, one at a time) to ``folder/rows.arrow`` and return the
+        dataset memory-mapped from it; the folder is removed when the dataset is collected."""
+        folder = Path(folder)
+        target = folder / "rows.arrow"
+        _write_arrow((_normalise(r) for r in rows), target)
+        ds = cls.from_arrow_file(target, run_report)
+        weakref.finalize(ds, shutil.rmtree, str(folder), True)
+        return ds
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """The rows as a list of dicts (loaded from disk on first use for a disk-backed
+        dataset)."""
+        if self._rows is None:
+            assert self._table is not None
+            self._rows = self._table.to_list()
+        return self._rows
+
+    @rows.setter
+    def rows(self, value: list[dict[str, Any]]) -> None:
+        self._rows, self._table = value, None
+
+    @property
+    def on_disk(self) -> bool:
+        """Whether the rows are read from a memory-mapped file rather than held in memory."""
+        return self._rows is None
 
     # -- container --------------------------------------------------------------------------
 
     def __len__(self) -> int:
+        if self._rows is None and self._table is not None:
+            return int(self._table.num_rows)
         return len(self.rows)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        if self._rows is None and self._table is not None:
+            return self._iter_table(self._table)
         return iter(self.rows)
+
+    @staticmethod
+    def _iter_table(table: Dataset, batch: int = 1000) -> Iterator[dict[str, Any]]:
+        for start in range(0, table.num_rows, batch):
+            yield from table.select(range(start, min(start + batch, table.num_rows))).to_list()
 
     @overload
     def __getitem__(self, key: int) -> dict[str, Any]: ...
@@ -181,7 +259,19 @@ class InstructionDataset:
         if isinstance(key, str):
             if key not in COLUMNS:
                 raise KeyError(f"no column {key!r}; the columns are {', '.join(COLUMNS)}")
+            if self._rows is None and self._table is not None:
+                return list(self._table[key])
             return [row[key] for row in self.rows]
+        if self._rows is None and self._table is not None:
+            n = int(self._table.num_rows)
+            if isinstance(key, slice):
+                picked = self._table.select(range(*key.indices(n))).to_list()
+                return InstructionDataset(picked, self.run_report)
+            index = key + n if key < 0 else key
+            if not 0 <= index < n:
+                raise IndexError("dataset index out of range")
+            row: dict[str, Any] = self._table[index]
+            return row
         if isinstance(key, slice):
             return InstructionDataset(self.rows[key], self.run_report)
         return self.rows[key]
@@ -191,12 +281,14 @@ class InstructionDataset:
         return list(COLUMNS)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, InstructionDataset) and self.rows == other.rows
+        if not isinstance(other, InstructionDataset) or len(self) != len(other):
+            return False
+        return all(a == b for a, b in zip(self, other, strict=True))
 
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"InstructionDataset(rows={len(self.rows)})"
+        return f"InstructionDataset(rows={len(self)})"
 
     # -- construction -------------------------------------------------------------------------
 
@@ -226,12 +318,14 @@ class InstructionDataset:
         """The rows as a ``pandas.DataFrame`` with the dataset's columns in order."""
         import pandas
 
-        return pandas.DataFrame.from_records(self.rows, columns=list(COLUMNS))
+        return pandas.DataFrame.from_records(list(self), columns=list(COLUMNS))
 
     def to_hf(self) -> Dataset:
         """The rows as a Hugging Face ``datasets.Dataset`` with the dataset's typed features."""
         from datasets import Dataset
 
+        if self._rows is None and self._table is not None:
+            return self._table  # memory-mapped from disk
         features = _features()
         if not self.rows:  # from_list cannot carry a schema without rows
             return Dataset.from_dict({k: [] for k in features}, features=features)
@@ -257,7 +351,7 @@ class InstructionDataset:
                     "format": "instructgen-dataset",
                     "version": FORMAT_VERSION,
                     "columns": list(COLUMNS),
-                    "rows": len(self.rows),
+                    "rows": len(self),
                     "run_report": self.run_report,
                 }
                 replace_folder(staged / "data", path / "data")
@@ -455,6 +549,16 @@ class InstructionDataset:
             executor_options=executor_options,
             self_instruct=self_instruct,
         )
+        if result.spill is not None and result.workdir is not None:
+            # a streamed run: its rows are on disk; the dataset is memory-mapped from there
+            spill, folder = result.spill, result.workdir
+            try:
+                ds = await asyncio.to_thread(cls.from_row_stream, spill, folder, result.report)
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
+            (folder / spill.path.name).unlink(missing_ok=True)
+            return ds
         return cls(result.rows, result.report)
 
     @classmethod

@@ -40,6 +40,10 @@ class GenerationResult:
 
 class Executor(ABC):
     name: ClassVar[str] = ""
+    streams: ClassVar[bool] = False
+    """Whether ``runs.run_from_dir`` streams a directory run on this executor (its own
+    extraction workers and dispatcher on this machine; the ``local`` executor) instead of
+    calling ``extract`` and then ``generate``."""
 
     def __init__(self, **options: Any) -> None:
         self.options = options

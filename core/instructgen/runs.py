@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -21,9 +23,10 @@ from typing import Any
 import instructgen.plugins as plugins
 from instructgen.cache import Cache
 from instructgen.dispatch import DispatchConfig, Dispatcher
-from instructgen.documents.discovery import Found
+from instructgen.documents.discovery import Found, discover
 from instructgen.documents.extraction import extract_files
 from instructgen.documents.pipeline import generate_pairs, read_dir
+from instructgen.documents.stream import RowSpill, Tally, stream_chunks, stream_pairs
 from instructgen.documents.types import Chunk, ExtractOptions, ExtractResult
 from instructgen.engine_contract import Engine
 from instructgen.engines import create_engine
@@ -32,7 +35,7 @@ from instructgen.executor import Executor, GenerationResult
 from instructgen.filter import Filter
 from instructgen.limits import check_dataset_size
 from instructgen.outdir import claim
-from instructgen.progress import ProgressCallback
+from instructgen.progress import ProgressCallback, ProgressEvent, emit
 from instructgen.selfinstruct.options import SelfInstructOptions
 from instructgen.selfinstruct.pipeline import (
     SelfInstructResult,
@@ -55,10 +58,14 @@ __all__ = [
 
 @dataclass
 class RunResult:
-    """What a run produced: dataset rows (see ``InstructionDataset``) and the run report."""
+    """What a run produced: dataset rows (see ``InstructionDataset``) and the run report.
+    A streamed directory run leaves its rows on disk instead: ``spill`` (read in dataset
+    order by iterating it) in the folder ``workdir``, which the caller removes."""
 
     rows: list[dict[str, Any]]
     report: dict[str, Any]
+    spill: RowSpill | None = None
+    workdir: Path | None = None
 
 
 def default_cache_path() -> Path:
@@ -102,9 +109,11 @@ async def pairs_for_chunks(
 
 
 class LocalExecutor(Executor):
-    """This machine: extraction worker processes and one dispatcher."""
+    """This machine: extraction worker processes and one dispatcher. A directory run on it
+    streams (``documents.stream``): requests go out while files are still being read."""
 
     name = "local"
+    streams = True
 
     def extract(
         self,
@@ -299,50 +308,22 @@ async def run_from_dir(
     eng, runner = await asyncio.to_thread(
         lambda: (prepared_engine(engine), get_executor(executor, executor_options))
     )
-    try:
-        stop = threading.Event()  # Ctrl-C / SIGTERM: the reading thread ends at its next file
-        reading = asyncio.to_thread(
-            read_dir,
-            path,
-            limits,
-            chunk_size=chunk_size,
-            include=include,
-            exclude=exclude,
-            cache_path=cache_dir / "extract-cache.sqlite3" if cache_dir else None,
-            progress=progress,
-            executor=runner,
-            skip_dirs=[out_dir] if out_dir is not None else [],
-            stop=stop,
-        )
-        try:
-            scanned = await reading
-        except BaseException:
-            stop.set()
-            raise
-        generated = await runner.generate(
-            scanned.chunks,
-            eng,
-            n=num_samples_per_chunk,
-            config=config,
-            cache_dir=cache_dir,
-            progress=progress,
-        )
-    finally:
-        runner.close()
-    rows: list[dict[str, Any]] = [
-        {
-            "instruction": q,
-            "text": "",
-            "target": a,
-            "engine": eng.name,
-            "model": eng.model,
-            "seed_task_ids": [],
-            "is_classification": False,
-            "source": chunk.rel,
-        }
-        for chunk, pairs in zip(scanned.chunks, generated.pairs, strict=True)
-        for q, a in pairs
-    ]
+
+    def to_rows(chunk: Chunk, pairs: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+        return [
+            {
+                "instruction": q,
+                "text": "",
+                "target": a,
+                "engine": eng.name,
+                "model": eng.model,
+                "seed_task_ids": [],
+                "is_classification": False,
+                "source": chunk.rel,
+            }
+            for q, a in pairs
+        ]
+
     report: dict[str, Any] = {
         "pipeline": "from-dir",
         "root": str(path),
@@ -352,14 +333,92 @@ async def run_from_dir(
         "chunk_size": chunk_size,
         "num_samples_per_chunk": num_samples_per_chunk,
         "limits": limits.to_report(),
-        "extraction": scanned.summary(),
-        "files": [f.to_dict() for f in scanned.files],
-        "skipped_files": scanned.skipped,
-        "question_answer_pairs": len(rows),
-        "failed_chunks": generated.failed,
-        "question_answer_replies": generated.replies,
-        "requests": generated.stats,
     }
+    rows: list[dict[str, Any]] = []
+    spill: RowSpill | None = None
+    workdir: Path | None = None
+    try:
+        if runner.streams:
+            workdir = _workdir(out_dir)
+            spill = RowSpill(workdir / "rows.jsonl")
+            try:
+                tally, failed, replies, stats = await _stream_dir(
+                    path,
+                    eng,
+                    limits,
+                    spill,
+                    to_rows,
+                    chunk_size=chunk_size,
+                    n=num_samples_per_chunk,
+                    include=include,
+                    exclude=exclude,
+                    skip_dirs=[out_dir] if out_dir is not None else [],
+                    cache_dir=cache_dir,
+                    config=config,
+                    progress=progress,
+                )
+            except BaseException:
+                spill.close()
+                shutil.rmtree(workdir, ignore_errors=True)
+                raise
+            report.update(
+                extraction=tally.summary(),
+                files=tally.files,
+                skipped_files=tally.skipped,
+                question_answer_pairs=len(spill),
+                failed_chunks=failed,
+                question_answer_replies=replies,
+                requests=stats,
+            )
+        else:
+            stop = threading.Event()  # Ctrl-C / SIGTERM: the reading thread ends at its next file
+            reading = asyncio.to_thread(
+                read_dir,
+                path,
+                limits,
+                chunk_size=chunk_size,
+                include=include,
+                exclude=exclude,
+                cache_path=cache_dir / "extract-cache.sqlite3" if cache_dir else None,
+                progress=progress,
+                executor=runner,
+                skip_dirs=[out_dir] if out_dir is not None else [],
+                stop=stop,
+            )
+            try:
+                scanned = await reading
+            except BaseException:
+                stop.set()
+                raise
+            generated = await runner.generate(
+                scanned.chunks,
+                eng,
+                n=num_samples_per_chunk,
+                config=config,
+                cache_dir=cache_dir,
+                progress=progress,
+            )
+            rows = [
+                row
+                for chunk, pairs in zip(scanned.chunks, generated.pairs, strict=True)
+                for row in to_rows(chunk, pairs)
+            ]
+            report.update(
+                extraction=scanned.summary(),
+                files=[f.to_dict() for f in scanned.files],
+                skipped_files=scanned.skipped,
+                question_answer_pairs=len(rows),
+                failed_chunks=generated.failed,
+                question_answer_replies=generated.replies,
+                requests=generated.stats,
+            )
+    finally:
+        runner.close()
+    if use_self_instruct and spill is not None and len(spill):
+        rows = list(spill)  # the pairs become seed tasks, which Self-Instruct holds anyway
+        spill.close()
+        shutil.rmtree(workdir or "", ignore_errors=True)
+        spill = workdir = None
     if use_self_instruct and rows:
         tasks = [
             SeedTask(
@@ -385,4 +444,75 @@ async def run_from_dir(
         report["self_instruct"] = {**result.report, "requests": stats}
         rows = result.rows
     report["timings"] = {"total_s": round(time.monotonic() - started, 3)}
-    return RunResult(rows, report)
+    if spill is not None:
+        spill.close()
+    return RunResult(rows, report, spill, workdir)
+
+
+def _workdir(out_dir: Path | None) -> Path:
+    """A new folder for a streamed run's rows: in the output folder when there is one (the
+    rows are then on the same disk as the dataset saved from them), else a temporary one."""
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=".rows-" if out_dir else "instructgen-rows-", dir=out_dir))
+
+
+async def _stream_dir(
+    path: str | Path,
+    engine: Engine,
+    limits: ExtractOptions,
+    spill: RowSpill,
+    to_rows: Callable[[Chunk, list[tuple[str, str]]], list[dict[str, Any]]],
+    *,
+    chunk_size: int,
+    n: int,
+    include: Sequence[str],
+    exclude: Sequence[str],
+    skip_dirs: Sequence[Path],
+    cache_dir: Path | None,
+    config: DispatchConfig | None,
+    progress: ProgressCallback | None,
+) -> tuple[Tally, list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+    """The local executor's directory run as a stream (``documents.stream``): returns the
+    files' tally, the failed chunks, how the replies went and the dispatcher's statistics;
+    rows go to ``spill``."""
+    root = Path(path)
+    if not root.exists():
+        raise ConfigError(f"{root}: no such file or directory")
+    found = await asyncio.to_thread(
+        discover,
+        root,
+        include=include,
+        exclude=exclude,
+        max_bytes=limits.max_bytes,
+        follow_symlinks=limits.follow_symlinks,
+        skip_dirs=skip_dirs,
+    )
+    tally = Tally()
+    loop = asyncio.get_running_loop()
+
+    def on_loop(ev: ProgressEvent) -> None:
+        # extraction events come from the extraction thread: shown from the event loop's
+        # thread, like the dispatcher's, so a progress callback is never called from two
+        # threads at once
+        loop.call_soon_threadsafe(emit, progress, ev)
+
+    chunks = stream_chunks(
+        found,
+        limits,
+        cache_dir / "extract-cache.sqlite3" if cache_dir else None,
+        chunk_size=chunk_size,
+        tally=tally,
+        progress=on_loop if progress is not None else None,
+    )
+    cache = Cache(cache_dir / "cache.sqlite3") if cache_dir is not None else None
+    in_flight = 2 * (config or DispatchConfig()).concurrency + 16
+    try:
+        async with Dispatcher(
+            engine, config=config, cache=cache, progress=progress, stage="questions"
+        ) as d:
+            failed, replies = await stream_pairs(chunks, d, n, to_rows, spill, in_flight=in_flight)
+            return tally, failed, replies, d.stats.to_dict()
+    finally:
+        if cache is not None:
+            cache.close()

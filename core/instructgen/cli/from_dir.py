@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -17,6 +18,10 @@ from instructgen.cli._run import (
     scan_options,
     size_options,
 )
+from instructgen.errors import ConfigError
+
+if TYPE_CHECKING:
+    from instructgen.engine_contract import Request
 
 
 @click.command("from-dir")
@@ -78,7 +83,6 @@ def from_dir(
     and listed in run.json). Rerunning resumes; unchanged files are not read again."""
     from instructgen import plugins
     from instructgen.dataset import InstructionDataset
-    from instructgen.documents.pipeline import read_dir
     from instructgen.limits import check_dataset_size
     from instructgen.outdir import lock_output
     from instructgen.selfinstruct.options import SelfInstructOptions
@@ -105,45 +109,59 @@ def from_dir(
 
         cls = engine_class(opts.engine_name)
         cls.check_options(dict(opts.engine_options))  # a bad -o exits 2 in a dry run too
-        result = read_dir(
+        from instructgen.documents.discovery import discover
+        from instructgen.documents.stream import Tally, stream_chunks
+
+        if not directory.exists():
+            raise ConfigError(f"{directory}: no such file or directory")
+        found = discover(
             directory,
-            limits,
-            chunk_size=chunk_size,
             include=include,
             exclude=exclude,
+            max_bytes=limits.max_bytes,
+            follow_symlinks=limits.follow_symlinks,
             skip_dirs=[opts.out] if opts.out is not None else [],
         )
-        reqs = [
-            qa_request(
-                c.text,
-                rel=c.rel,
-                index=c.index,
-                total=c.total,
-                n=samples_per_chunk,
-                chat=cls.kind == "chat",
-                structured=structured_output(cls),
-            )
-            for c in result.chunks
-        ]
-        est = estimate(reqs, cls.model_price(opts.model))
+        tally = Tally()
+        first: list[str] = []
+
+        def requests() -> Iterator[Request]:
+            # streamed: one file's chunks at a time, never the corpus (the extraction cache is
+            # not used: a dry run leaves nothing behind)
+            for _, chunks in stream_chunks(found, limits, None, chunk_size=chunk_size, tally=tally):
+                for c in chunks:
+                    req = qa_request(
+                        c.text,
+                        rel=c.rel,
+                        index=c.index,
+                        total=c.total,
+                        n=samples_per_chunk,
+                        chat=cls.kind == "chat",
+                        structured=structured_output(cls),
+                    )
+                    if not first:
+                        first.append(req.as_prompt())
+                    yield req
+
+        est = estimate(requests(), cls.model_price(opts.model))
         payload = {
             "ok": True,
             "dry_run": True,
-            **result.summary(),
+            **tally.summary(),
             "requests": est.requests,
             "prompt_tokens": est.prompt_tokens,
             "max_completion_tokens": est.completion_tokens,
             "max_cost_usd": None if est.cost is None else round(est.cost, 4),
-            "skipped_files": result.skipped,
-            "first_prompt": reqs[0].as_prompt() if reqs else None,
+            "skipped_files": tally.skipped,
+            "first_prompt": first[0] if first else None,
         }
         if opts.as_json:
             emit_json(payload)
         else:
-            if reqs:
-                click.echo(reqs[0].as_prompt()[:2000])
+            if first:
+                click.echo(first[0][:2000])
             click.echo(
-                f"dry run, nothing sent: {len(reqs)} requests for "
+                f"dry run, nothing sent: {est.requests} requests for "
                 f"{payload['chunks']} chunks of {payload['read']} files "
                 f"({payload['skipped']} skipped)"
             )
