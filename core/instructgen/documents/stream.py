@@ -21,6 +21,7 @@ import logging
 import threading
 from array import array
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +82,7 @@ def stream_extract(
         ]
         if options.workers <= 0:
             results: Iterator[tuple[int, ExtractResult]] = (
-                (j[0], extract_one(j[1], j[2], j[3])) for j in jobs
+                (j[0], extract_one(j[1], j[2], j[3], options.chunk_size)) for j in jobs
             )
         else:
             results = run_pool(jobs, options)
@@ -124,15 +125,20 @@ def stream_chunks(
     """``(file index, its chunks)`` for every file read, as files are read; every file (read
     or skipped) is recorded in ``tally`` without its text."""
     done = 0
+    # The workers chunk what they read, under the per-file limits; cached texts are chunked
+    # here (linear in the text either way).
+    options = replace(options, chunk_size=chunk_size)
     for i, res in stream_extract(found, options, cache_path):
         done += 1
         emit(progress, ProgressEvent(stage="extract", done=done, total=len(found), message=res.rel))
-        text = res.text
+        text, parts = res.text, res.chunks
+        res.chunks = None
         tally.add(i, res)
         res.text = None
         if not text:
             continue
-        parts = chunk_text(text, chunk_size)
+        if parts is None:
+            parts = chunk_text(text, chunk_size)
         del text
         chunks = [Chunk(res.rel, k, len(parts), part) for k, part in enumerate(parts)]
         tally.chunks += len(chunks)
