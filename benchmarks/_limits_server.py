@@ -20,10 +20,14 @@ import argparse
 import asyncio
 import json
 import random
-import socket
 import sys
 import time
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _server import no_delay, read_request
 
 
 def reply(body: bytes) -> bytes:
@@ -107,17 +111,10 @@ class Policy:
 
 
 async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, p: Policy) -> None:
-    sock = writer.get_extra_info("socket")
-    if sock is not None:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    no_delay(writer)
     try:
         while True:
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":", 1)[1])
-            body = await reader.readexactly(length) if length else b""
+            head, body = await read_request(reader)
             if head.startswith(b"GET /stats"):
                 stats = {"ok": p.ok, "limited": p.limited, "max_in_flight": p.max_in_flight}
                 payload = json.dumps(stats).encode()

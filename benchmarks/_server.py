@@ -95,20 +95,32 @@ def reply(req: dict[str, Any], text: str, chat: bool) -> bytes:
     )
 
 
-async def handle(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, args: argparse.Namespace, st: Stats
-) -> None:
+def no_delay(writer: asyncio.StreamWriter) -> None:
+    """TCP_NODELAY: without it one-at-a-time clients stall about 40 ms a request (Nagle and
+    delayed ACKs), and the benchmark would measure that."""
     sock = writer.get_extra_info("socket")
     if sock is not None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    """One HTTP/1.1 request: its head (request line and headers) and its body."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    body = await reader.readexactly(length) if length else b""
+    return head, body
+
+
+async def handle(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, args: argparse.Namespace, st: Stats
+) -> None:
+    no_delay(writer)
     try:
         while True:
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":", 1)[1])
-            body = await reader.readexactly(length) if length else b""
+            head, body = await read_request(reader)
             if st.first is None:
                 st.first = time.monotonic()
                 if args.first_request:  # the wall-clock time, for other processes to compare
