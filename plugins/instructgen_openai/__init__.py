@@ -172,16 +172,7 @@ class _OpenAIBase(Engine, BatchEngine):
             raise from_exception(exc, engine=self.name) from None
 
     async def _call_sdk(self, client: Any, path: str, params: dict[str, Any]) -> Any:
-        import openai
-
-        try:
-            return await client.post(path, cast_to=object, body=params)
-        except openai.APIStatusError as exc:
-            raise from_status(
-                exc.status_code, _message(exc), engine=self.name, headers=dict(exc.response.headers)
-            ) from None
-        except Exception as exc:
-            raise from_exception(exc, engine=self.name) from None
+        return await self._sdk(client.post(path, cast_to=object, body=params))
 
     # -- the Batch API (files + batches, through the same SDK client) -------------------------
 
@@ -294,6 +285,7 @@ class _OpenAIBase(Engine, BatchEngine):
         raise NotImplementedError
 
     async def _sdk(self, call: Any) -> Any:
+        """Await an SDK call, its failures mapped to typed errors (statuses with Retry-After)."""
         import openai
 
         try:
