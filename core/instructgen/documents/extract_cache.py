@@ -28,9 +28,11 @@ __all__ = [
     "CACHE_VERSION",
     "ExtractCache",
     "ExtractionRun",
+    "as_reported",
     "cache_key",
     "result_from_cache",
     "result_to_cache",
+    "store_result",
 ]
 
 CACHE_VERSION = "4"  # 2: OCR small print, docx text boxes, slide order; 3: attachments;
@@ -101,6 +103,25 @@ def result_to_cache(res: ExtractResult) -> dict[str, Any] | None:
     return {f.name: getattr(res, f.name) for f in fields(res) if f.name not in _NOT_CACHED}
 
 
+def as_reported(f: Found, res: ExtractResult) -> ExtractResult:
+    """``res`` as runs report it: where ``f``'s links led, and a skip reason with file names
+    escaped (a reason can quote one; shown and stored escaped, as names are)."""
+    if res.resolved is None:
+        res.resolved = f.real
+    if res.skip:
+        res.skip = printable_name(res.skip)
+    return res
+
+
+def store_result(cache: ExtractCache | None, key: str, res: ExtractResult) -> None:
+    """Give a freshly read file's result its content hash (from its cache ``key``) and store
+    it in ``cache`` when it is worth keeping (``result_to_cache``)."""
+    res.sha256 = key.split(":", 1)[0]
+    stored = result_to_cache(res)
+    if cache is not None and stored is not None:
+        cache.put(key, stored)
+
+
 def _work_order(found: Sequence[Found], todo: list[int]) -> list[int]:
     """Files whose extractor is ``slow`` (OCR, transcription) first, then larger before
     smaller: started last, one long file would leave the other workers idle at the end."""
@@ -151,21 +172,14 @@ class ExtractionRun:
         self.todo = _work_order(found, self.todo)
 
     def _report(self, i: int, res: ExtractResult) -> None:
-        if res.resolved is None:
-            res.resolved = self.found[i].real
-        if res.skip:  # a reason can quote a file name: shown and stored escaped, as names are
-            res.skip = printable_name(res.skip)
-        self.results[i] = res
+        self.results[i] = as_reported(self.found[i], res)
         if self.on_result:
             self.on_result(res)
 
     def record(self, i: int, res: ExtractResult) -> None:
         """A freshly extracted (or timed-out) file: cache it when worth it, then report it."""
         if i in self.keys:
-            res.sha256 = self.keys[i].split(":", 1)[0]
-            stored = result_to_cache(res)
-            if self.cache is not None and stored is not None:
-                self.cache.put(self.keys[i], stored)
+            store_result(self.cache, self.keys[i], res)
         self._report(i, res)
 
     def crashed(self, i: int, detail: str | None = None) -> None:

@@ -32,9 +32,10 @@ from instructgen.documents.extract_cache import (
     ExtractCache,
     _fingerprint,
     _work_order,
+    as_reported,
     cache_key,
     result_from_cache,
-    result_to_cache,
+    store_result,
 )
 from instructgen.documents.qa import ChunkPairs, qa_for_chunk
 from instructgen.documents.routing import extract_one
@@ -42,7 +43,6 @@ from instructgen.documents.types import (
     Chunk,
     ExtractOptions,
     ExtractResult,
-    printable_name,
     skipped,
 )
 from instructgen.documents.workers import run_pool
@@ -68,13 +68,13 @@ def stream_extract(
         todo: list[int] = []
         for i, f in enumerate(found):
             if f.skip is not None:
-                yield i, _reported(f, skipped(f, f.skip))
+                yield i, as_reported(f, skipped(f, f.skip))
                 continue
             if cache is not None and (key := cache_key(f, fingerprint)) is not None:
                 keys[i] = key
                 hit = cache.get(key)
                 if hit is not None:
-                    yield i, _reported(f, result_from_cache(hit, f))
+                    yield i, as_reported(f, result_from_cache(hit, f))
                     continue
             todo.append(i)
         jobs = [
@@ -89,11 +89,8 @@ def stream_extract(
         try:
             for i, res in results:
                 if i in keys:
-                    res.sha256 = keys[i].split(":", 1)[0]
-                    stored = result_to_cache(res)
-                    if cache is not None and stored is not None:
-                        cache.put(keys[i], stored)
-                yield i, _reported(found[i], res)
+                    store_result(cache, keys[i], res)
+                yield i, as_reported(found[i], res)
         finally:
             close = getattr(results, "close", None)
             if close is not None:
@@ -101,16 +98,6 @@ def stream_extract(
     finally:
         if cache is not None:
             cache.close()
-
-
-def _reported(f: Found, res: ExtractResult) -> ExtractResult:
-    """A result as run.json reports it (as ``ExtractionRun`` does): where the file's links led,
-    and the skip reason with file names escaped."""
-    if res.resolved is None:
-        res.resolved = f.real
-    if res.skip:
-        res.skip = printable_name(res.skip)
-    return res
 
 
 def stream_chunks(
