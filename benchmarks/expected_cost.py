@@ -1,11 +1,18 @@
 """The dry run's expected cost against what the same run then costs.
 
 For each size, ``generate --dry-run --json`` gives ``expected_cost_usd`` (and the upper bound
-``max_cost_usd``); the same command is then run against the tests' wire server answering like
-a model (tests/selfinstruct_responder.py; the server counts tokens as whitespace-separated
-words, about 4 characters each on these prompts), and its ``run.json`` cost is compared.
+``max_cost_usd``); the same command is then run against the tests' wire server, and its
+``run.json`` cost is compared.
+
+The server answers as a model would (``--replies benchmark``: benchmarks/_selfinstruct_replies.py,
+seven new instructions a bootstrap reply, one to three examples an instance reply; ``tests``:
+tests/selfinstruct_responder.py, shorter replies from a small vocabulary whose near-duplicates
+the ROUGE-L filter drops more and more as a run grows) and bills tokens as OpenAI does
+(``--usage tokens``: tiktoken's o200k_base, from the vocabulary LiteLLM ships) or as
+whitespace-separated words (``--usage words``, the tests' default).
 
     python benchmarks/expected_cost.py [--sizes 10:10,100:100,500:500,1000:2000]
+        [--replies benchmark|tests] [--usage tokens|words]
 
 Prints one JSON object: per size, expected, bound and actual cost, and expected / actual.
 """
@@ -26,8 +33,15 @@ ROOT = HERE.parent
 SEED = ROOT.parent / "shared" / "data" / "seed_tasks.jsonl"
 sys.path.insert(0, str(ROOT / "tests"))
 
+sys.path.insert(0, str(HERE))
+
+import _selfinstruct_replies  # noqa: E402
 from selfinstruct_responder import respond  # noqa: E402
-from wire_server import WireServer  # noqa: E402
+from wire_server import WireCall, WireServer, openai_tokenizer  # noqa: E402
+
+
+def plausible(call: WireCall) -> str:
+    return _selfinstruct_replies.reply(call.prompt, call.kind == "chat")
 
 
 def generate(args: list[str], url: str | None) -> dict[str, Any]:
@@ -46,7 +60,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="10:10,100:100,500:500,1000:2000")
     ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--replies", choices=("benchmark", "tests"), default="benchmark")
+    ap.add_argument("--usage", choices=("tokens", "words"), default="tokens")
     a = ap.parse_args()
+    tokenizer = openai_tokenizer() if a.usage == "tokens" else None
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tasks = Path(tmp) / "tasks.jsonl"
@@ -56,7 +73,8 @@ def main() -> None:
             common = [str(tasks), "--engine", "openai", "-n", n, "--num-instructions", cap]
             dry = generate([*common, "--dry-run"], None)
             with WireServer() as server:
-                server.responder = respond
+                server.responder = plausible if a.replies == "benchmark" else respond
+                server.tokenizer = tokenizer
                 out = Path(tmp) / f"out-{n}-{cap}"
                 generate(
                     [*common, "--concurrency", str(a.concurrency), "--out", str(out)],
@@ -77,11 +95,13 @@ def main() -> None:
                     "actual_prompt_tokens": req["prompt_tokens"],
                     "expected_completion_tokens": dry["expected_completion_tokens"],
                     "actual_completion_tokens": req["completion_tokens"],
+                    "prompt_tokens_counted": dry["prompt_tokens_counted"],
                     "expected_requests": dry["requests"]["total"],
                     "actual_requests": req["requests_completed"] + req["requests_cached"],
                 }
             )
-    print(json.dumps({"model": "gpt-4o-mini (default)", "sizes": rows}, indent=2))
+    out = {"model": "gpt-4o-mini (default)", "replies": a.replies, "usage": a.usage, "sizes": rows}
+    print(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":

@@ -139,8 +139,7 @@ class BatchWireServer(WireServer):
         n = int(body.get("n") or 1)
         if len(texts) < n:
             texts = (texts * n)[:n]
-        prompt_tokens = max(1, len(call.prompt.split()))
-        completion_tokens = sum(max(1, len(t.split())) for t in texts)
+        prompt_tokens, completion_tokens = self.usage(call, texts)
         with self._lock:
             self.successes[call.key] += 1
             self.by_api_key[api_key or ""] += 1

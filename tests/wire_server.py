@@ -18,6 +18,10 @@ count what happened.
 ``kill()`` plays a server that died: the port is closed and every open connection is cut, so
 requests in flight fail and new ones are refused; ``revive()`` listens on the same port again
 with the counters kept. ``closed_port()`` is a local port nothing listens on.
+
+Usage counts whitespace-separated words unless ``tokenizer`` is set: with
+``server.tokenizer = openai_tokenizer()`` it bills prompts and replies as OpenAI does (tiktoken,
+chat messages framed as OpenAI's cookbook counts them).
 """
 
 from __future__ import annotations
@@ -121,6 +125,23 @@ class WireServer:
         self.answered_429 = 0
         self.in_flight = 0
         self.max_in_flight = 0
+        # Counts a text's tokens for the usage in replies; None: whitespace-separated words.
+        self.tokenizer: Callable[[str], int] | None = None
+
+    def usage(self, call: WireCall, texts: list[str]) -> tuple[int, int]:
+        """The prompt and completion tokens billed for ``call`` answered with ``texts``."""
+        count = self.tokenizer
+        if count is None:
+            return max(1, len(call.prompt.split())), sum(max(1, len(t.split())) for t in texts)
+        if call.kind == "chat":  # 3 a message, its role, its content; 3 priming the reply
+            prompt = sum(
+                3 + count(str(m.get("role", ""))) + count(_content_text(m.get("content")))
+                for m in call.messages
+            )
+            prompt += 3
+        else:
+            prompt = count(call.prompt)
+        return max(1, prompt), sum(count(t) for t in texts)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -399,8 +420,7 @@ class _Handler(BaseHTTPRequestHandler):
         finish = "length" if truncate else "stop"
         if truncate:
             texts = [t[: max(1, len(t) // 2)] for t in texts]
-        prompt_tokens = max(1, len(call.prompt.split()))
-        completion_tokens = sum(max(1, len(t.split())) for t in texts)
+        prompt_tokens, completion_tokens = srv.usage(call, texts)
         if self._json(200, _reply(call, texts, finish, prompt_tokens, completion_tokens)):
             with srv._lock:  # counted once the answer reached the socket
                 srv.successes[call.key] += 1
@@ -468,6 +488,31 @@ def _error_body(call: WireCall, message: str, kind: str) -> dict[str, Any]:
         else {"message": message}
     )
     return {"error": error, "message": message}
+
+
+def openai_tokenizer(model: str = "gpt-4o-mini") -> Callable[[str], int]:
+    """tiktoken's encoding of ``model``, loaded from the vocabularies LiteLLM ships (tests have
+    no network to download them); raises LookupError when tiktoken or LiteLLM is missing."""
+    import importlib.util
+    import os
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("litellm")
+    if spec is None or importlib.util.find_spec("tiktoken") is None:
+        raise LookupError("counting OpenAI tokens here needs tiktoken and litellm installed")
+    folder = Path(next(iter(spec.submodule_search_locations or []))) / "litellm_core_utils"
+    import tiktoken
+
+    before = os.environ.get("TIKTOKEN_CACHE_DIR")
+    os.environ["TIKTOKEN_CACHE_DIR"] = str(folder / "tokenizers")
+    try:
+        enc = tiktoken.encoding_for_model(model)
+    finally:
+        if before is None:
+            del os.environ["TIKTOKEN_CACHE_DIR"]
+        else:
+            os.environ["TIKTOKEN_CACHE_DIR"] = before
+    return lambda text: len(enc.encode(text, disallowed_special=()))
 
 
 def closed_port(host: str = "127.0.0.1") -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -287,6 +287,15 @@ class Engine(ABC):
         """The price of ``model`` (default: ``default_model``) from the class's price table,
         without building an engine (no key needed): what dry runs estimate with."""
         return price_of(model or cls.default_model, cls.prices)
+
+    @classmethod
+    def token_counter(cls, model: str | None = None) -> Callable[[str], int] | None:
+        """A function counting a text's tokens as the provider bills them for ``model``
+        (default: ``default_model``), or ``None`` when no tokenizer for it is on this machine.
+        Dry runs use it for the expected prompt tokens; without it they estimate about 4
+        characters a token. It must work offline (never download a vocabulary) and be cheap
+        to call again (cache what it loads). Default: ``None``."""
+        return None
 
     def endpoint(self) -> str | None:
         """The server this engine talks to, normalised (``scheme://host:port/path``, no

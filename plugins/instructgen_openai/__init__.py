@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from instructgen import (
@@ -53,6 +53,14 @@ class _OpenAIBase(Engine, BatchEngine):
         "no key is needed then"
     )
     prices = PRICES
+
+    @classmethod
+    def token_counter(cls, model: str | None = None) -> Callable[[str], int] | None:
+        """tiktoken's encoding of ``model``, where its vocabulary is already on disk."""
+        from instructgen_openai._tokenizer import counter
+
+        return counter(model or cls.default_model)
+
     # Request-body options of OpenAI's API a user may set with -o KEY VALUE (sent as given).
     option_types: ClassVar[Mapping[str, type]] = {
         "reasoning_effort": str,

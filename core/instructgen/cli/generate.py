@@ -272,9 +272,12 @@ def _dry_run(
     rng = random.Random(opts.seed)
     instructions = [t.instruction for t in seed_tasks]
     first = rng.sample(instructions, min(len(instructions), num_prompt_instructions))
+    # The follow-up prompts of a typical instruction: the seed of median length.
+    typical = sorted(instructions, key=len)[len(instructions) // 2]
     boot = prompts.bootstrap_request(first, chat)
-    clf = prompts.classify_request(instructions[0], chat)
-    inst = prompts.instances_request(instructions[0], False, chat)
+    clf = prompts.classify_request(typical, chat)
+    inst = prompts.instances_request(typical, False, chat)
+    clf_inst = prompts.instances_request(typical, True, chat)
     n_boot = expected_requests(num_instructions) - 2 * num_instructions
 
     est = estimate(
@@ -291,12 +294,19 @@ def _dry_run(
         cost = (estimate([boot] * n_boot, price).cost or 0.0) + (
             estimate([clf, inst] * num_instructions, follow_price).cost or 0.0
         )
-    # What the run is expected to cost (beside the bound above): prompts at about 4 characters a
-    # token, replies of the lengths the paper's data has (prompts.EXPECTED_COMPLETION_TOKENS).
+    # What the run is expected to cost (beside the bound above): prompts counted with the
+    # engine's tokenizer where one is on this machine (else about 4 characters a token),
+    # replies of the lengths the paper's data has (prompts.EXPECTED_COMPLETION_TOKENS), and
+    # classification tasks (whose instance prompt is shorter) as common as among the seeds.
+    count = cls.token_counter(model)
+    share = sum(t.is_classification for t in seed_tasks) / max(1, len(seed_tasks))
+    instance_prompt = share * expected_prompt_tokens(clf_inst, count) + (
+        1 - share
+    ) * expected_prompt_tokens(inst, count)
     lengths = prompts.EXPECTED_COMPLETION_TOKENS
-    boot_usage = Usage(n_boot * expected_prompt_tokens(boot), n_boot * lengths["bootstrap"])
+    boot_usage = Usage(n_boot * expected_prompt_tokens(boot, count), n_boot * lengths["bootstrap"])
     follow_usage = Usage(
-        num_instructions * (expected_prompt_tokens(clf) + expected_prompt_tokens(inst)),
+        round(num_instructions * (expected_prompt_tokens(clf, count) + instance_prompt)),
         num_instructions * (lengths["classify"] + lengths["instances"]),
     )
     expected_prompt = boot_usage.prompt_tokens + follow_usage.prompt_tokens
@@ -324,6 +334,9 @@ def _dry_run(
         "max_cost_usd": None if cost is None else round(cost, 4),
         "batch": opts.batch,
         "expected_prompt_tokens": expected_prompt,
+        "prompt_tokens_counted": "with the model's tokenizer"
+        if count
+        else "as 4 characters a token",
         "expected_completion_tokens": expected_completion,
         "expected_cost_usd": None if expected_cost is None else round(expected_cost, 6),
         "first_prompts": {
