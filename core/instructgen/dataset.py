@@ -29,7 +29,7 @@ from instructgen.engine_contract import Engine
 from instructgen.errors import DatasetError
 from instructgen.executor import Executor
 from instructgen.filter import Filter
-from instructgen.outdir import LOCK_NAME, claim, hold_lock, replace_folder
+from instructgen.outdir import LOCK_NAME, claim, hold_lock, remove_workdir, replace_folder
 from instructgen.progress import ProgressCallback
 from instructgen.selfinstruct.options import SelfInstructOptions
 from instructgen.tasks import SeedTask
@@ -206,7 +206,7 @@ class InstructionDataset:
         target = folder / "rows.arrow"
         _write_arrow((_normalise(r) for r in rows), target)
         ds = cls.from_arrow_file(target, run_report)
-        weakref.finalize(ds, shutil.rmtree, str(folder), True)
+        weakref.finalize(ds, remove_workdir, str(folder))
         return ds
 
     @property
@@ -555,7 +555,7 @@ class InstructionDataset:
             try:
                 ds = await asyncio.to_thread(cls.from_row_stream, spill, folder, result.report)
             except BaseException:
-                shutil.rmtree(folder, ignore_errors=True)
+                remove_workdir(folder)
                 raise
             (folder / spill.path.name).unlink(missing_ok=True)
             return ds

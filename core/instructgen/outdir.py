@@ -46,8 +46,11 @@ __all__ = [
     "is_ours",
     "lock_database",
     "lock_output",
+    "make_workdir",
     "output_folder",
+    "remove_workdir",
     "replace_folder",
+    "sweep_workdirs",
 ]
 
 MARKER_NAME = ".instructgen.json"
@@ -71,6 +74,7 @@ _OWN_NAMES = (
     ".data.tmp-*",
     ".data.old-*",
     ".instructgen-*",
+    ".rows-*",
 )
 _RUN_NAMES = ("run.json", "cache.sqlite3", "extract-cache.sqlite3")
 
@@ -305,3 +309,72 @@ def replace_folder(staged: Path, target: Path) -> None:
         os.replace(old, target)  # put the old one back
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+# -- a run's working folders ---------------------------------------------------------------------
+
+WORKDIR_PREFIX = ".rows-"
+# What a streamed run writes into its working folder: its rows as JSON lines, then the Arrow
+# file the dataset is memory-mapped from, and the folder's lock.
+_WORKDIR_FILES = frozenset({"rows.jsonl", "rows.arrow", LOCK_NAME})
+_workdir_locks: dict[str, FolderLock] = {}
+
+
+def make_workdir(parent: Path | None) -> Path:
+    """A new working folder for a run's rows: ``PARENT/.rows-*`` (on the same disk as the
+    dataset saved from them) or a temporary folder. The folder is locked until
+    ``remove_workdir``; folders of runs that were killed are removed first (``sweep_workdirs``)."""
+    import tempfile
+
+    if parent is not None:
+        parent.mkdir(parents=True, exist_ok=True)
+        sweep_workdirs(parent)
+    prefix = WORKDIR_PREFIX if parent is not None else "instructgen-rows-"
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    lock = hold_lock(folder / LOCK_NAME, what=f"working folder {folder}")
+    with _held_guard:
+        _workdir_locks[str(folder)] = lock
+    return folder
+
+
+def remove_workdir(folder: str | Path) -> None:
+    """Remove a working folder from ``make_workdir`` and give its lock back."""
+    shutil.rmtree(folder, ignore_errors=True)
+    with _held_guard:
+        lock = _workdir_locks.pop(str(folder), None)
+    if lock is not None:
+        lock.release()
+
+
+def sweep_workdirs(parent: Path) -> list[Path]:
+    """Remove the working folders in ``parent`` left by runs that ended without removing them
+    (killed): a ``.rows-*`` folder holding only what a run writes there, whose lock no live
+    process holds (the kernel released a killed process's lock). Returns the folders removed."""
+    removed: list[Path] = []
+    try:
+        candidates = [p for p in parent.iterdir() if p.name.startswith(WORKDIR_PREFIX)]
+    except OSError:
+        return removed
+    for folder in candidates:
+        try:
+            if folder.is_symlink() or not folder.is_dir():
+                continue
+            if not set(os.listdir(folder)) <= _WORKDIR_FILES:
+                continue  # not only a run's files: not ours to delete
+        except OSError:
+            continue
+        lock_file = folder / LOCK_NAME
+        with _held_guard:
+            if os.path.realpath(lock_file) in _held:
+                continue  # this process's own, still in use
+        try:
+            lock = hold_lock(lock_file, what=f"working folder {folder}")
+        except (FolderInUseError, OutputFolderError):
+            continue  # a live run's (or not lockable here): left alone
+        try:
+            shutil.rmtree(folder, ignore_errors=True)
+        finally:
+            lock.release()
+        if not folder.exists():
+            removed.append(folder)
+    return removed

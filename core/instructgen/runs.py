@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -34,7 +32,7 @@ from instructgen.errors import ConfigError
 from instructgen.executor import Executor, GenerationResult
 from instructgen.filter import Filter
 from instructgen.limits import check_dataset_size
-from instructgen.outdir import claim
+from instructgen.outdir import claim, remove_workdir
 from instructgen.progress import ProgressCallback, ProgressEvent, emit
 from instructgen.selfinstruct.options import SelfInstructOptions
 from instructgen.selfinstruct.pipeline import (
@@ -359,7 +357,7 @@ async def run_from_dir(
                 )
             except BaseException:
                 spill.close()
-                shutil.rmtree(workdir, ignore_errors=True)
+                remove_workdir(workdir)
                 raise
             report.update(
                 extraction=tally.summary(),
@@ -417,7 +415,8 @@ async def run_from_dir(
     if use_self_instruct and spill is not None and len(spill):
         rows = list(spill)  # the pairs become seed tasks, which Self-Instruct holds anyway
         spill.close()
-        shutil.rmtree(workdir or "", ignore_errors=True)
+        if workdir is not None:
+            remove_workdir(workdir)
         spill = workdir = None
     if use_self_instruct and rows:
         tasks = [
@@ -450,11 +449,11 @@ async def run_from_dir(
 
 
 def _workdir(out_dir: Path | None) -> Path:
-    """A new folder for a streamed run's rows: in the output folder when there is one (the
-    rows are then on the same disk as the dataset saved from them), else a temporary one."""
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=".rows-" if out_dir else "instructgen-rows-", dir=out_dir))
+    """A new folder for a streamed run's rows (``outdir.make_workdir``): in the output folder
+    when there is one, else a temporary one."""
+    from instructgen.outdir import make_workdir
+
+    return make_workdir(out_dir)
 
 
 async def _stream_dir(
