@@ -412,6 +412,15 @@ class ProgressRenderer:
             self.stream.write(line + "\n")
         self.stream.flush()
 
+    def clear(self) -> None:
+        """Take the live line off the terminal, so that other output can be written; it is
+        drawn again at the next event."""
+        if self.tty and self._dirty:
+            self.stream.write("\r\x1b[2K")
+            self.stream.flush()
+            self._dirty = False
+            self._last = float("-inf")
+
     def close(self) -> None:
         """Write the final state (off a terminal: if it changed since the last line) and end
         the live line."""

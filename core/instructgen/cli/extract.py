@@ -34,48 +34,67 @@ def extract(
     why it is skipped. Needs no engine and sends nothing."""
     from dataclasses import replace
 
-    from instructgen.documents.pipeline import read_dir
+    from instructgen.documents.discovery import discover
+    from instructgen.documents.stream import Tally, stream_chunks
+    from instructgen.errors import ConfigError
 
     options = scan_limits(limits)
     if timeout is not None:
         options = replace(options, timeout=timeout)
+    if not directory.exists():
+        raise ConfigError(f"{directory}: no such file or directory")
+    found = discover(
+        directory,
+        include=include,
+        exclude=exclude,
+        max_bytes=options.max_bytes,
+        follow_symlinks=options.follow_symlinks,
+    )
+    # Files are listed as they are read, in discovery order (a file waits only for the files
+    # before it); only what the listing shows is kept, never the text.
+    tally = Tally()
+    chunks: dict[int, int] = {}
+    shown = 0
     renderer = ProgressRenderer(enabled=not as_json)
+
+    def show_ready() -> None:
+        nonlocal shown
+        while (f := tally.get(shown)) is not None:
+            renderer.clear()
+            click.echo(_listing_line(f, chunks.get(shown, 0)))
+            shown += 1
+
     try:
-        result = read_dir(
-            directory,
-            options,
-            chunk_size=chunk_size,
-            include=include,
-            exclude=exclude,
-            progress=renderer,
-        )
+        for i, parts in stream_chunks(
+            found, options, None, chunk_size=chunk_size, tally=tally, progress=renderer
+        ):
+            chunks[i] = len(parts)
+            if not as_json:
+                show_ready()
+        if not as_json:
+            show_ready()
     finally:
         renderer.close()
-    chunks: dict[str, int] = {}
-    for c in result.chunks:
-        chunks[c.rel] = chunks.get(c.rel, 0) + 1
-    files = [{**f.to_dict(), "chunks": chunks.get(f.rel, 0)} for f in result.files]
-    summary = result.summary()
+    summary = tally.summary()
     left_out = _left_out_by_globs(directory, include, exclude, summary["files"])
     if left_out is not None:
         summary["left_out_by_globs"] = left_out
     if as_json:
+        files = [{**f, "chunks": chunks.get(i, 0)} for i, f in enumerate(tally.files)]
         emit_json({"ok": True, "summary": summary, "files": files})
         return
-    for f in files:
-        if f["skip"]:
-            click.echo(f"skip  {f['rel']}: {f['skip']}")
-        else:
-            click.echo(
-                f"read  {f['rel']}: {f['extractor']}, {f['chars']:,} characters, "
-                f"{f['chunks']} chunk(s)"
-            )
     s = summary
     globs = f"; {left_out} left out by --include/--exclude" if left_out else ""
     click.echo(
         f"{s['read']} of {s['files']} files read, {s['skipped']} skipped, "
         f"{s['characters']:,} characters in {s['chunks']} chunks{globs}"
     )
+
+
+def _listing_line(f: dict[str, Any], chunks: int) -> str:
+    if f["skip"]:
+        return f"skip  {f['rel']}: {f['skip']}"
+    return f"read  {f['rel']}: {f['extractor']}, {f['chars']:,} characters, {chunks} chunk(s)"
 
 
 def _left_out_by_globs(

@@ -143,6 +143,10 @@ class Tally:
     def add(self, index: int, res: ExtractResult) -> None:
         self._files[index] = res.to_dict()
 
+    def get(self, index: int) -> dict[str, Any] | None:
+        """What is recorded of the file at ``index`` (discovery order), once it is known."""
+        return self._files.get(index)
+
     @property
     def files(self) -> list[dict[str, Any]]:
         return [self._files[i] for i in sorted(self._files)]
