@@ -235,3 +235,22 @@ def test_the_python_api_refuses_what_it_would_not_use(
             docs, engine, use_self_instruct=True, filters=["nonesuch"], out=tmp_path / "o"
         )
     assert server.calls == [] and not (tmp_path / "o").exists()
+
+
+def test_the_ray_executor_runs_with_the_same_options(
+    docs: Path, server: WireServer, tmp_path: Path
+) -> None:
+    pytest.importorskip("instructgen_ray", reason="install contrib/instructgen-ray (make does)")
+    options = ("--no-filter", "rouge", "--window", "2")
+    local = run(docs, server, tmp_path / "local", *options)
+    ray = run(
+        docs,
+        server,
+        tmp_path / "ray",
+        *options,
+        *("--executor", "ray", "--executor-workers", "1"),
+    )
+    assert json.loads((tmp_path / "ray" / "run.json").read_text())["executor"] == "ray"
+    assert ray["filters"] == local["filters"] and "rouge" not in ray["filters"]
+    assert ray["requested"]["window"] == local["requested"]["window"] == 2
+    assert ray["rows"] == local["rows"]
