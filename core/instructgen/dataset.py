@@ -508,6 +508,8 @@ class InstructionDataset:
         executor: str | Executor | None = None,
         executor_options: Mapping[str, Any] | None = None,
         self_instruct: SelfInstructOptions | None = None,
+        filters: Sequence[str | Filter] | None = None,
+        filter_options: Mapping[str, Mapping[str, Any]] | None = None,
         batch: bool | BatchConfig = False,
     ) -> InstructionDataset:
         """A directory of documents → question/answer pairs (and optionally Self-Instruct on
@@ -525,6 +527,10 @@ class InstructionDataset:
         ``follow_symlinks``: also read files that symbolic links lead to outside ``path``
         (default: skipped). ``out`` must be new, empty or instructgen's own; inside ``path``
         it is not read.
+
+        With ``use_self_instruct=True``, ``self_instruct`` (``SelfInstructOptions``: window,
+        num_prompt_instructions, ...), ``filters`` and ``filter_options`` tune Self-Instruct as
+        in ``agenerate_dataset``; given without it they raise ``ConfigError``.
         """
         lim = _limits(limits, workers, timeout, max_bytes, max_memory_mb)
         if follow_symlinks is not None:
@@ -548,6 +554,8 @@ class InstructionDataset:
             executor=executor,
             executor_options=executor_options,
             self_instruct=self_instruct,
+            filters=filters,
+            filter_options=filter_options,
         )
         if result.spill is not None and result.workdir is not None:
             # a streamed run: its rows are on disk; the dataset is memory-mapped from there
@@ -588,6 +596,8 @@ class InstructionDataset:
         executor: str | Executor | None = None,
         executor_options: Mapping[str, Any] | None = None,
         self_instruct: SelfInstructOptions | None = None,
+        filters: Sequence[str | Filter] | None = None,
+        filter_options: Mapping[str, Mapping[str, Any]] | None = None,
         batch: bool | BatchConfig = False,
     ) -> InstructionDataset:
         """``agenerate_dataset_from_dir`` for sync code."""
@@ -616,6 +626,8 @@ class InstructionDataset:
                 executor=executor,
                 executor_options=executor_options,
                 self_instruct=self_instruct,
+                filters=filters,
+                filter_options=filter_options,
                 batch=batch,
             )
         )

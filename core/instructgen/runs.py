@@ -232,8 +232,7 @@ async def run_self_instruct_tasks(
         )
         seeds = [t if isinstance(t, SeedTask) else SeedTask.from_dict(dict(t)) for t in loaded]
         eng = prepared_engine(engine)
-        opts = {k: dict(v) for k, v in (filter_options or {}).items()}
-        return seeds, eng, build_filters(filters, opts)
+        return seeds, eng, build_filters(filters, filter_options)
 
     seeds, eng, chosen = await asyncio.to_thread(prepare)
     result, stats = await _self_instruct(
@@ -281,17 +280,38 @@ async def run_from_dir(
     executor: str | Executor | None = None,
     executor_options: Mapping[str, Any] | None = None,
     self_instruct: SelfInstructOptions | None = None,
+    filters: Sequence[str | Filter] | None = None,
+    filter_options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> RunResult:
     """A directory of documents → question/answer pairs (and optionally Self-Instruct): see
     ``InstructionDataset.agenerate_dataset_from_dir``."""
     if num_samples_per_chunk < 1:
         raise ConfigError("num_samples_per_chunk must be at least 1")
-    if use_self_instruct:
+    if not use_self_instruct:
+        unused = [
+            name
+            for name, value in (
+                ("self_instruct", self_instruct),
+                ("filters", filters),
+                ("filter_options", filter_options),
+            )
+            if value is not None
+        ]
+        if unused:
+            raise ConfigError(
+                f"{', '.join(unused)}: used only with use_self_instruct=True; pass "
+                f"use_self_instruct=True or leave {'it' if len(unused) == 1 else 'them'} out"
+            )
+    else:
         check_dataset_size(
             num_instructions_for_finetuning,
             num_instructions,
             (self_instruct or SelfInstructOptions()).max_instances_per_task,
         )
+    # plugins load off the event loop; an unknown filter name raises before anything is made
+    chosen = (
+        await asyncio.to_thread(build_filters, filters, filter_options) if use_self_instruct else []
+    )
     limits = limits or ExtractOptions()
     started = time.monotonic()
     out_dir = Path(out) if out is not None else None
@@ -437,10 +457,15 @@ async def run_from_dir(
             num_instructions_for_finetuning=num_instructions_for_finetuning,
             num_instructions=num_instructions,
             seed=seed,
+            filters=chosen,
             options=self_instruct,
             source="self-instruct:from-dir",
         )
-        report["self_instruct"] = {**result.report, "requests": stats}
+        report["self_instruct"] = {
+            **result.report,
+            "filters": [f.name for f in chosen],
+            "requests": stats,
+        }
         rows = result.rows
     report["timings"] = {"total_s": round(time.monotonic() - started, 3)}
     if spill is not None:

@@ -169,6 +169,80 @@ size_options = _stack(
 )
 """The seed's two dataset-size parameters."""
 
+self_instruct_options = _stack(
+    [
+        click.option(
+            "--window",
+            type=click.IntRange(min=1),
+            default=64,
+            show_default=True,
+            help="Bootstrap requests kept in flight (independent of --concurrency); request i "
+            "lists instructions kept before answer i-WINDOW. Part of what the dataset depends "
+            "on: the same seed and window give the same dataset at any --concurrency "
+            "(from-dir: with --self-instruct).",
+        ),
+        click.option(
+            "--filter",
+            "add_filters",
+            multiple=True,
+            metavar="NAME",
+            help="Also run this instruction filter (a plugin's filter that is off by default); "
+            "repeatable. See `instructgen plugins` (from-dir: with --self-instruct).",
+        ),
+        click.option(
+            "--no-filter",
+            "drop_filters",
+            multiple=True,
+            metavar="NAME",
+            help="Do not run this instruction filter (e.g. rouge, blacklist); repeatable "
+            "(from-dir: with --self-instruct).",
+        ),
+    ]
+)
+"""Self-Instruct's bootstrap window and the choice of instruction filters."""
+
+
+def chosen_filters(add: tuple[str, ...], drop: tuple[str, ...]) -> list[str] | None:
+    """The instruction filters to run: the default ones, plus ``add``, minus ``drop`` (names or
+    aliases, checked against the registry); ``None`` when both are empty (the defaults)."""
+    from instructgen import plugins
+
+    if not add and not drop:
+        return None
+    reg = plugins.filters()
+    for name in (*add, *drop):
+        reg.get(name)  # UnknownNameError (exit 2) names the registered filters
+    dropped = {reg.entry(n).name for n in drop}
+    names = [
+        e.name for e in reg if e.meta.get("stage") == "instruction" and e.meta.get("default", True)
+    ]
+    names += [reg.entry(n).name for n in add if reg.entry(n).name not in names]
+    return [n for n in names if n not in dropped]
+
+
+def refuse_unused(ctx: click.Context, names: tuple[str, ...], needs: str) -> None:
+    """A ``ConfigError`` (exit 2, one line) naming the options among ``names`` (parameter
+    names) that were given on the command line although they only apply with the flag
+    ``needs``, which was not given."""
+    from click.core import ParameterSource
+
+    from instructgen.errors import ConfigError
+
+    given = [
+        "/".join(p.opts)
+        for p in ctx.command.params
+        if p.name is not None
+        and p.name in names
+        and ctx.get_parameter_source(p.name) not in (None, ParameterSource.DEFAULT)
+    ]
+    if given:
+        one = len(given) == 1
+        raise ConfigError(
+            f"{', '.join(given)} {'applies' if one else 'apply'} only with {needs}: add "
+            f"{needs} or leave {'it' if one else 'them'} out"
+        )
+
+
 scan_options = _stack(
     [
         click.option(

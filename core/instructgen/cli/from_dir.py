@@ -12,16 +12,22 @@ from instructgen.cli._common import EXIT_FAILED, emit_json, handles_errors
 from instructgen.cli._run import (
     ProgressRenderer,
     RunOptions,
+    chosen_filters,
     format_option,
+    refuse_unused,
     run_options,
     scan_limits,
     scan_options,
+    self_instruct_options,
     size_options,
 )
 from instructgen.errors import ConfigError
 
 if TYPE_CHECKING:
     from instructgen.engine_contract import Request
+
+SELF_INSTRUCT_ONLY = ("n_examples", "num_instructions", "window", "add_filters", "drop_filters")
+"""The options that only a run with --self-instruct uses (parameter names)."""
 
 
 @click.command("from-dir")
@@ -60,6 +66,7 @@ if TYPE_CHECKING:
     help="Workers the executor may use (Ray: tasks in parallel).",
 )
 @size_options
+@self_instruct_options
 @scan_options
 @format_option
 @run_options
@@ -71,6 +78,9 @@ def from_dir(
     use_self_instruct: bool,
     n_examples: int,
     num_instructions: int,
+    window: int,
+    add_filters: tuple[str, ...],
+    drop_filters: tuple[str, ...],
     include: tuple[str, ...],
     exclude: tuple[str, ...],
     fmt: str | None,
@@ -89,10 +99,14 @@ def from_dir(
 
     opts = RunOptions.pop_from(common)
     limits = scan_limits(common)
+    filters = None
     if use_self_instruct:  # a size --num-instructions can never reach: exit 2 at once
         check_dataset_size(
             n_examples, num_instructions, SelfInstructOptions().max_instances_per_task
         )
+        filters = chosen_filters(add_filters, drop_filters)  # unknown name: exit 2
+    else:  # a Self-Instruct option without --self-instruct does nothing: exit 2
+        refuse_unused(click.get_current_context(), SELF_INSTRUCT_ONLY, "--self-instruct")
     if fmt is not None:
         plugins.exporters().get(fmt)
     executor_options: dict[str, Any] = {}
@@ -191,6 +205,8 @@ def from_dir(
                 progress=renderer,
                 executor=executor,
                 executor_options=executor_options,
+                filters=filters,
+                self_instruct=SelfInstructOptions(window=window) if use_self_instruct else None,
             )
         )
     finally:

@@ -13,8 +13,10 @@ from instructgen.cli._common import EXIT_FAILED, emit_json, handles_errors
 from instructgen.cli._run import (
     ProgressRenderer,
     RunOptions,
+    chosen_filters,
     format_option,
     run_options,
+    self_instruct_options,
     size_options,
 )
 from instructgen.money import format_usd
@@ -35,15 +37,6 @@ if TYPE_CHECKING:
     help="Instructions listed in each bootstrap prompt.",
 )
 @click.option(
-    "--window",
-    type=click.IntRange(min=1),
-    default=64,
-    show_default=True,
-    help="Bootstrap requests kept in flight (independent of --concurrency); request i lists "
-    "instructions kept before answer i-WINDOW. Part of what the dataset depends on: the same "
-    "seed and window give the same dataset at any --concurrency.",
-)
-@click.option(
     "--rouge-tokenizer",
     type=click.Choice(["default", "unicode"]),
     default="default",
@@ -55,22 +48,8 @@ if TYPE_CHECKING:
     is_flag=True,
     help="Keep instructions that start with a non-ASCII character.",
 )
-@click.option(
-    "--filter",
-    "add_filters",
-    multiple=True,
-    metavar="NAME",
-    help="Also run this instruction filter (a plugin's filter that is off by default); "
-    "repeatable. See `instructgen plugins`.",
-)
-@click.option(
-    "--no-filter",
-    "drop_filters",
-    multiple=True,
-    metavar="NAME",
-    help="Do not run this instruction filter (e.g. rouge, blacklist); repeatable.",
-)
 @size_options
+@self_instruct_options
 @format_option
 @run_options
 @handles_errors
@@ -222,24 +201,6 @@ def _batch_summary(requests: dict[str, Any]) -> str:
         f"{batch['batches_submitted']} batches ({batch['batches_resumed']} resumed), "
         f"{format_usd(batch['cost_usd'])} of the cost"
     )
-
-
-def chosen_filters(add: tuple[str, ...], drop: tuple[str, ...]) -> list[str] | None:
-    """The instruction filters to run: the default ones, plus ``add``, minus ``drop`` (names or
-    aliases, checked against the registry); ``None`` when both are empty (the defaults)."""
-    from instructgen import plugins
-
-    if not add and not drop:
-        return None
-    reg = plugins.filters()
-    for name in (*add, *drop):
-        reg.get(name)  # UnknownNameError (exit 2) names the registered filters
-    dropped = {reg.entry(n).name for n in drop}
-    names = [
-        e.name for e in reg if e.meta.get("stage") == "instruction" and e.meta.get("default", True)
-    ]
-    names += [reg.entry(n).name for n in add if reg.entry(n).name not in names]
-    return [n for n in names if n not in dropped]
 
 
 def expected_requests(num_instructions: int) -> int:

@@ -52,7 +52,8 @@ class SelfInstructResult:
 
 
 def build_filters(
-    spec: Sequence[str | Filter] | None = None, options: dict[str, dict[str, Any]] | None = None
+    spec: Sequence[str | Filter] | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[Filter]:
     """Instruction filters: ``None`` = every registered default filter, in registration order."""
     reg = plugins.filters()
