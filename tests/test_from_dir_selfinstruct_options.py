@@ -163,6 +163,29 @@ def test_extract_then_generate_runs_with_the_same_options(
     assert list(ds) == streamed["rows"]
 
 
+def test_prompt_size_and_filter_settings_reach_the_run(
+    docs: Path, server: WireServer, tmp_path: Path
+) -> None:
+    run(docs, server, tmp_path / "default")
+    listed = [re.findall(r"^\d+\. ", c.prompt, re.M) for c in server.calls if is_bootstrap(c)]
+    # 6 pairs (2 files x 3 samples) are the seed tasks: all 6 listed, 8 being the default
+    assert listed and all(len(items) == 6 for items in listed)
+    server.calls.clear()
+    three = run(
+        docs,
+        server,
+        tmp_path / "three",
+        *("--num-prompt-instructions", "3", "--rouge-tokenizer", "unicode", "--allow-non-ascii"),
+    )
+    listed = [re.findall(r"^\d+\. ", c.prompt, re.M) for c in server.calls if is_bootstrap(c)]
+    assert listed and all(len(items) == 3 for items in listed)
+    assert three["requested"]["num_prompt_instructions"] == 3
+
+
+def is_bootstrap(call: Any) -> bool:
+    return "Come up with a series of tasks" in call.prompt
+
+
 @pytest.mark.parametrize(
     "args",
     [
@@ -171,6 +194,8 @@ def test_extract_then_generate_runs_with_the_same_options(
         ("--filter", "rouge", "--window", "8"),
         ("--num-instructions", "8"),
         ("-n", "8"),
+        ("--num-prompt-instructions", "3"),
+        ("--rouge-tokenizer", "unicode"),
     ],
 )
 def test_self_instruct_options_without_self_instruct_exit_2(

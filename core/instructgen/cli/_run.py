@@ -172,6 +172,27 @@ size_options = _stack(
 self_instruct_options = _stack(
     [
         click.option(
+            "--num-prompt-instructions",
+            type=click.IntRange(min=1),
+            default=8,
+            show_default=True,
+            help="Instructions listed in each bootstrap prompt (from-dir: with --self-instruct).",
+        ),
+        click.option(
+            "--rouge-tokenizer",
+            type=click.Choice(["default", "unicode"]),
+            default="default",
+            show_default=True,
+            help="'unicode' for instructions in non-Latin scripts (from-dir: with "
+            "--self-instruct).",
+        ),
+        click.option(
+            "--allow-non-ascii",
+            is_flag=True,
+            help="Keep instructions that start with a non-ASCII character (from-dir: with "
+            "--self-instruct).",
+        ),
+        click.option(
             "--window",
             type=click.IntRange(min=1),
             default=64,
@@ -199,7 +220,15 @@ self_instruct_options = _stack(
         ),
     ]
 )
-"""Self-Instruct's bootstrap window and the choice of instruction filters."""
+"""Self-Instruct's prompts, bootstrap window and instruction filters (their settings)."""
+
+
+def filter_settings(rouge_tokenizer: str, allow_non_ascii: bool) -> dict[str, dict[str, Any]]:
+    """The built-in filters' options from ``--rouge-tokenizer`` and ``--allow-non-ascii``."""
+    return {
+        "rouge": {"tokenizer": rouge_tokenizer},
+        "leading-char": {"allow_non_ascii": allow_non_ascii},
+    }
 
 
 def chosen_filters(add: tuple[str, ...], drop: tuple[str, ...]) -> list[str] | None:

@@ -13,6 +13,7 @@ from instructgen.cli._run import (
     ProgressRenderer,
     RunOptions,
     chosen_filters,
+    filter_settings,
     format_option,
     refuse_unused,
     run_options,
@@ -26,7 +27,16 @@ from instructgen.errors import ConfigError
 if TYPE_CHECKING:
     from instructgen.engine_contract import Request
 
-SELF_INSTRUCT_ONLY = ("n_examples", "num_instructions", "window", "add_filters", "drop_filters")
+SELF_INSTRUCT_ONLY = (
+    "n_examples",
+    "num_instructions",
+    "num_prompt_instructions",
+    "rouge_tokenizer",
+    "allow_non_ascii",
+    "window",
+    "add_filters",
+    "drop_filters",
+)
 """The options that only a run with --self-instruct uses (parameter names)."""
 
 
@@ -78,6 +88,9 @@ def from_dir(
     use_self_instruct: bool,
     n_examples: int,
     num_instructions: int,
+    num_prompt_instructions: int,
+    rouge_tokenizer: str,
+    allow_non_ascii: bool,
     window: int,
     add_filters: tuple[str, ...],
     drop_filters: tuple[str, ...],
@@ -206,7 +219,16 @@ def from_dir(
                 executor=executor,
                 executor_options=executor_options,
                 filters=filters,
-                self_instruct=SelfInstructOptions(window=window) if use_self_instruct else None,
+                filter_options=(
+                    filter_settings(rouge_tokenizer, allow_non_ascii) if use_self_instruct else None
+                ),
+                self_instruct=(
+                    SelfInstructOptions(
+                        num_prompt_instructions=num_prompt_instructions, window=window
+                    )
+                    if use_self_instruct
+                    else None
+                ),
             )
         )
     finally:

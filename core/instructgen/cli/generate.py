@@ -14,6 +14,7 @@ from instructgen.cli._run import (
     ProgressRenderer,
     RunOptions,
     chosen_filters,
+    filter_settings,
     format_option,
     run_options,
     self_instruct_options,
@@ -29,25 +30,6 @@ if TYPE_CHECKING:
 
 @click.command()
 @click.argument("tasks", type=click.Path(path_type=Path))
-@click.option(
-    "--num-prompt-instructions",
-    type=click.IntRange(min=1),
-    default=8,
-    show_default=True,
-    help="Instructions listed in each bootstrap prompt.",
-)
-@click.option(
-    "--rouge-tokenizer",
-    type=click.Choice(["default", "unicode"]),
-    default="default",
-    show_default=True,
-    help="'unicode' for instructions in non-Latin scripts.",
-)
-@click.option(
-    "--allow-non-ascii",
-    is_flag=True,
-    help="Keep instructions that start with a non-ASCII character.",
-)
 @size_options
 @self_instruct_options
 @format_option
@@ -179,10 +161,7 @@ async def _generate(
             progress=renderer,
             seed=opts.seed,
             filters=filters,
-            filter_options={
-                "rouge": {"tokenizer": rouge_tokenizer},
-                "leading-char": {"allow_non_ascii": allow_non_ascii},
-            },
+            filter_options=filter_settings(rouge_tokenizer, allow_non_ascii),
             self_instruct=SelfInstructOptions(
                 num_prompt_instructions=num_prompt_instructions, window=window
             ),
