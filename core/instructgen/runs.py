@@ -514,6 +514,7 @@ async def _stream_dir(
     )
     tally = Tally()
     loop = asyncio.get_running_loop()
+    stop = threading.Event()  # set when the run ends early: extraction stops at once
 
     def on_loop(ev: ProgressEvent) -> None:
         # extraction events come from the extraction thread: shown from the event loop's
@@ -528,6 +529,7 @@ async def _stream_dir(
         chunk_size=chunk_size,
         tally=tally,
         progress=on_loop if progress is not None else None,
+        stop=stop,
     )
     cache = Cache(cache_dir / "cache.sqlite3") if cache_dir is not None else None
     in_flight = 2 * (config or DispatchConfig()).concurrency + 16
@@ -535,7 +537,9 @@ async def _stream_dir(
         async with Dispatcher(
             engine, config=config, cache=cache, progress=progress, stage="questions"
         ) as d:
-            failed, replies = await stream_pairs(chunks, d, n, to_rows, spill, in_flight=in_flight)
+            failed, replies = await stream_pairs(
+                chunks, d, n, to_rows, spill, in_flight=in_flight, stop=stop
+            )
             return tally, failed, replies, d.stats.to_dict()
     finally:
         if cache is not None:

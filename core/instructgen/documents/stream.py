@@ -55,12 +55,16 @@ __all__ = ["RowSpill", "Tally", "stream_chunks", "stream_extract", "stream_pairs
 
 
 def stream_extract(
-    found: Sequence[Found], options: ExtractOptions, cache_path: str | Path | None
+    found: Sequence[Found],
+    options: ExtractOptions,
+    cache_path: str | Path | None,
+    stop: threading.Event | None = None,
 ) -> Iterator[tuple[int, ExtractResult]]:
     """``(index in found, result)`` for every file, as each becomes known: discovery skips and
     extraction-cache hits first (one at a time: a hit's text is read when it is asked for),
     then the files read by the worker pool in the order they finish. New results are stored
-    in the cache (``cache_path``; None: no cache) like ``ExtractionRun`` does."""
+    in the cache (``cache_path``; None: no cache) like ``ExtractionRun`` does. Once ``stop``
+    is set, the workers are stopped (those reading killed) and nothing more is yielded."""
     cache = ExtractCache(cache_path) if cache_path else None
     try:
         fingerprint = _fingerprint() if cache is not None else None
@@ -85,9 +89,11 @@ def stream_extract(
                 (j[0], extract_one(j[1], j[2], j[3], options.chunk_size)) for j in jobs
             )
         else:
-            results = run_pool(jobs, options)
+            results = run_pool(jobs, options, stop)
         try:
             for i, res in results:
+                if stop is not None and stop.is_set():
+                    break
                 if i in keys:
                     store_result(cache, keys[i], res)
                 yield i, as_reported(found[i], res)
@@ -108,6 +114,7 @@ def stream_chunks(
     chunk_size: int,
     tally: Tally,
     progress: ProgressCallback | None = None,
+    stop: threading.Event | None = None,
 ) -> Iterator[tuple[int, list[Chunk]]]:
     """``(file index, its chunks)`` for every file read, as files are read; every file (read
     or skipped) is recorded in ``tally`` without its text."""
@@ -115,7 +122,7 @@ def stream_chunks(
     # The workers chunk what they read, under the per-file limits; cached texts are chunked
     # here (linear in the text either way).
     options = replace(options, chunk_size=chunk_size)
-    for i, res in stream_extract(found, options, cache_path):
+    for i, res in stream_extract(found, options, cache_path, stop):
         done += 1
         emit(progress, ProgressEvent(stage="extract", done=done, total=len(found), message=res.rel))
         text, parts = res.text, res.chunks
@@ -221,6 +228,7 @@ async def stream_pairs(
     *,
     in_flight: int = 128,
     queued_files: int = 2,
+    stop: threading.Event | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Question/answer pairs for every chunk ``chunks`` yields (consumed in a thread, at most
     ``queued_files`` files ahead), at most ``in_flight`` chunk requests at a time through
@@ -228,10 +236,12 @@ async def stream_pairs(
     Each chunk's pairs come from ``qa_for_chunk`` (with its follow-up requests). Returns the
     failed chunks (engine errors other than a wrong key, which stops the run; so do other
     exceptions and cancellation) and how the replies went (run.json's
-    ``question_answer_replies``, as ``generate_pairs`` reports it)."""
+    ``question_answer_replies``, as ``generate_pairs`` reports it). ``stop`` is set when the
+    run ends early; give the same event to ``stream_chunks`` so that extraction stops at once
+    rather than after the file being read."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=queued_files)
-    stop = threading.Event()
+    stop = stop if stop is not None else threading.Event()
 
     def produce() -> None:
         try:
@@ -330,8 +340,9 @@ async def stream_pairs(
                 queue.get_nowait()  # unblock the producer
         raise
     finally:
-        # after an error the producer may be waiting for a file a worker still reads: it stops
-        # (and stops the workers) at its next hand-over; the run does not wait for that
+        # after an error the producer may be waiting for a file a worker still reads: with the
+        # stop event shared with stream_chunks it stops within a fraction of a second (and
+        # kills that worker); otherwise at its next hand-over, which the run waits 5 s for
         await asyncio.to_thread(thread.join, None if ok else 5.0)
     failed.sort(key=lambda f: (f["file"], f["chunk"]))
     short.sort(key=lambda item: item[0])  # in chunk order, as the two-step path lists them

@@ -12,6 +12,7 @@ import multiprocessing as mp
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from multiprocessing.connection import Connection, wait
@@ -33,6 +34,7 @@ log = logging.getLogger("instructgen.documents")
 __all__ = ["group_memories", "group_memory", "run_pool"]
 
 _LOOK_EVERY = 0.5  # seconds between two looks at the workers' memory and progress
+_STOP_LOOK = 0.2  # seconds between two looks at a run's stop signal
 
 Job = tuple[int, str, str, int]  # (index, path, rel, size)
 
@@ -226,8 +228,13 @@ def _skipped(job: tuple[int, str, str, int], why: str) -> ExtractResult:
 
 
 def run_pool(
-    jobs: Sequence[tuple[int, str, str, int]], options: ExtractOptions
+    jobs: Sequence[tuple[int, str, str, int]],
+    options: ExtractOptions,
+    stop: threading.Event | None = None,
 ) -> Iterator[tuple[int, ExtractResult]]:
+    """``(job index, result)`` for every job, as the worker processes finish them. Once
+    ``stop`` is set the pool ends within a fraction of a second, killing the workers still
+    reading (a run that was interrupted does not wait for the file being read)."""
     ctx = mp.get_context(_start_method())
     init = None if ctx.get_start_method() == "fork" else _init_message()  # once per pool
 
@@ -257,7 +264,11 @@ def run_pool(
             busy = [w for w in workers if w.job is not None]
             until = min(min(w.deadline for w in busy), next_look)
             wait_for = max(0.0, until - time.monotonic())
+            if stop is not None:
+                wait_for = min(wait_for, _STOP_LOOK)
             ready = wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], timeout=wait_for)
+            if stop is not None and stop.is_set():
+                return  # the finally below kills the workers still reading
             now = time.monotonic()
             over: set[int] = set()
             if now >= next_look:  # (progress is looked at by expired() below, every round)
