@@ -152,3 +152,18 @@ def test_sigterm_during_extraction_stops_at_the_next_file(tmp_path: Path) -> Non
         # Directory runs stream: files read before the signal may already have been asked
         # about; the files after it are not read, so not all of them reach the server.
         assert len(server.calls) < len(list(docs.iterdir()))  # one request or more a file
+
+
+def test_a_missing_folder_exits_2_and_makes_no_output_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", TEST_KEY)
+    out = tmp_path / "out"
+    missing = tmp_path / "no-such-folder"
+    for command in (["from-dir", str(missing), "--engine", "openai"], ["extract", str(missing)]):
+        r = CliRunner().invoke(
+            cli, [*command, *(["--out", str(out)] if "--engine" in command else [])]
+        )
+        assert r.exit_code == 2, r.output
+        assert r.stderr.strip() == f"error: {missing}: no such file or directory"
+    assert not out.exists()

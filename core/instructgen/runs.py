@@ -21,7 +21,7 @@ from typing import Any
 import instructgen.plugins as plugins
 from instructgen.cache import Cache
 from instructgen.dispatch import DispatchConfig, Dispatcher
-from instructgen.documents.discovery import Found, discover
+from instructgen.documents.discovery import Found, discover_files
 from instructgen.documents.extraction import extract_files
 from instructgen.documents.pipeline import generate_pairs, read_dir
 from instructgen.documents.stream import RowSpill, Tally, stream_chunks, stream_pairs
@@ -500,17 +500,8 @@ async def _stream_dir(
     """The local executor's directory run as a stream (``documents.stream``): returns the
     files' tally, the failed chunks, how the replies went and the dispatcher's statistics;
     rows go to ``spill``."""
-    root = Path(path)
-    if not root.exists():
-        raise ConfigError(f"{root}: no such file or directory")
     found = await asyncio.to_thread(
-        discover,
-        root,
-        include=include,
-        exclude=exclude,
-        max_bytes=limits.max_bytes,
-        follow_symlinks=limits.follow_symlinks,
-        skip_dirs=skip_dirs,
+        discover_files, path, limits, include=include, exclude=exclude, skip_dirs=skip_dirs
     )
     tally = Tally()
     loop = asyncio.get_running_loop()

@@ -34,22 +34,13 @@ def extract(
     why it is skipped. Needs no engine and sends nothing."""
     from dataclasses import replace
 
-    from instructgen.documents.discovery import discover
+    from instructgen.documents.discovery import discover_files
     from instructgen.documents.stream import Tally, stream_chunks
-    from instructgen.errors import ConfigError
 
     options = scan_limits(limits)
     if timeout is not None:
         options = replace(options, timeout=timeout)
-    if not directory.exists():
-        raise ConfigError(f"{directory}: no such file or directory")
-    found = discover(
-        directory,
-        include=include,
-        exclude=exclude,
-        max_bytes=options.max_bytes,
-        follow_symlinks=options.follow_symlinks,
-    )
+    found = discover_files(directory, options, include=include, exclude=exclude)
     # Files are listed as they are read, in discovery order (a file waits only for the files
     # before it); only what the listing shows is kept, never the text.
     tally = Tally()

@@ -136,17 +136,14 @@ def from_dir(
 
         cls = engine_class(opts.engine_name)
         cls.check_options(dict(opts.engine_options))  # a bad -o exits 2 in a dry run too
-        from instructgen.documents.discovery import discover
+        from instructgen.documents.discovery import discover_files
         from instructgen.documents.stream import Tally, stream_chunks
 
-        if not directory.exists():
-            raise ConfigError(f"{directory}: no such file or directory")
-        found = discover(
+        found = discover_files(
             directory,
+            limits,
             include=include,
             exclude=exclude,
-            max_bytes=limits.max_bytes,
-            follow_symlinks=limits.follow_symlinks,
             skip_dirs=[opts.out] if opts.out is not None else [],
         )
         tally = Tally()
@@ -193,6 +190,8 @@ def from_dir(
                 f"({payload['skipped']} skipped)"
             )
         return
+    if not directory.exists():  # exit 2 before --out is made
+        raise ConfigError(f"{directory}: no such file or directory")
     out = opts.out or Path(f"{directory.name or 'docs'}-dataset")
     engine = opts.build_engine()  # a missing key or extra: exit 2 before --out is made
     # refuse a folder of other files, or one another run is writing, before anything is read

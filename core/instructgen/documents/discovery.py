@@ -18,7 +18,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from instructgen.documents.types import printable_name
+from instructgen.documents.types import ExtractOptions, printable_name
+from instructgen.errors import ConfigError
 from instructgen.limits import DEFAULT_MAX_BYTES
 
 log = logging.getLogger("instructgen.documents")
@@ -56,6 +57,28 @@ def _inside(real: str, root_real: str) -> bool:
 def _entries(directory: str) -> list[os.DirEntry[str]]:
     with os.scandir(directory) as it:
         return sorted(it, key=lambda e: e.name)
+
+
+def discover_files(
+    root: str | Path,
+    limits: ExtractOptions,
+    *,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    skip_dirs: Sequence[str | Path] = (),
+) -> list[Found]:
+    """``discover`` for a directory run: under its limits (the size limit, whether links may
+    leave the folder); ``ConfigError`` when ``root`` does not exist."""
+    if not Path(root).exists():
+        raise ConfigError(f"{root}: no such file or directory")
+    return discover(
+        root,
+        include=include,
+        exclude=exclude,
+        max_bytes=limits.max_bytes,
+        follow_symlinks=limits.follow_symlinks,
+        skip_dirs=skip_dirs,
+    )
 
 
 def discover(

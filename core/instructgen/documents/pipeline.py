@@ -13,11 +13,11 @@ from typing import Any
 
 from instructgen.dispatch import Dispatcher, gather_values
 from instructgen.documents.chunking import chunk_text
-from instructgen.documents.discovery import discover
+from instructgen.documents.discovery import discover_files
 from instructgen.documents.extraction import extract_files
 from instructgen.documents.qa import ChunkPairs, qa_for_chunk
 from instructgen.documents.types import Chunk, ExtractOptions, ExtractResult
-from instructgen.errors import ConfigError, EngineError
+from instructgen.errors import EngineError
 from instructgen.executor import Executor
 from instructgen.limits import DEFAULT_FILE_TIMEOUT, DEFAULT_MAX_BYTES, DEFAULT_MAX_MEMORY_MB
 from instructgen.progress import ProgressCallback, ProgressEvent, emit
@@ -116,17 +116,7 @@ def read_dir(
     Symbolic links leading out of ``path`` are not followed unless ``options.follow_symlinks``;
     ``skip_dirs`` (an output folder inside ``path``) are left out. ``stop``: once set, reading
     ends with ``KeyboardInterrupt`` at the next finished file (the run was interrupted)."""
-    root = Path(path)
-    if not root.exists():
-        raise ConfigError(f"{root}: no such file or directory")
-    found = discover(
-        root,
-        include=include,
-        exclude=exclude,
-        max_bytes=options.max_bytes,
-        follow_symlinks=options.follow_symlinks,
-        skip_dirs=skip_dirs,
-    )
+    found = discover_files(path, options, include=include, exclude=exclude, skip_dirs=skip_dirs)
     options = replace(options, chunk_size=chunk_size)
     done = 0
 
