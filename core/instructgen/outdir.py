@@ -359,8 +359,11 @@ def sweep_workdirs(parent: Path) -> list[Path]:
         try:
             if folder.is_symlink() or not folder.is_dir():
                 continue
-            if not set(os.listdir(folder)) <= _WORKDIR_FILES:
+            names = set(os.listdir(folder))
+            if not names <= _WORKDIR_FILES:
                 continue  # not only a run's files: not ours to delete
+            if LOCK_NAME not in names and time.time() - folder.stat().st_mtime < 60:
+                continue  # just made, its lock not taken yet
         except OSError:
             continue
         lock_file = folder / LOCK_NAME
