@@ -12,7 +12,7 @@ the ROUGE-L filter drops more and more as a run grows) and bills tokens as OpenA
 whitespace-separated words (``--usage words``, the tests' default).
 
     python benchmarks/expected_cost.py [--sizes 10:10,100:100,500:500,1000:2000]
-        [--replies benchmark|tests] [--usage tokens|words]
+        [--replies benchmark|tests] [--usage tokens|words] [--engine openai|openai-completions]
 
 Prints one JSON object: per size, expected, bound and actual cost, and expected / actual.
 """
@@ -62,15 +62,17 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--replies", choices=("benchmark", "tests"), default="benchmark")
     ap.add_argument("--usage", choices=("tokens", "words"), default="tokens")
+    ap.add_argument("--engine", choices=("openai", "openai-completions"), default="openai")
     a = ap.parse_args()
-    tokenizer = openai_tokenizer() if a.usage == "tokens" else None
+    model = {"openai": "gpt-4o-mini", "openai-completions": "gpt-3.5-turbo-instruct"}[a.engine]
+    tokenizer = openai_tokenizer(model) if a.usage == "tokens" else None
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tasks = Path(tmp) / "tasks.jsonl"
         tasks.write_bytes(SEED.read_bytes())
         for size in a.sizes.split(","):
             n, cap = size.split(":")
-            common = [str(tasks), "--engine", "openai", "-n", n, "--num-instructions", cap]
+            common = [str(tasks), "--engine", a.engine, "-n", n, "--num-instructions", cap]
             dry = generate([*common, "--dry-run"], None)
             with WireServer() as server:
                 server.responder = plausible if a.replies == "benchmark" else respond
@@ -100,7 +102,7 @@ def main() -> None:
                     "actual_requests": req["requests_completed"] + req["requests_cached"],
                 }
             )
-    out = {"model": "gpt-4o-mini (default)", "replies": a.replies, "usage": a.usage, "sizes": rows}
+    out = {"model": model, "replies": a.replies, "usage": a.usage, "sizes": rows}
     print(json.dumps(out, indent=2))
 
 
