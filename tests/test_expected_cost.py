@@ -79,7 +79,7 @@ def test_the_tokenizer_counts_as_tiktoken_does() -> None:
 def test_a_corrupt_vocabulary_is_neither_used_nor_deleted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from instructgen_openai._tokenizer import vocabulary_file
+    from instructgen.tokenizers import vocabulary_file
 
     bad = tmp_path / hashlib.sha1(O200K.encode()).hexdigest()
     bad.write_bytes(b"not a vocabulary\n")
@@ -94,9 +94,9 @@ def test_loading_the_tokenizer_leaves_the_environment_as_it_was(
 ) -> None:
     import os
 
-    from instructgen_openai import _tokenizer
+    from instructgen import tokenizers
 
     monkeypatch.delenv("TIKTOKEN_CACHE_DIR", raising=False)
-    _tokenizer.counter.cache_clear()
-    assert _tokenizer.counter("gpt-4o") is not None
+    tokenizers.tiktoken_counter.cache_clear()
+    assert tokenizers.tiktoken_counter("gpt-4o") is not None
     assert "TIKTOKEN_CACHE_DIR" not in os.environ

@@ -42,6 +42,8 @@ _LAZY: dict[str, str] = {
     "from_status": "instructgen.engine_errors",
     "from_exception": "instructgen.engine_errors",
     "redact": "instructgen.engine_errors",
+    # token counts (Engine.token_counter)
+    "tiktoken_counter": "instructgen.tokenizers",
     # hooks and registries
     "hookimpl": "instructgen.hookspecs",
     "EngineRegistry": "instructgen.registry",
@@ -186,6 +188,7 @@ __all__ = [
     "report_progress",
     "resolve_kind",
     "sniff_kind",
+    "tiktoken_counter",
     "unicode_encoding",
     "unregister_plugin",
     "write_atomic",
@@ -254,6 +257,7 @@ if TYPE_CHECKING:
     from instructgen.runs import pairs_for_chunks
     from instructgen.selfinstruct.options import SelfInstructOptions
     from instructgen.tasks import SeedTask, load_tasks
+    from instructgen.tokenizers import tiktoken_counter
 
 
 def engine(spec: str, **options: Any) -> Engine:

@@ -25,6 +25,7 @@ from instructgen import (
     from_exception,
     from_status,
     hookimpl,
+    tiktoken_counter,
 )
 
 log = logging.getLogger("instructgen.engines.openai")
@@ -57,9 +58,7 @@ class _OpenAIBase(Engine, BatchEngine):
     @classmethod
     def token_counter(cls, model: str | None = None) -> Callable[[str], int] | None:
         """tiktoken's encoding of ``model``, where its vocabulary is already on disk."""
-        from instructgen_openai._tokenizer import counter
-
-        return counter(model or cls.default_model)
+        return tiktoken_counter(model or cls.default_model)
 
     # Request-body options of OpenAI's API a user may set with -o KEY VALUE (sent as given).
     option_types: ClassVar[Mapping[str, type]] = {

@@ -20,7 +20,7 @@ import contextlib
 import copy
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from functools import cache
 from typing import Any, ClassVar
 
@@ -35,6 +35,7 @@ from instructgen import (
     from_status,
     hookimpl,
     redact,
+    tiktoken_counter,
 )
 
 __all__ = ["LiteLLMEngine", "LiteLLMPrices"]
@@ -126,6 +127,18 @@ class LiteLLMEngine(Engine):
         self._provider: str | None = None
         self._supports_n: bool | None = None
         self._route()  # a model LiteLLM cannot route is a usage error now, not failed requests
+
+    @classmethod
+    def token_counter(cls, model: str | None = None) -> Callable[[str], int] | None:
+        """OpenAI's tokenizer for OpenAI models (``openai/gpt-4o-mini``, ``gpt-4o``), where its
+        vocabulary is on disk (LiteLLM ships it); ``None`` for other providers' models."""
+        name = model or cls.default_model
+        provider, _, rest = name.partition("/")
+        if rest:
+            if provider not in ("openai", "text-completion-openai"):
+                return None
+            name = rest
+        return tiktoken_counter(name)
 
     def identity(self) -> dict[str, Any]:
         """Model, options and server identify the outputs (the same model name on another

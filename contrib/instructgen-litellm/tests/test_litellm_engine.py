@@ -275,3 +275,29 @@ def test_a_model_litellm_cannot_route_is_a_usage_error(tmp_path: Path) -> None:
     assert r.exit_code == 2, r.output
     assert "LiteLLM cannot route model 'nosuchprovider/some-model'" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_openai_models_are_counted_with_their_tokenizer() -> None:
+    from instructgen_litellm import LiteLLMEngine
+
+    from instructgen import tiktoken_counter
+
+    text = "Come up with a series of tasks:\n1. Name three rivers in Europe."
+    ours = LiteLLMEngine.token_counter("openai/gpt-4o-mini")
+    assert ours is not None
+    reference = tiktoken_counter("gpt-4o-mini")
+    assert reference is not None and ours(text) == reference(text)
+    assert LiteLLMEngine.token_counter() is not None  # the default model is OpenAI's
+    assert LiteLLMEngine.token_counter("anthropic/claude-haiku-4-5") is None
+    assert LiteLLMEngine.token_counter("ollama/llama3.1") is None
+    assert LiteLLMEngine.token_counter("openai/my-local-model") is None  # tiktoken knows none
+
+
+def test_the_dry_run_counts_prompts_with_the_tokenizer(tmp_path: Path) -> None:
+    tasks = tmp_path / "tasks.jsonl"
+    shutil.copy(SHARED / "data" / "seed_tasks.jsonl", tasks)
+    args = ["generate", str(tasks), "--engine", "litellm", "--dry-run", "--json"]
+    d = json.loads(CliRunner().invoke(cli, [*args, "--model", "openai/gpt-4o-mini"]).output)
+    assert d["prompt_tokens_counted"] == "with the model's tokenizer"
+    other = json.loads(CliRunner().invoke(cli, [*args, "--model", "ollama/llama3.1"]).output)
+    assert other["prompt_tokens_counted"] == "as 4 characters a token"

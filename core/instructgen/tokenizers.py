@@ -1,4 +1,6 @@
-"""OpenAI's tokenizers (tiktoken), only where their vocabulary files are already on disk.
+"""OpenAI's tokenizers (tiktoken), only where their vocabulary files are already on disk: what
+``Engine.token_counter`` returns for OpenAI models (the OpenAI engines, LiteLLM's OpenAI
+routes, any engine serving OpenAI models).
 
 tiktoken downloads a vocabulary on first use; a dry run must not reach the network, so the
 files are looked for where tiktoken caches them (``TIKTOKEN_CACHE_DIR``, ``DATA_GYM_CACHE_DIR``
@@ -18,7 +20,9 @@ from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
-log = logging.getLogger("instructgen.engines.openai")
+__all__ = ["tiktoken_counter", "vocabulary_file"]
+
+log = logging.getLogger("instructgen.tokenizers")
 
 _URL = "https://openaipublic.blob.core.windows.net/encodings/{}.tiktoken"
 # The vocabularies' SHA-256, as tiktoken_ext.openai_public checks them.
@@ -64,9 +68,10 @@ def vocabulary_file(encoding: str) -> Path | None:
 
 
 @cache
-def counter(model: str) -> Callable[[str], int] | None:
-    """A function counting ``model``'s tokens of a text, or ``None`` (tiktoken missing, a
-    model tiktoken does not know, or its vocabulary not on disk)."""
+def tiktoken_counter(model: str) -> Callable[[str], int] | None:
+    """A function counting the tokens of a text as OpenAI bills ``model`` (tiktoken's encoding
+    for it), or ``None``: tiktoken not installed, a model tiktoken does not know (any
+    non-OpenAI model), or its vocabulary not on disk. Loads once per model."""
     if importlib.util.find_spec("tiktoken") is None:
         return None
     import tiktoken
