@@ -330,3 +330,39 @@ def test_the_lock_file_names_the_command_without_its_secrets(
         text = (tmp_path / ".instructgen.lock").read_text()
     assert "0123456789abcdef" not in text and "hunter2" not in text
     assert "--out out" in json.loads(text)["command"]
+
+
+def test_the_user_wide_cache_is_shared_between_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two programs using the library's default cache (two notebooks, a web service's
+    workers) share it: SQLite keeps it consistent; only a run's own caches are exclusive."""
+    from instructgen.cache import Cache
+    from instructgen.engine_contract import Completion
+    from instructgen.runs import default_cache_path
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    db = default_cache_path()
+    assert db.parent == tmp_path / "xdg" / "instructgen"
+    code = (
+        "import sys\nfrom instructgen.cache import Cache\nfrom instructgen.runs import "
+        "default_cache_path\nc = Cache(default_cache_path())\nprint('open', flush=True)\n"
+        "key = sys.stdin.readline().strip()\nprint(c.get(key).texts, flush=True)\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "xdg")},
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        with Cache(db) as mine:  # not refused
+            mine.put("k1", Completion(texts=("shared",)))
+        out, _ = holder.communicate("k1\n", timeout=30)
+        assert "('shared',)" in out  # written here, read there
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+    assert not db.with_name(db.name + ".lock").exists()

@@ -44,6 +44,7 @@ __all__ = [
     "claim",
     "hold_lock",
     "is_ours",
+    "is_user_cache",
     "lock_database",
     "lock_output",
     "make_workdir",
@@ -51,6 +52,7 @@ __all__ = [
     "remove_workdir",
     "replace_folder",
     "sweep_workdirs",
+    "user_cache_dir",
 ]
 
 MARKER_NAME = ".instructgen.json"
@@ -265,10 +267,26 @@ def lock_output(folder: str | Path, *, what: str = "output folder") -> FolderLoc
     return hold_lock(path / LOCK_NAME, what=f"{what} {path}")
 
 
-def lock_database(path: str | Path) -> FolderLock:
+def user_cache_dir() -> Path:
+    """The user-wide cache folder: ``$XDG_CACHE_HOME/instructgen`` (``~/.cache/instructgen``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "instructgen"
+
+
+def is_user_cache(path: str | Path) -> bool:
+    """Whether the database ``path`` is in the user-wide cache folder, which any number of
+    processes share (SQLite's own locking keeps it consistent); a run's own caches (in its
+    output folder, or a path given) have one writing process at a time."""
+    try:
+        return os.path.realpath(Path(path).parent) == os.path.realpath(user_cache_dir())
+    except OSError:
+        return False
+
+
+def lock_database(path: str | Path) -> FolderLock | None:
     """The writer's lock of a cache database (``PATH.lock``), its folder created if needed:
     ``FolderInUseError`` when another process writes it, ``OutputFolderError`` when the folder
-    cannot be made."""
+    cannot be made. ``None`` (no lock) for a database of the shared user-wide cache folder."""
     db = Path(path)
     try:
         db.parent.mkdir(parents=True, exist_ok=True)
@@ -279,6 +297,8 @@ def lock_database(path: str | Path) -> FolderLock:
     for part in (db, db.with_name(db.name + "-wal")):
         if part.exists() and not os.access(part, os.R_OK | os.W_OK):
             raise OutputFolderError(f"the cache {part} is read-only; make it writable")
+    if is_user_cache(db):
+        return None
     return hold_lock(db.with_name(db.name + ".lock"), what=f"cache {db}")
 
 

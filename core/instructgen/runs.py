@@ -10,7 +10,6 @@ cache on this machine, and one dispatcher with its response cache.
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -32,7 +31,7 @@ from instructgen.errors import ConfigError
 from instructgen.executor import Executor, GenerationResult
 from instructgen.filter import Filter
 from instructgen.limits import check_dataset_size
-from instructgen.outdir import claim, remove_workdir
+from instructgen.outdir import claim, remove_workdir, user_cache_dir
 from instructgen.progress import ProgressCallback, ProgressEvent, emit
 from instructgen.selfinstruct.options import SelfInstructOptions
 from instructgen.selfinstruct.pipeline import (
@@ -67,9 +66,9 @@ class RunResult:
 
 
 def default_cache_path() -> Path:
-    """The user's response cache: ``$XDG_CACHE_HOME/instructgen/responses.sqlite3``."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "instructgen" / "responses.sqlite3"
+    """The user's response cache: ``$XDG_CACHE_HOME/instructgen/responses.sqlite3``, shared by
+    every process of the user (``outdir.user_cache_dir``)."""
+    return user_cache_dir() / "responses.sqlite3"
 
 
 def open_cache(cache: bool | str | Path | None) -> Cache | None:

@@ -30,8 +30,9 @@ class SQLiteStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        # one writing process per database (FolderInUseError naming the holder); its folder is
-        # made here, and a read-only database is an OutputFolderError, not a sqlite3 error
+        # one writing process per database (FolderInUseError naming the holder), except in the
+        # shared user-wide cache folder; its folder is made here, and a read-only database is
+        # an OutputFolderError, not a sqlite3 error
         self._writer = lock_database(self.path)
         self._lock = threading.Lock()
         try:
@@ -43,7 +44,8 @@ class SQLiteStore:
             self._db.execute("PRAGMA busy_timeout=10000")
             self._db.execute(self.schema)
         except sqlite3.Error as exc:
-            self._writer.release()
+            if self._writer is not None:
+                self._writer.release()
             raise OutputFolderError(f"cannot open the cache {self.path}: {exc}") from None
 
     def _read(self, key: str) -> str | None:
@@ -73,7 +75,8 @@ class SQLiteStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
-        self._writer.release()
+        if self._writer is not None:
+            self._writer.release()
 
     def __enter__(self: S) -> S:
         return self
