@@ -100,9 +100,14 @@ def test_seed_tasks_end_to_end_exact_counts(
     assert len({r["instruction"] for r in ds}) == 12  # every instruction is covered
     assert all(r["engine"] == engine and r["seed_task_ids"] for r in ds)
     assert all(r["seed_task_ids"][0].startswith("seed_task_") for r in ds)
-    # the request shapes match the paper's: bootstrap with the 4 stop sequences
+    # the request shapes match the paper's: bootstrap with its stop sequences, but for chat
+    # requests the blank-line stop (the parser cuts there instead, after a chat preamble)
     boot = [c for c in wire_server.calls if "Come up with a series of tasks" in c.prompt]
-    assert boot and all(len(c.body.get("stop") or c.body.get("stop_sequences")) == 4 for c in boot)
+    assert boot
+    for c in boot:
+        stops = list(c.body.get("stop") or c.body.get("stop_sequences"))
+        assert stops == (["\n16", "16.", "16 ."] if c.kind == "chat" else ["\n\n", *stops[1:]])
+        assert len(stops) == (3 if c.kind == "chat" else 4)
     # the key is nowhere in the output folder
     for p in out.rglob("*"):
         if p.is_file():

@@ -25,6 +25,11 @@ BOOTSTRAP: dict[str, object] = {
     "presence_penalty": 2.0,
     "stop": ("\n\n", "\n16", "16.", "16 ."),
 }
+# Chat requests leave out the stop sequence "\n\n": chat models often open with a line such as
+# "Sure! Here are more tasks:" and a blank line, where that stop would end the reply before the
+# list. parse_instructions cuts a reply at a blank line that does not go on with the list, as
+# the stop would have.
+CHAT_BOOTSTRAP: dict[str, object] = {**BOOTSTRAP, "stop": ("\n16", "16.", "16 .")}
 CLASSIFY: dict[str, object] = {"max_tokens": 3, "temperature": 0.0, "top_p": 0.0}
 INSTANCES: dict[str, object] = {
     "max_tokens": 350,
@@ -77,7 +82,9 @@ def encode_bootstrap(instructions: list[str], classification: bool = False) -> s
 
 
 def bootstrap_request(instructions: list[str], chat: bool, **overrides: object) -> Request:
-    return _request(encode_bootstrap(instructions), chat, BOOTSTRAP, **overrides)
+    return _request(
+        encode_bootstrap(instructions), chat, CHAT_BOOTSTRAP if chat else BOOTSTRAP, **overrides
+    )
 
 
 def classify_request(instruction: str, chat: bool, **overrides: object) -> Request:
@@ -93,20 +100,48 @@ def instances_request(
     return _request(text, chat, CLF_INSTANCES if is_classification else INSTANCES, **overrides)
 
 
-_ITEM_SPLIT = re.compile(r"\n\d+\s?\. ")
-_LEADING_NUMBER = re.compile(r"^\s*\d+\s?\.\s*")
+_ITEM_SPLIT = re.compile(r"\n\d+\s?[.)] ")
+_LEADING_NUMBER = re.compile(r"^\s*\d+\s?[.)]\s*")
+_THINK = re.compile(r"<think>.*?(?:</think>|$)", re.S | re.I)
+_FENCE = re.compile(r"^[ \t]*```[\w-]*[ \t]*$\n?", re.M)
+_NUMBERED_LINE = re.compile(r"^\s*\d+\s?[.)]\s", re.M)
+_BULLET_LINE = re.compile(r"^[ \t]*[-*\u2022][ \t]+", re.M)
+_EMPHASIS = re.compile(r"(\*\*|__)(.+?)\1")
+# A chat model's opening line rather than a task ("Sure! Here are more tasks:").
+_PREAMBLE = re.compile(
+    r"^\s*(?:sure|certainly|of course|absolutely|okay|ok|great|here (?:are|is)|below (?:are|is))"
+    r"\b[^\n]*:\s*$",
+    re.I,
+)
 
 
 def parse_instructions(text: str, next_number: int) -> list[str]:
     """Split a continued numbered list into instructions (whitespace normalised).
 
-    Completion models continue after "N."; chat models often repeat the number: both work.
+    Completion models continue after "N." as the paper's parser expects, and its split (a
+    new item at each line starting with a number and a period) is kept. Chat models often
+    repeat the number and write in their own style, which is read too: a preamble before the
+    line numbered N, or a reply that is only one ("Here are more tasks:"); code fences;
+    ``<think>`` blocks; "N)" numbering; "-" bullets instead of numbers; bold or underlined
+    words; and, as the paper's stop sequence "\n\n" would have cut it, anything after a blank
+    line that does not go on with the list.
     """
+    text = _FENCE.sub("", _THINK.sub("", text))
+    numbered = _NUMBERED_LINE.search(text)
+    own = re.search(rf"^\s*{next_number}\s?[.)]\s", text, re.M)
+    if own is not None and (numbered is None or numbered.start() == own.start()):
+        text = text[own.start() :]  # what came before the line numbered N is a preamble
+    elif numbered is None and _PREAMBLE.match(text):
+        return []
+    elif numbered is None and len(_BULLET_LINE.findall(text)) >= 2:
+        text = _BULLET_LINE.sub("0. ", text)  # bullets read as list items
     text = "\n" + text.lstrip(" ")
-    text = re.sub(rf"^\n\s*{next_number}\s?\.\s*", "\n", text)
+    text = re.sub(rf"^\n\s*{next_number}\s?[.)]\s*", "\n", text)
+    # after a blank line, only a numbered item goes on with the list
+    text = re.split(r"\n[ \t]*\n(?![ \t]*\n*[ \t]*\d+\s?[.)]\s)", text.rstrip(), maxsplit=1)[0]
     items = []
     for raw in _ITEM_SPLIT.split(text):
-        inst = re.sub(r"\s+", " ", _LEADING_NUMBER.sub("", raw)).strip()
+        inst = re.sub(r"\s+", " ", _LEADING_NUMBER.sub("", _EMPHASIS.sub(r"\2", raw))).strip()
         if inst:
             items.append(inst[0].upper() + inst[1:])
     return items
