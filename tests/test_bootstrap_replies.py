@@ -149,3 +149,20 @@ def test_a_chat_model_that_opens_with_a_preamble_still_fills_the_dataset(
     instructions = {row["instruction"] for row in InstructionDataset.load(out)}
     assert len(instructions) == 10
     assert not any("Here are" in i or "hope these help" in i for i in instructions)
+
+
+@pytest.mark.parametrize(
+    ("reply", "yes"),
+    [
+        (" Yes", True),
+        (" No", False),
+        ("**Yes**", True),
+        ("**No**", False),
+        ("Answer: Yes", True),
+        ('"Yes"', True),
+        ("<think>It sorts items into groups.</think>\nYes", True),
+        ("No, it asks for a poem.", False),
+    ],
+)
+def test_classification_replies_in_chat_style(reply: str, yes: bool) -> None:
+    assert prompts.parse_classification(reply) is yes

@@ -147,8 +147,13 @@ def parse_instructions(text: str, next_number: int) -> list[str]:
     return items
 
 
+_ANSWER_LEAD = re.compile(r"^[\s*_`\"'>#-]*(?:answer\s*:)?[\s*_`\"']*", re.I)
+
+
 def parse_classification(text: str) -> bool:
-    return text.strip().lower().startswith("yes")
+    """Whether the reply says yes: "Yes", " yes.", "**Yes**", "Answer: Yes", after a
+    ``<think>`` block."""
+    return _ANSWER_LEAD.sub("", _THINK.sub("", text)).lower().startswith("yes")
 
 
 _EXAMPLE = re.compile(r"Example\s?\d+\s*\n?", re.IGNORECASE)
