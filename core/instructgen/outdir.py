@@ -371,6 +371,8 @@ def sweep_workdirs(parent: Path) -> list[Path]:
     (killed): a ``.rows-*`` folder holding only what a run writes there, whose lock no live
     process holds (the kernel released a killed process's lock). Returns the folders removed."""
     removed: list[Path] = []
+    if fcntl is None:  # no locks here to tell a live run's folder from a killed one's
+        return removed
     try:
         candidates = [p for p in parent.iterdir() if p.name.startswith(WORKDIR_PREFIX)]
     except OSError:
