@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from instructgen.engine_contract import Message, Request
 from instructgen.errors import AuthenticationError, BudgetExceededError, EngineError
+from instructgen.reply_text import strip_thinking
 
 __all__ = [
     "MAX_FOLLOW_UPS",
@@ -29,7 +30,6 @@ __all__ = [
     "qa_for_chunk",
     "qa_request",
     "safe_name",
-    "strip_thinking",
 ]
 
 MAX_FOLLOW_UPS = 2
@@ -231,15 +231,6 @@ def parse_qa(
     if cut_last and pairs:
         pairs = pairs[:-1]
     return pairs
-
-
-_THINK = re.compile(r"<(think|thinking|reasoning)>.*?(?:</\1>|\Z)", re.S | re.I)
-
-
-def strip_thinking(text: str) -> str:
-    """The reply without reasoning blocks (``<think>...</think>``, or an unclosed one cut off by
-    the token limit) that reasoning models served by local servers put in the content."""
-    return _THINK.sub("", text) if "<" in text else text
 
 
 def _clean(s: str) -> str:

@@ -7,6 +7,7 @@ from functools import cache
 from importlib import resources
 
 from instructgen.engine_contract import Message, Request
+from instructgen.reply_text import strip_thinking
 
 __all__ = [
     "bootstrap_request",
@@ -102,7 +103,7 @@ def instances_request(
 
 _ITEM_SPLIT = re.compile(r"\n\d+\s?[.)] ")
 _LEADING_NUMBER = re.compile(r"^\s*\d+\s?[.)]\s*")
-_THINK = re.compile(r"<think>.*?(?:</think>|$)", re.S | re.I)
+
 _FENCE = re.compile(r"^[ \t]*```[\w-]*[ \t]*$\n?", re.M)
 _NUMBERED_LINE = re.compile(r"^\s*\d+\s?[.)]\s", re.M)
 _BULLET_LINE = re.compile(r"^[ \t]*[-*\u2022][ \t]+", re.M)
@@ -126,7 +127,7 @@ def parse_instructions(text: str, next_number: int) -> list[str]:
     words; and, as the paper's stop sequence "\n\n" would have cut it, anything after a blank
     line that does not go on with the list.
     """
-    text = _FENCE.sub("", _THINK.sub("", text))
+    text = _FENCE.sub("", strip_thinking(text))
     numbered = _NUMBERED_LINE.search(text)
     own = re.search(rf"^\s*{next_number}\s?[.)]\s", text, re.M)
     if own is not None and (numbered is None or numbered.start() == own.start()):
@@ -153,24 +154,50 @@ _ANSWER_LEAD = re.compile(r"^[\s*_`\"'>#-]*(?:answer\s*:)?[\s*_`\"']*", re.I)
 def parse_classification(text: str) -> bool:
     """Whether the reply says yes: "Yes", " yes.", "**Yes**", "Answer: Yes", after a
     ``<think>`` block."""
-    return _ANSWER_LEAD.sub("", _THINK.sub("", text)).lower().startswith("yes")
+    return _ANSWER_LEAD.sub("", strip_thinking(text)).lower().startswith("yes")
 
 
 _EXAMPLE = re.compile(r"Example\s?\d+\s*\n?", re.IGNORECASE)
 
 
+# A chat model's closing remark after the last instance ("Let me know if you need more!").
+_CLOSING = re.compile(
+    r"\n[ \t]*\n[ \t]*(?:let me know|i hope|hope (?:this|these)|feel free|if you (?:need|want|"
+    r"would like)|these examples|i can (?:also )?(?:provide|generate|write))[^\n]*\s*\Z",
+    re.I,
+)
+_CLASS_LABEL = re.compile(r"(?:^|\n)[ \t]*Class label[ \t]*:", re.I)
+
+
 def parse_instances(text: str, is_classification: bool) -> list[tuple[str, str]]:
-    """(input, output) pairs from an instance-generation reply."""
-    text = text.strip()
+    """(input, output) pairs from an instance-generation reply.
+
+    As the paper's parser: instances are split at "Example N" (inputs first) or "Class label:"
+    (outputs first). Chat replies are read too: what comes before the first "Class label:",
+    or before the first "Example N" when it holds no "Output:", is a preamble and no
+    instance; a closing remark after the last instance is not part of its output."""
+    text = _CLOSING.sub("", text.strip())
     pairs: list[tuple[str, str]] = []
     if is_classification:
-        for chunk in re.split(r"(?:^|\n)Class label:", "\n" + text):
+        for chunk in _CLASS_LABEL.split("\n" + text)[1:]:
             chunk = chunk.strip()
             if not chunk:
                 continue
             label, _, rest = chunk.partition("\n")
             pairs.append((rest.strip(), label.strip()))
         return pairs
+    first = _EXAMPLE.search(text)
+    if first is not None and first.start() > 0 and "Output:" not in text[: first.start()]:
+        text = text[first.start() :]  # a preamble before "Example 1"
+    chunks = [c for c in _EXAMPLE.split(text) if c.strip()] if first is not None else [text]
+    for chunk in chunks:
+        if "Output:" in chunk:
+            inp, _, out = chunk.partition("Output:")
+        else:
+            inp, out = "", chunk
+        inp = re.sub(r"^Input(?:\s*\d+)?\s*(?:-\s*)?:?", "", inp.strip()).strip()
+        pairs.append((inp.strip(), out.strip()))
+    return pairs
     chunks = [c for c in _EXAMPLE.split(text) if c.strip()] if _EXAMPLE.search(text) else [text]
     for chunk in chunks:
         if "Output:" in chunk:

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from instructgen.reply_text import strip_thinking
 from instructgen.selfinstruct import prompts
 
 __all__ = ["InstanceReplies", "normalise_instance_reply"]
@@ -21,7 +22,7 @@ _EXAMPLE_COLON = re.compile(r"^(\s*#*\s*Example\s?\d+)\s*:[ \t]*$", re.I | re.M)
 def normalise_instance_reply(text: str) -> str:
     """What the paper's parser does not know: a reasoning model's ``<think>`` block (dropped),
     markdown labels (``**Input:**`` → ``Input:``, ``### Example 1:`` → ``Example 1``)."""
-    text = re.sub(r"<(think|thinking|reasoning)>.*?(?:</\1>|\Z)", "", text, flags=re.S | re.I)
+    text = strip_thinking(text)
     text = _BOLD_LABEL.sub(lambda m: m.group(1) + m.group(2), text)
     text = _EXAMPLE_COLON.sub(lambda m: m.group(1).lstrip(" #"), text)
     return text
