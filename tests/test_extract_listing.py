@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import subprocess
 import sys
 from pathlib import Path
@@ -29,22 +28,12 @@ print("MAXRSS", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, code
 
 
 def _folder(folder: Path, files: int) -> None:
-    rng = random.Random(files)
-    words = [
-        "harbour",
-        "ferry",
-        "council",
-        "budget",
-        "lesson",
-        "garden",
-        "invoice",
-        "museum",
-        "bridge",
-    ]
+    """``files`` text files of about 1 MB each (the benchmark's folder maker)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from extract_listing import make_folder
+
     folder.mkdir(parents=True)
-    for i in range(files):
-        text = " ".join(rng.choice(words) for _ in range(170_000))  # about 1 MB
-        (folder / f"doc-{i:03d}.txt").write_text(text)
+    make_folder(folder, files, 1)
 
 
 def _peak_mb(folder: Path) -> tuple[int, list[str]]:

@@ -198,12 +198,3 @@ def parse_instances(text: str, is_classification: bool) -> list[tuple[str, str]]
         inp = re.sub(r"^Input(?:\s*\d+)?\s*(?:-\s*)?:?", "", inp.strip()).strip()
         pairs.append((inp.strip(), out.strip()))
     return pairs
-    chunks = [c for c in _EXAMPLE.split(text) if c.strip()] if _EXAMPLE.search(text) else [text]
-    for chunk in chunks:
-        if "Output:" in chunk:
-            inp, _, out = chunk.partition("Output:")
-        else:
-            inp, out = "", chunk
-        inp = re.sub(r"^Input(?:\s*\d+)?\s*(?:-\s*)?:?", "", inp.strip()).strip()
-        pairs.append((inp.strip(), out.strip()))
-    return pairs
