@@ -141,3 +141,17 @@ def test_the_projected_total_cost_shows_after_the_first_requests() -> None:
     lines = out.getvalue().splitlines()
     assert "projected" not in lines[0]
     assert lines[1].endswith("| $0.02 | projected $0.095")
+
+
+def test_a_directory_run_projects_its_cost_once_every_file_is_read() -> None:
+    out = io.StringIO()
+    r = ProgressRenderer(stream=out, log_every=0)
+    r._last = float("-inf")
+    r(ProgressEvent("extract", done=3, total=4))
+    r(ProgressEvent("requests", done=30, total=60, cost=0.03))  # files still being read
+    r(ProgressEvent("extract", done=4, total=4))
+    r(ProgressEvent("requests", done=40, total=80, cost=0.04))  # all 80 chunk requests known
+    r.close()
+    lines = out.getvalue().splitlines()
+    assert not any("projected" in line for line in lines[:2])
+    assert lines[-1].endswith("| $0.04 | projected $0.080 | doc") or "projected $0.080" in lines[-1]

@@ -434,7 +434,8 @@ class ProgressRenderer:
     ) -> None:
         self.stream = stream or sys.stderr
         # With the number of requests a run is expected to send, the line shows the projected
-        # total cost once the first requests are answered (their average cost times that number).
+        # total cost once the first requests are answered (their average cost times that number);
+        # a directory run's number is known once every file is read.
         self.expected_requests = expected_requests
         self.enabled = enabled
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
@@ -488,8 +489,19 @@ class ProgressRenderer:
             if requests.cost:
                 parts.append(format_usd(requests.cost))
                 paid = requests.done - requests.cached - requests.failed
-                if self.expected_requests and paid >= self.PROJECT_AFTER:
-                    remaining = max(0, self.expected_requests - requests.done)
+                expected = self.expected_requests
+                extract = self._stages.get("extract")
+                # a directory run: once every file is read, every chunk's request is known
+                if (
+                    expected is None
+                    and extract is not None
+                    and requests.total
+                    and extract.total
+                    and extract.done >= extract.total
+                ):
+                    expected = requests.total
+                if expected and paid >= self.PROJECT_AFTER:
+                    remaining = max(0, expected - requests.done)
                     projected = requests.cost + requests.cost / paid * remaining
                     parts.append(f"projected {format_usd(projected)}")
             if requests.eta_s is not None:
