@@ -153,5 +153,5 @@ def test_a_directory_run_projects_its_cost_once_every_file_is_read() -> None:
     r(ProgressEvent("requests", done=40, total=80, cost=0.04))  # all 80 chunk requests known
     r.close()
     lines = out.getvalue().splitlines()
-    assert not any("projected" in line for line in lines[:2])
-    assert lines[-1].endswith("| $0.04 | projected $0.080 | doc") or "projected $0.080" in lines[-1]
+    assert lines[1] == "extract: 3/4 | 30 requests | $0.03"  # files still being read
+    assert lines[-1] == "extract: 4/4 | 40 requests | $0.04 | projected $0.08"
