@@ -37,15 +37,15 @@ sys.path.insert(0, str(HERE))
 
 import _selfinstruct_replies  # noqa: E402
 from selfinstruct_responder import respond  # noqa: E402
-from wire_server import WireCall, WireServer, openai_tokenizer  # noqa: E402
+from wire_server import WireCall, WireServer, openai_tokenizer, qa_responder  # noqa: E402
 
 
 def plausible(call: WireCall) -> str:
     return _selfinstruct_replies.reply(call.prompt, call.kind == "chat")
 
 
-def generate(args: list[str], url: str | None) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "instructgen", "generate", *args, "--json"]
+def generate(args: list[str], url: str | None, command: str = "generate") -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "instructgen", command, *args, "--json"]
     if url:
         cmd += ["--base-url", url]
     env = {**os.environ, "OPENAI_API_KEY": "bench"}
@@ -63,6 +63,12 @@ def main() -> None:
     ap.add_argument("--replies", choices=("benchmark", "tests"), default="benchmark")
     ap.add_argument("--usage", choices=("tokens", "words"), default="tokens")
     ap.add_argument("--engine", choices=("openai", "openai-completions"), default="openai")
+    ap.add_argument(
+        "--from-dir",
+        metavar="DIR",
+        help="compare `from-dir DIR --self-instruct`'s Self-Instruct estimate with its run "
+        "(questions answered as JSON pairs; the Self-Instruct replies as --replies)",
+    )
     a = ap.parse_args()
     model = {"openai": "gpt-4o-mini", "openai-completions": "gpt-3.5-turbo-instruct"}[a.engine]
     tokenizer = openai_tokenizer(model) if a.usage == "tokens" else None
@@ -72,18 +78,24 @@ def main() -> None:
         tasks.write_bytes(SEED.read_bytes())
         for size in a.sizes.split(","):
             n, cap = size.split(":")
-            common = [str(tasks), "--engine", a.engine, "-n", n, "--num-instructions", cap]
-            dry = generate([*common, "--dry-run"], None)
+            source = [a.from_dir, "--self-instruct"] if a.from_dir else [str(tasks)]
+            command = "from-dir" if a.from_dir else "generate"
+            common = [*source, "--engine", a.engine, "-n", n, "--num-instructions", cap]
+            dry = generate([*common, "--dry-run"], None, command)
+            responder = plausible if a.replies == "benchmark" else respond
             with WireServer() as server:
-                server.responder = plausible if a.replies == "benchmark" else respond
+                server.responder = qa_responder("json", responder) if a.from_dir else responder
                 server.tokenizer = tokenizer
                 out = Path(tmp) / f"out-{n}-{cap}"
                 generate(
                     [*common, "--concurrency", str(a.concurrency), "--out", str(out)],
                     server.openai_base_url,
+                    command,
                 )
             run = json.loads((out / "run.json").read_text())
             req = run["requests"]
+            if a.from_dir:  # the Self-Instruct stage's own estimate and requests
+                dry, req = dry["self_instruct"], run["self_instruct"]["requests"]
             rows.append(
                 {
                     "n": int(n),
@@ -102,7 +114,13 @@ def main() -> None:
                     "actual_requests": req["requests_completed"] + req["requests_cached"],
                 }
             )
-    out = {"model": model, "replies": a.replies, "usage": a.usage, "sizes": rows}
+    out = {
+        "model": model,
+        "command": f"from-dir {a.from_dir} --self-instruct" if a.from_dir else "generate",
+        "replies": a.replies,
+        "usage": a.usage,
+        "sizes": rows,
+    }
     print(json.dumps(out, indent=2))
 
 

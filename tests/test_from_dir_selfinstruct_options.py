@@ -279,3 +279,22 @@ def test_the_ray_executor_runs_with_the_same_options(
     assert ray["filters"] == local["filters"] and "rouge" not in ray["filters"]
     assert ray["requested"]["window"] == local["requested"]["window"] == 2
     assert ray["rows"] == local["rows"]
+
+
+def test_the_dry_run_counts_the_self_instruct_stage(docs: Path, tmp_path: Path) -> None:
+    base = ["from-dir", str(docs), "--engine", "openai", "--samples-per-chunk", "3", "--dry-run"]
+    plain = json.loads(CliRunner().invoke(cli, [*base, "--json"]).output)
+    assert "self_instruct" not in plain and "total" not in plain
+    r = CliRunner().invoke(cli, [*base, *SIZE, "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    si = d["self_instruct"]
+    assert si["requests"]["classify"] == si["requests"]["instances"] == 20
+    assert si["requests"]["bootstrap"] >= 1
+    assert 0 < si["expected_cost_usd"] < si["max_cost_usd"]
+    assert d["total"]["requests"] == d["requests"] + si["requests"]["total"]
+    assert d["total"]["max_cost_usd"] == pytest.approx(
+        d["max_cost_usd"] + si["max_cost_usd"], abs=2e-4
+    )
+    text = CliRunner().invoke(cli, [*base, *SIZE]).output
+    assert "then Self-Instruct on the pairs: about " in text and "expected $" in text

@@ -23,6 +23,7 @@ from instructgen.cli._run import (
     size_options,
 )
 from instructgen.errors import ConfigError
+from instructgen.money import format_usd
 
 if TYPE_CHECKING:
     from instructgen.engine_contract import Request
@@ -167,8 +168,9 @@ def from_dir(
                         first.append(req.as_prompt())
                     yield req
 
-        est = estimate(requests(), cls.model_price(opts.model))
-        payload = {
+        model = opts.model or cls.default_model
+        est = estimate(requests(), cls.model_price(model))
+        payload: dict[str, Any] = {
             "ok": True,
             "dry_run": True,
             **tally.summary(),
@@ -179,16 +181,49 @@ def from_dir(
             "skipped_files": tally.skipped,
             "first_prompt": first[0] if first else None,
         }
+        si = None
+        if use_self_instruct:
+            from instructgen.selfinstruct.estimate import estimate_self_instruct
+
+            # The questions that become the seed tasks are not known before the run: estimated
+            # with questions of the paper's average instruction length (16 words).
+            questions = [
+                f"What does part {i} of the document say about its main subject, and why "
+                "does that matter?"
+                for i in range(1, max(1, est.requests * samples_per_chunk) + 1)
+            ]
+            si = estimate_self_instruct(
+                cls,
+                model,
+                questions,
+                num_instructions=num_instructions,
+                num_prompt_instructions=num_prompt_instructions,
+                classification_share=0.0,
+                seed=opts.seed,
+                batch=opts.batch,
+            )
+            payload["self_instruct"] = si.to_dict()
+            costs = [payload["max_cost_usd"], si.max_cost]
+            payload["total"] = {
+                "requests": est.requests + si.total_requests,
+                "max_cost_usd": None if None in costs else round(sum(costs), 4),
+            }
         if opts.as_json:
             emit_json(payload)
         else:
             if first:
                 click.echo(first[0][:2000])
+            bound = "unknown" if est.cost is None else f"at most {format_usd(est.cost)}"
             click.echo(
                 f"dry run, nothing sent: {est.requests} requests for "
                 f"{payload['chunks']} chunks of {payload['read']} files "
-                f"({payload['skipped']} skipped)"
+                f"({payload['skipped']} skipped), cost {bound}"
             )
+            if si is not None:
+                click.echo(
+                    f"then Self-Instruct on the pairs: about {si.total_requests} requests, "
+                    f"cost {si.cost_text()}"
+                )
         return
     if not directory.exists():  # exit 2 before --out is made
         raise ConfigError(f"{directory}: no such file or directory")

@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import math
-import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -144,6 +142,7 @@ async def _generate(
     engine: Engine | None = None,
 ) -> tuple[InstructionDataset, dict[str, Any]]:
     from instructgen.dataset import InstructionDataset
+    from instructgen.selfinstruct.estimate import expected_requests
     from instructgen.selfinstruct.options import SelfInstructOptions
 
     cache_path = opts.cache_path()
@@ -182,15 +181,6 @@ def _batch_summary(requests: dict[str, Any]) -> str:
     )
 
 
-def expected_requests(num_instructions: int) -> int:
-    """Requests a run is expected to send: bootstrap requests while the expected yield
-    (PRIOR_YIELD kept instructions a request) does not cover the target, then one
-    classification and one instance request per instruction."""
-    from instructgen.selfinstruct.window import PRIOR_YIELD
-
-    return math.ceil(num_instructions / PRIOR_YIELD) + 2 * num_instructions
-
-
 def _dry_run(
     seed_tasks: list[SeedTask],
     opts: RunOptions,
@@ -198,64 +188,26 @@ def _dry_run(
     num_instructions: int,
     num_prompt_instructions: int,
 ) -> None:
-    """First prompts and an upper-bound estimate; builds no client and needs no key."""
-    from instructgen.dispatch import estimate
-    from instructgen.engine_contract import Usage
+    """First prompts, the expected cost and an upper bound; builds no client and needs no
+    key."""
     from instructgen.engines import engine_class
-    from instructgen.selfinstruct import prompts
-    from instructgen.tokens import expected_prompt_tokens
+    from instructgen.selfinstruct.estimate import estimate_self_instruct
 
     cls = engine_class(opts.engine_name)
     cls.check_options(dict(opts.engine_options))  # a bad -o exits 2 in a dry run too
     model = opts.model or cls.default_model
-    chat = cls.kind == "chat"
-    rng = random.Random(opts.seed)
-    instructions = [t.instruction for t in seed_tasks]
-    first = rng.sample(instructions, min(len(instructions), num_prompt_instructions))
-    # The follow-up prompts of a typical instruction: the seed of median length.
-    typical = sorted(instructions, key=len)[len(instructions) // 2]
-    boot = prompts.bootstrap_request(first, chat)
-    clf = prompts.classify_request(typical, chat)
-    inst = prompts.instances_request(typical, False, chat)
-    clf_inst = prompts.instances_request(typical, True, chat)
-    n_boot = expected_requests(num_instructions) - 2 * num_instructions
-
-    est = estimate(
-        [boot] * n_boot + [clf] * num_instructions + [inst] * num_instructions,
-        cls.model_price(model),
+    est = estimate_self_instruct(
+        cls,
+        model,
+        [t.instruction for t in seed_tasks],
+        num_instructions=num_instructions,
+        num_prompt_instructions=num_prompt_instructions,
+        classification_share=sum(t.is_classification for t in seed_tasks) / max(1, len(seed_tasks)),
+        seed=opts.seed,
+        batch=opts.batch,
     )
-    prompt_tokens, completion_tokens, cost = est.prompt_tokens, est.completion_tokens, est.cost
-    price = cls.model_price(model)
-    follow_price = price
-    if price is not None and opts.batch:  # classification and instances at the batch price
-        from instructgen.batching import batch_price
-
-        follow_price = batch_price(price)
-        cost = (estimate([boot] * n_boot, price).cost or 0.0) + (
-            estimate([clf, inst] * num_instructions, follow_price).cost or 0.0
-        )
-    # What the run is expected to cost (beside the bound above): prompts counted with the
-    # engine's tokenizer where one is on this machine (else about 4 characters a token),
-    # replies of the lengths the paper's data has (prompts.EXPECTED_COMPLETION_TOKENS), and
-    # classification tasks (whose instance prompt is shorter) as common as among the seeds.
-    count = cls.token_counter(model)
-    share = sum(t.is_classification for t in seed_tasks) / max(1, len(seed_tasks))
-    instance_prompt = share * expected_prompt_tokens(clf_inst, count) + (
-        1 - share
-    ) * expected_prompt_tokens(inst, count)
-    lengths = prompts.EXPECTED_COMPLETION_TOKENS
-    boot_usage = Usage(n_boot * expected_prompt_tokens(boot, count), n_boot * lengths["bootstrap"])
-    follow_usage = Usage(
-        round(num_instructions * (expected_prompt_tokens(clf, count) + instance_prompt)),
-        num_instructions * (lengths["classify"] + lengths["instances"]),
-    )
-    expected_prompt = boot_usage.prompt_tokens + follow_usage.prompt_tokens
-    expected_completion = boot_usage.completion_tokens + follow_usage.completion_tokens
-    expected_cost = (
-        price.cost(boot_usage) + follow_price.cost(follow_usage)
-        if price is not None and follow_price is not None
-        else None
-    )
+    boot, inst = est.bootstrap, est.instances
+    fields = est.to_dict()
     summary = {
         "engine": cls.name,
         "model": model,
@@ -263,25 +215,18 @@ def _dry_run(
         "seed_tasks": len(seed_tasks),
         "num_instructions": num_instructions,
         "num_instructions_for_finetuning": n_examples,
-        "requests": {
-            "bootstrap": n_boot,
-            "classify": num_instructions,
-            "instances": num_instructions,
-            "total": n_boot + 2 * num_instructions,
-        },
-        "prompt_tokens": prompt_tokens,
-        "max_completion_tokens": completion_tokens,
-        "max_cost_usd": None if cost is None else round(cost, 4),
+        "requests": fields["requests"],
+        "prompt_tokens": fields["prompt_tokens"],
+        "max_completion_tokens": fields["max_completion_tokens"],
+        "max_cost_usd": fields["max_cost_usd"],
         "batch": opts.batch,
-        "expected_prompt_tokens": expected_prompt,
-        "prompt_tokens_counted": "with the model's tokenizer"
-        if count
-        else "as 4 characters a token",
-        "expected_completion_tokens": expected_completion,
-        "expected_cost_usd": None if expected_cost is None else round(expected_cost, 6),
+        "expected_prompt_tokens": fields["expected_prompt_tokens"],
+        "prompt_tokens_counted": fields["prompt_tokens_counted"],
+        "expected_completion_tokens": fields["expected_completion_tokens"],
+        "expected_cost_usd": fields["expected_cost_usd"],
         "first_prompts": {
             "bootstrap": boot.as_prompt(),
-            "classify": clf.as_prompt()[-300:],
+            "classify": est.classify.as_prompt()[-300:],
             "instances": inst.as_prompt()[-300:],
         },
     }
@@ -293,13 +238,8 @@ def _dry_run(
     click.echo("-- the first instance prompt, its last 300 characters " + "-" * 12)
     click.echo("..." + inst.as_prompt()[-300:])
     click.echo("-" * 66)
-    cost_text = (
-        "unknown (no price for this model)"
-        if cost is None or expected_cost is None
-        else f"expected {format_usd(expected_cost)}, at most {format_usd(cost)}"
-    )
     click.echo(
-        f"dry run, nothing sent: about {n_boot + 2 * num_instructions} requests to "
-        f"{cls.name} ({model}), ~{prompt_tokens:,} prompt tokens, at most "
-        f"{completion_tokens:,} completion tokens, cost {cost_text}"
+        f"dry run, nothing sent: about {est.total_requests} requests to "
+        f"{cls.name} ({model}), ~{est.prompt_tokens:,} prompt tokens, at most "
+        f"{est.max_completion_tokens:,} completion tokens, cost {est.cost_text()}"
     )
