@@ -186,11 +186,13 @@ def from_dir(
             from instructgen.selfinstruct.estimate import estimate_self_instruct
 
             # The questions that become the seed tasks are not known before the run: estimated
-            # with questions of the paper's average instruction length (16 words).
+            # with questions of the paper's average instruction length (16 words), as many as
+            # the first bootstrap prompt lists (not one per pair: a large corpus has 10^5).
+            pairs = max(1, est.requests * samples_per_chunk)
             questions = [
                 f"What does part {i} of the document say about its main subject, and why "
                 "does that matter?"
-                for i in range(1, max(1, est.requests * samples_per_chunk) + 1)
+                for i in range(1, min(pairs, num_prompt_instructions) + 1)
             ]
             si = estimate_self_instruct(
                 cls,
