@@ -36,6 +36,17 @@ _LAZY: dict[str, str] = {
     "atomic_path": "instructgen.atomic",
     "write_atomic": "instructgen.atomic",
     "GenerationResult": "instructgen.executor",
+    # generation methods (for method plugins)
+    "Method": "instructgen.method",
+    "MethodContext": "instructgen.method",
+    "MethodInput": "instructgen.method",
+    "MethodOptions": "instructgen.method",
+    "MethodResult": "instructgen.method",
+    "OptionSpec": "instructgen.method",
+    "RequestEstimate": "instructgen.method",
+    "RunSize": "instructgen.method",
+    "WindowStats": "instructgen.method",
+    "parse_options": "instructgen.method",
     "ProgressEvent": "instructgen.progress",
     "ProgressCallback": "instructgen.progress",
     # engine failures → typed errors (for engine plugins)
@@ -51,6 +62,7 @@ _LAZY: dict[str, str] = {
     "FilterRegistry": "instructgen.registry",
     "ExporterRegistry": "instructgen.registry",
     "ExecutorRegistry": "instructgen.registry",
+    "MethodRegistry": "instructgen.registry",
     # plugin manager
     "register_plugin": "instructgen.plugins",
     "unregister_plugin": "instructgen.plugins",
@@ -150,13 +162,22 @@ __all__ = [
     "InstructionDataset",
     "MalformedResponseError",
     "Message",
+    "Method",
+    "MethodContext",
+    "MethodInput",
+    "MethodOptions",
+    "MethodRegistry",
+    "MethodResult",
     "MissingKeyError",
+    "OptionSpec",
     "PluginError",
     "Price",
     "ProgressCallback",
     "ProgressEvent",
     "RateLimitError",
     "Request",
+    "RequestEstimate",
+    "RunSize",
     "SeedTask",
     "SelfInstructOptions",
     "TaskFileError",
@@ -164,6 +185,7 @@ __all__ = [
     "UnknownNameError",
     "Usage",
     "UsageError",
+    "WindowStats",
     "__version__",
     "atomic_path",
     "check_container",
@@ -183,6 +205,7 @@ __all__ = [
     "looks_like_html",
     "looks_like_office",
     "pairs_for_chunks",
+    "parse_options",
     "redact",
     "register_plugin",
     "report_progress",
@@ -245,6 +268,18 @@ if TYPE_CHECKING:
     from instructgen.extractor import Extracted, Extractor, report_progress
     from instructgen.filter import Filter
     from instructgen.hookspecs import hookimpl
+    from instructgen.method import (
+        Method,
+        MethodContext,
+        MethodInput,
+        MethodOptions,
+        MethodResult,
+        OptionSpec,
+        RequestEstimate,
+        RunSize,
+        WindowStats,
+        parse_options,
+    )
     from instructgen.plugins import load_plugins, register_plugin, unregister_plugin
     from instructgen.progress import ProgressCallback, ProgressEvent
     from instructgen.registry import (
@@ -253,6 +288,7 @@ if TYPE_CHECKING:
         ExporterRegistry,
         ExtractorRegistry,
         FilterRegistry,
+        MethodRegistry,
     )
     from instructgen.runs import pairs_for_chunks
     from instructgen.selfinstruct.options import SelfInstructOptions

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
         ExporterRegistry,
         ExtractorRegistry,
         FilterRegistry,
+        MethodRegistry,
     )
 
 hookspec = pluggy.HookspecMarker("instructgen")
@@ -30,6 +31,13 @@ hookimpl = pluggy.HookimplMarker("instructgen")
 @hookspec
 def register_engines(registry: EngineRegistry) -> None:
     """Register engine classes (subclasses of ``instructgen.Engine``) with names and aliases."""
+
+
+@hookspec
+def register_methods(registry: MethodRegistry) -> None:
+    """Register generation methods (subclasses of ``instructgen.Method``): what turns a tasks
+    file, a folder of documents, a saved dataset or a JSONL of instructions into rows by
+    sending requests through the core's dispatcher."""
 
 
 @hookspec

@@ -31,6 +31,7 @@ from instructgen.registry import (
     ExporterRegistry,
     ExtractorRegistry,
     FilterRegistry,
+    MethodRegistry,
     Registry,
 )
 
@@ -80,6 +81,7 @@ _COLLECTORS: dict[str, tuple[str, Callable[[], Registry[Any]]]] = {
     "filters": ("register_filters", FilterRegistry),
     "exporters": ("register_exporters", ExporterRegistry),
     "executors": ("register_executors", ExecutorRegistry),
+    "methods": ("register_methods", MethodRegistry),
 }
 
 # What the core itself registers (the ``local`` executor), by registry: name → object. Filled by
@@ -271,6 +273,12 @@ def exporters() -> ExporterRegistry:
 def executors() -> ExecutorRegistry:
     reg = get_registries()["executors"]
     assert isinstance(reg, ExecutorRegistry)
+    return reg
+
+
+def methods() -> MethodRegistry:
+    reg = get_registries()["methods"]
+    assert isinstance(reg, MethodRegistry)
     return reg
 
 

@@ -20,6 +20,7 @@ from instructgen.executor import Executor
 from instructgen.exporter import Exporter
 from instructgen.extractor import Extractor
 from instructgen.filter import Filter
+from instructgen.method import Method
 
 log = logging.getLogger("instructgen.plugins")
 
@@ -33,6 +34,7 @@ __all__ = [
     "ExporterRegistry",
     "ExtractorRegistry",
     "FilterRegistry",
+    "MethodRegistry",
     "Registry",
     "missing_requirement",
 ]
@@ -270,3 +272,21 @@ class ExecutorRegistry(Registry[type[Executor]]):
         aliases: Sequence[str] = (),
     ) -> None:
         self._add(name or executor_cls.name, executor_cls, aliases)
+
+
+class MethodRegistry(Registry[type[Method]]):
+    """Generation methods (``instructgen methods`` lists them). ``add(AlpacaMethod)``;
+    the name is the class's ``name`` unless given."""
+
+    kind = "method"
+
+    def add(
+        self,
+        method_cls: type[Method],
+        *,
+        name: str | None = None,
+        aliases: Sequence[str] = (),
+    ) -> None:
+        if not (isinstance(method_cls, type) and issubclass(method_cls, Method)):
+            raise TypeError(f"register_methods: {method_cls!r} is not a subclass of Method")
+        self._add(name or method_cls.name, method_cls, aliases)

@@ -1,0 +1,211 @@
+"""``DispatchContext``: the ``MethodContext`` the core hands a running method.
+
+One dispatcher per distinct engine (roles without an engine of their own share the
+``instructions`` engine's), each with the run's response cache, limits, budget and batch
+settings; the chosen instruction filters with their drop counts; the sliding window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from instructgen.cache import Cache
+from instructgen.dispatch import DispatchConfig, Dispatcher, gather_values
+from instructgen.engine_contract import Completion, Engine, Request
+from instructgen.errors import AuthenticationError, ConfigError, EngineError
+from instructgen.filter import Filter
+from instructgen.method import MethodContext, RunSize, WindowStats
+from instructgen.progress import ProgressCallback, ProgressEvent, emit
+from instructgen.selfinstruct.window import BootstrapWindow
+
+__all__ = ["DispatchContext"]
+
+
+class DispatchContext(MethodContext):
+    """Use as an async context manager: the dispatchers (and the cache) close at the end."""
+
+    def __init__(
+        self,
+        engines: Mapping[str, Engine],
+        *,
+        size: RunSize,
+        config: DispatchConfig | None = None,
+        cache: Cache | None = None,
+        filters: Sequence[Filter] = (),
+        progress: ProgressCallback | None = None,
+        stage: str = "requests",
+    ) -> None:
+        if "instructions" not in engines:
+            raise ConfigError("a run needs an engine for the 'instructions' role")
+        self.engines = dict(engines)
+        self.size = size
+        self.config = config
+        self.cache = cache
+        self.filters = list(filters)
+        self.progress = progress
+        self.stage = stage
+        self._dispatchers: dict[int, Dispatcher] = {}
+        self.drops: Counter[str] = Counter()
+        self.drop_examples: dict[str, list[str]] = defaultdict(list)
+        self.filter_s = 0.0
+
+    # -- dispatchers ----------------------------------------------------------------------------
+
+    def engine(self, role: str = "instructions") -> Engine:
+        return self.engines.get(role) or self.engines["instructions"]
+
+    def dispatcher(self, role: str = "instructions") -> Dispatcher:
+        """The dispatcher for ``role``'s engine (built-in pipelines are written against it)."""
+        eng = self.engine(role)
+        d = self._dispatchers.get(id(eng))
+        if d is None:
+            d = Dispatcher(
+                eng, config=self.config, cache=self.cache, progress=self.progress, stage=self.stage
+            )
+            self._dispatchers[id(eng)] = d
+        return d
+
+    async def __aenter__(self) -> DispatchContext:
+        self.dispatcher("instructions")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            for d in self._dispatchers.values():
+                await d.aclose()
+        finally:
+            if self.cache is not None:
+                self.cache.close()
+
+    def stats(self) -> dict[str, Any]:
+        """The request statistics for run.json: the ``instructions`` dispatcher's, and per
+        role when other roles have engines of their own."""
+        main = self.dispatcher("instructions").stats.to_dict()
+        others = {
+            role: self.dispatcher(role).stats.to_dict()
+            for role, eng in self.engines.items()
+            if eng is not self.engines["instructions"]
+        }
+        return {**main, "by_role": others} if others else main
+
+    # -- requests -------------------------------------------------------------------------------
+
+    async def complete(
+        self,
+        request: Request,
+        *,
+        role: str = "instructions",
+        sample: int = 0,
+        batchable: bool = False,
+    ) -> Completion | EngineError:
+        try:
+            return await self.dispatcher(role).complete(request, sample=sample, batchable=batchable)
+        except AuthenticationError:
+            raise  # a wrong key fails every request: stop at once
+        except EngineError as exc:
+            return exc
+
+    async def complete_many(
+        self,
+        requests: Sequence[Request],
+        *,
+        role: str = "instructions",
+        batchable: bool = True,
+    ) -> list[Completion | EngineError]:
+        d = self.dispatcher(role)
+        d.expect(len(requests))
+        return await gather_values(d.complete(r, batchable=batchable) for r in requests)
+
+    def expect(self, n: int, role: str = "instructions") -> None:
+        self.dispatcher(role).expect(n)
+
+    async def sliding_window(
+        self,
+        build: Callable[[int, int], Request],
+        consume: Callable[[int, Completion | EngineError], Awaitable[int]],
+        *,
+        target: int,
+        window: int = 64,
+        prior_yield: float = 4.0,
+        max_stalled: int = 25,
+        role: str = "instructions",
+        batchable: bool = False,
+    ) -> WindowStats:
+        plan = BootstrapWindow(target, window, max_stalled, prior_yield=prior_yield)
+        pending: dict[int, asyncio.Task[Completion | EngineError]] = {}
+
+        def issue() -> None:
+            n = 0
+            while plan.may_issue():
+                index, pool = plan.issue()
+                request = build(index, pool)
+                pending[index] = asyncio.ensure_future(
+                    self.complete(request, role=role, sample=index, batchable=batchable)
+                )
+                n += 1
+            if n:
+                self.expect(n, role)
+
+        try:
+            issue()
+            while plan.in_flight:
+                result = await pending.pop(plan.processed)
+                added = await consume(plan.processed, result)
+                plan.record(added, failed=isinstance(result, EngineError))
+                if plan.kept >= target or plan.all_failed():
+                    break  # exact count; what is still in flight is cancelled
+                issue()
+        finally:
+            for t in pending.values():
+                t.cancel()
+            if pending:
+                await asyncio.gather(*pending.values(), return_exceptions=True)
+        return WindowStats(plan.issued, plan.processed, plan.kept, plan.failed, plan.gave_up())
+
+    # -- filters and progress -------------------------------------------------------------------
+
+    def prime(self, kept: Sequence[str]) -> None:
+        for f in self.filters:
+            f.prime(kept)
+
+    async def accept(
+        self, candidates: Sequence[str], room: int, *, stage: str = "instructions"
+    ) -> list[str]:
+        kept, seconds = await asyncio.to_thread(self._accept, list(candidates), room)
+        self.filter_s += seconds
+        return kept
+
+    def _accept(self, candidates: list[str], room: int) -> tuple[list[str], float]:
+        started = time.perf_counter()
+        kept: list[str] = []
+        for item in candidates:
+            if len(kept) >= room:
+                break
+            reason = None
+            for f in self.filters:
+                reason = f.check(item)
+                if reason is not None:
+                    self.drops[f.name] += 1
+                    if len(self.drop_examples[f.name]) < 5:
+                        self.drop_examples[f.name].append(f"{item[:100]} ({reason})")
+                    break
+            if reason is None:
+                for f in self.filters:
+                    f.keep(item)
+                kept.append(item)
+        return kept, time.perf_counter() - started
+
+    def filter_report(self) -> dict[str, Any]:
+        """The filters' section of run.json: names, drops per filter, a few examples."""
+        return {
+            "filters": [f.name for f in self.filters],
+            "filter_drops": dict(self.drops),
+            "filter_drop_examples": dict(self.drop_examples),
+        }
+
+    def tick(self, stage: str, done: int, total: int | None = None) -> None:
+        emit(self.progress, ProgressEvent(stage=stage, done=done, total=total))
