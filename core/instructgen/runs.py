@@ -31,13 +31,15 @@ from instructgen.errors import ConfigError
 from instructgen.executor import Executor, GenerationResult
 from instructgen.filter import Filter
 from instructgen.limits import check_dataset_size
+from instructgen.method import Method, MethodInput, MethodOptions, RunSize
+from instructgen.methods.context import DispatchContext
+from instructgen.methods.selfinstruct import SelfInstructMethod
 from instructgen.outdir import claim, remove_workdir, user_cache_dir
 from instructgen.progress import ProgressCallback, ProgressEvent, emit
 from instructgen.selfinstruct.options import SelfInstructOptions
 from instructgen.selfinstruct.pipeline import (
     SelfInstructResult,
     build_filters,
-    run_self_instruct,
 )
 from instructgen.tasks import Instance, SeedTask, load_tasks
 
@@ -46,9 +48,12 @@ __all__ = [
     "RunResult",
     "default_cache_path",
     "get_executor",
+    "get_method",
+    "load_method_input",
     "open_cache",
     "pairs_for_chunks",
     "run_from_dir",
+    "run_method",
     "run_self_instruct_tasks",
 ]
 
@@ -177,25 +182,22 @@ async def _self_instruct(
     options: SelfInstructOptions | None = None,
     source: str = "self-instruct",
 ) -> tuple[SelfInstructResult, dict[str, Any]]:
-    """Self-Instruct over ``seeds`` through one dispatcher with the response cache ``store``
-    (closed at the end); returns the result and the dispatcher's request statistics."""
-    try:
-        async with Dispatcher(engine, config=config, cache=store, progress=progress) as d:
-            result = await run_self_instruct(
-                seeds,
-                d,
-                num_instructions_for_finetuning=num_instructions_for_finetuning,
-                num_instructions=num_instructions,
-                seed=seed,
-                filters=filters,
-                progress=progress,
-                source=source,
-                **(options or SelfInstructOptions()).as_kwargs(),
-            )
-            return result, d.stats.to_dict()
-    finally:
-        if store is not None:
-            store.close()
+    """Self-Instruct over ``seeds``: the ``self-instruct`` method in a context with the
+    response cache ``store`` (closed at the end); returns the result and the request
+    statistics."""
+    method = SelfInstructMethod(options or SelfInstructOptions(), source=source)
+    size = RunSize(num_instructions_for_finetuning, num_instructions, seed)
+    ctx = DispatchContext(
+        {"instructions": engine},
+        size=size,
+        config=config,
+        cache=store,
+        filters=filters if filters is not None else build_filters(),
+        progress=progress,
+    )
+    async with ctx:
+        result = await method.run(MethodInput("tasks", tasks=tuple(seeds)), ctx)
+        return SelfInstructResult(result.rows, result.report), ctx.stats()
 
 
 async def run_self_instruct_tasks(
@@ -212,48 +214,270 @@ async def run_self_instruct_tasks(
     filter_options: Mapping[str, Mapping[str, Any]] | None = None,
     options: SelfInstructOptions | None = None,
 ) -> RunResult:
-    """Self-Instruct from a tasks.jsonl file (or seed tasks): see
-    ``InstructionDataset.agenerate_dataset``.
-
-    Reading the task file, loading plugins, building the filters and importing the engine's
-    SDK happen in a worker thread: an embedding service's event loop is never held by them."""
+    """Self-Instruct from a tasks.jsonl file (or seed tasks): the ``self-instruct`` method
+    through ``run_method``; see ``InstructionDataset.agenerate_dataset``."""
     check_dataset_size(  # a size the cap can never reach: ConfigError before anything is sent
         num_instructions_for_finetuning,
         num_instructions,
         (options or SelfInstructOptions()).max_instances_per_task,
     )
-
-    def prepare() -> tuple[list[SeedTask], Engine, list[Filter]]:
-        loaded = (
-            list(tasks)
-            if isinstance(tasks, Sequence) and not isinstance(tasks, str)
-            else load_tasks(tasks)
-        )
-        seeds = [t if isinstance(t, SeedTask) else SeedTask.from_dict(dict(t)) for t in loaded]
-        eng = prepared_engine(engine)
-        return seeds, eng, build_filters(filters, filter_options)
-
-    seeds, eng, chosen = await asyncio.to_thread(prepare)
-    result, stats = await _self_instruct(
-        seeds,
-        eng,
-        open_cache(cache),
+    return await run_method(
+        SelfInstructMethod(options or SelfInstructOptions()),
+        tasks,
+        engine,
+        size=RunSize(num_instructions_for_finetuning, num_instructions, seed),
+        input_kind=None if not isinstance(tasks, (str, Path)) else "tasks",
+        cache=cache,
         config=config,
         progress=progress,
-        num_instructions_for_finetuning=num_instructions_for_finetuning,
-        num_instructions=num_instructions,
-        seed=seed,
-        filters=chosen,
-        options=options,
+        filters=filters,
+        filter_options=filter_options,
     )
-    report = {
-        **result.report,
-        "engine": eng.name,
-        "model": eng.model,
-        "filters": [f.name for f in chosen],
+
+
+# -- any method ---------------------------------------------------------------------------------
+
+
+def get_method(
+    method: str | Method | type[Method],
+    options: MethodOptions | Mapping[str, Any] | None = None,
+) -> Method:
+    """A method instance: by registered name (``UnknownNameError``, exit 2, lists them), a
+    ``Method`` subclass, or an instance (then ``options`` must be ``None``)."""
+    if isinstance(method, Method):
+        if options:
+            raise ConfigError("method options go to the method's constructor, not beside it")
+        return method
+    cls = plugins.methods().get(method) if isinstance(method, str) else method
+    return cls(options)
+
+
+def _read_instructions(path: Path) -> list[str]:
+    """A JSONL file of ``{"instruction": ...}`` lines."""
+    import json
+
+    out: list[str] = []
+    with path.open(encoding="utf-8-sig") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{path}:{lineno}: invalid JSON: {exc.msg}") from None
+            text = obj.get("instruction") if isinstance(obj, dict) else None
+            if not isinstance(text, str) or not text.strip():
+                raise ConfigError(
+                    f"{path}:{lineno}: instruction: expected a non-empty string "
+                    '(one {"instruction": "..."} object a line)'
+                )
+            out.append(text.strip())
+    if not out:
+        raise ConfigError(f'{path}: no instructions (one {{"instruction": ...}} a line)')
+    return out
+
+
+def _first_object(path: Path) -> dict[str, Any] | None:
+    import json
+
+    with path.open(encoding="utf-8-sig") as fh:
+        for line in fh:
+            if line.strip():
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError:
+                    return None
+                return obj if isinstance(obj, dict) else None
+    return None
+
+
+def load_method_input(
+    source: str | Path | MethodInput | Sequence[SeedTask | Mapping[str, Any]],
+    kind: str | None = None,
+) -> MethodInput:
+    """The input a method reads: seed tasks given in Python; a folder (a saved dataset when it
+    holds ``metadata.json`` and ``data/``, else documents); a JSONL file — seed tasks when its
+    lines have ``instances``, else instructions. ``kind`` forces one of ``INPUT_KINDS``."""
+    if isinstance(source, MethodInput):
+        return source
+    if isinstance(source, Sequence) and not isinstance(source, str):
+        tasks = [t if isinstance(t, SeedTask) else SeedTask.from_dict(dict(t)) for t in source]
+        return MethodInput("tasks", tasks=tuple(tasks))
+    path = Path(source)
+    if kind is None:
+        if path.is_dir():
+            saved = (path / "metadata.json").is_file() and (path / "data").is_dir()
+            kind = "dataset" if saved else "documents"
+        elif path.is_file():
+            first = _first_object(path)
+            kind = "instructions" if first is not None and "instances" not in first else "tasks"
+        else:
+            kind = "tasks"  # load_tasks says the file is missing, in its words
+    if kind == "tasks":
+        return MethodInput("tasks", path, tasks=tuple(load_tasks(path)))
+    if kind == "instructions":
+        return MethodInput("instructions", path, seed_instructions=tuple(_read_instructions(path)))
+    if kind == "dataset":
+        return MethodInput("dataset", path, rows=tuple(_load_saved_rows(path)))
+    if kind == "documents":
+        if not path.is_dir():
+            raise ConfigError(f"{path}: not a folder of documents")
+        return MethodInput("documents", path)
+    raise ConfigError(
+        f"unknown input kind {kind!r}; one of tasks, documents, dataset, instructions"
+    )
+
+
+def _load_saved_rows(path: Path) -> list[dict[str, Any]]:
+    """A saved dataset's rows (``InstructionDataset.save``), read without the front door."""
+    import json
+
+    meta_path = path / "metadata.json"
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{meta_path}: not a saved instructgen dataset ({exc})") from None
+    if meta.get("format") != "instructgen-dataset":
+        raise ConfigError(f"{meta_path}: not an instructgen dataset")
+    if meta.get("rows") == 0:
+        return []
+    from datasets import load_from_disk
+    from datasets.utils import disable_progress_bars
+
+    disable_progress_bars()
+    rows: list[dict[str, Any]] = load_from_disk(str(path / "data")).to_list()
+    return rows
+
+
+async def run_method(
+    method: str | Method | type[Method],
+    source: str | Path | MethodInput | Sequence[SeedTask | Mapping[str, Any]],
+    engine: str | Engine | Mapping[str, str | Engine],
+    *,
+    size: RunSize | None = None,
+    method_options: MethodOptions | Mapping[str, Any] | None = None,
+    input_kind: str | None = None,
+    cache: bool | str | Path = True,
+    config: DispatchConfig | None = None,
+    progress: ProgressCallback | None = None,
+    filters: Sequence[str | Filter] | None = None,
+    filter_options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> RunResult:
+    """Any registered method over its input: the one path every method runs through.
+
+    ``engine``: one engine for every role, or ``{"instructions": ..., "answers": ...}`` (a
+    role not given uses the ``instructions`` engine). Loading the input, plugins, filters and
+    the engines' SDKs happens in a worker thread."""
+    size = size or RunSize()
+    if size.n < 1 or size.num_instructions < 1:
+        raise ConfigError("num_instructions and num_instructions_for_finetuning must be >= 1")
+
+    def prepare() -> tuple[Method, MethodInput, dict[str, Engine], list[Filter]]:
+        m = get_method(method, method_options)
+        m.check_size(size)
+        loaded = load_method_input(source, input_kind)
+        m.check_input(loaded)
+        given = engine if isinstance(engine, Mapping) else {"instructions": engine}
+        if "instructions" not in given:
+            raise ConfigError(
+                "engine: name the 'instructions' engine (other roles fall back to it)"
+            )
+        unknown = sorted(set(given) - {"instructions", *m.roles})
+        if unknown:
+            raise ConfigError(
+                f"method {m.name!r} sends no requests for role(s) {', '.join(unknown)}; "
+                f"its roles: {', '.join(m.roles)}"
+            )
+        built: dict[int, Engine] = {}
+        engines: dict[str, Engine] = {}
+        for role, spec in given.items():
+            key = id(spec)
+            if key not in built:
+                built[key] = prepared_engine(spec)
+            engines[role] = built[key]
+        merged = {k: dict(v) for k, v in m.filter_options.items()}
+        for k, v in (filter_options or {}).items():
+            merged.setdefault(k, {}).update(v)
+        return m, loaded, engines, build_filters(filters, merged)
+
+    m, loaded, engines, chosen = await asyncio.to_thread(prepare)
+    if isinstance(m, SelfInstructMethod) and loaded.kind == "tasks":
+        # the seed's generate_dataset: the same report as always
+        result, stats = await _self_instruct(
+            loaded.tasks,
+            engines["instructions"],
+            open_cache(cache),
+            config=config,
+            progress=progress,
+            num_instructions_for_finetuning=size.n,
+            num_instructions=size.num_instructions,
+            seed=size.seed,
+            filters=chosen,
+            options=m.options,
+        )
+        si_report = {
+            "method": m.name,
+            **result.report,
+            "engine": engines["instructions"].name,
+            "model": engines["instructions"].model,
+            "filters": [f.name for f in chosen],
+            "requests": stats,
+        }
+        return RunResult(result.rows, si_report)
+    ctx = DispatchContext(
+        engines,
+        size=size,
+        config=config,
+        cache=open_cache(cache),
+        filters=chosen,
+        progress=progress,
+    )
+    started = time.monotonic()
+    async with ctx:
+        out = await m.run(loaded, ctx)
+        stats = ctx.stats()
+    main = engines["instructions"]
+    rows = [{"engine": main.name, "model": main.model, "source": m.name, **r} for r in out.rows]
+    import dataclasses
+
+    report: dict[str, Any] = {
+        "pipeline": m.name,
+        "method": m.name,
+        "method_options": _jsonable(dataclasses.asdict(m.options)),
+        "input": {"kind": loaded.kind, "path": str(loaded.path) if loaded.path else None},
+        "requested": {
+            "num_instructions_for_finetuning": size.n,
+            "num_instructions": size.num_instructions,
+            "seed": size.seed,
+        },
+        "examples": len(rows),
+        **out.report,
+        "engine": main.name,
+        "model": main.model,
+        "engines": {role: f"{e.name}:{e.model}" for role, e in engines.items()},
         "requests": stats,
     }
-    return RunResult(result.rows, report)
+    if "filter_drops" not in out.report:
+        report.update(ctx.filter_report())
+    else:
+        report.setdefault("filters", [f.name for f in chosen])
+    report.setdefault("timings", {})
+    report["timings"] = {
+        **report["timings"],
+        "filters_s": round(ctx.filter_s, 3),
+        "total_s": round(time.monotonic() - started, 3),
+    }
+    return RunResult(rows, report)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
 
 
 # -- a directory of documents -------------------------------------------------------------------
