@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 from conftest import SHARED
 from instructgen_evol import elimination, prompts
+from instructgen_evol.method import EvolInstruct
 from instructgen_evol.replies import clean_reply, parse_equality, parse_evolved
-from instructgen_evol.seeds import load_seeds
+from instructgen_evol.seeds import seeds_of
 
-from instructgen import ConfigError
+from instructgen import ConfigError, MethodInput
+from instructgen.runs import load_method_input
 
 TARGET = (
     "Write a haiku about autumn leaves that uses a metaphor for aging and ends with a question."
@@ -198,67 +200,64 @@ def test_clean_reply_drops_reasoning_blocks() -> None:
 
 
 def test_seeds_from_a_tasks_file_join_the_first_input(tmp_path: Path) -> None:
-    seed_tasks_path = tmp_path / "seed_tasks.jsonl"
-    shutil.copy(SHARED / "data" / "seed_tasks.jsonl", seed_tasks_path)
-    seeds = load_seeds(seed_tasks_path)
+    path = tmp_path / "seed_tasks.jsonl"
+    shutil.copy(SHARED / "data" / "seed_tasks.jsonl", path)
+    seeds = seeds_of(load_method_input(path))
     assert len(seeds) == 175
-    first = json.loads(seed_tasks_path.read_text().splitlines()[0])
-    assert seeds[0].id == first["id"]
-    assert seeds[0].text.startswith(first["instruction"].strip())
-    if first["instances"][0]["input"].strip():
-        assert seeds[0].text.endswith(first["instances"][0]["input"].strip())
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    with_input = next(i for i, t in enumerate(lines) if t["instances"][0]["input"].strip())
+    task = lines[with_input]
+    assert seeds[with_input].id == task["id"]
+    assert seeds[with_input].text == (
+        task["instruction"].strip() + "\n" + task["instances"][0]["input"].strip()
+    )
+    without = next(i for i, t in enumerate(lines) if not t["instances"][0]["input"].strip())
+    assert seeds[without].text == lines[without]["instruction"].strip()
 
 
-def test_seeds_from_instruction_lines_and_an_alpaca_array(tmp_path: Path) -> None:
+def test_seeds_from_instruction_lines(tmp_path: Path) -> None:
     lines = tmp_path / "instructions.jsonl"
     lines.write_text(
         '{"instruction": "Give three tips for staying healthy."}\n\n'
-        '{"id": "x7", "instruction": "Translate to French.", "input": "Good morning"}\n'
+        '{"instruction": "Translate \'good morning\' to French."}\n'
     )
-    seeds = load_seeds(lines)
+    seeds = seeds_of(load_method_input(lines))
     assert [(s.id, s.text) for s in seeds] == [
-        ("0", "Give three tips for staying healthy."),
-        ("x7", "Translate to French.\nGood morning"),
+        ("instruction_0", "Give three tips for staying healthy."),
+        ("instruction_1", "Translate 'good morning' to French."),
     ]
-    alpaca = tmp_path / "alpaca_data.json"
-    alpaca.write_text(
-        json.dumps(
-            [
-                {
-                    "instruction": "Identify the odd one out.",
-                    "input": "Twitter, Instagram, Telegram",
-                    "output": "Telegram",
-                },
-                {
-                    "instruction": "Describe a hard decision you made.",
-                    "input": "",
-                    "output": "...",
-                },
-            ]
-        )
+
+
+def test_seeds_from_a_saved_dataset_join_the_input() -> None:
+    rows = (
+        {"instruction": "Identify the odd one out.", "text": "Twitter, Instagram, Telegram"},
+        {"instruction": "Describe a hard decision you made.", "text": ""},
+        {"instruction": "  ", "text": ""},
     )
-    assert [s.text for s in load_seeds(alpaca)] == [
-        "Identify the odd one out.\nTwitter, Instagram, Telegram",
-        "Describe a hard decision you made.",
+    seeds = seeds_of(MethodInput("dataset", rows=rows))
+    assert [(s.id, s.text) for s in seeds] == [
+        ("row_0", "Identify the odd one out.\nTwitter, Instagram, Telegram"),
+        ("row_1", "Describe a hard decision you made."),
     ]
 
 
 @pytest.mark.parametrize(
-    ("content", "message"),
+    ("options", "message"),
     [
-        ('{"instruction": "ok"}\n{"instruction": ""}\n', "seeds.jsonl:2: instruction:"),
-        ('{"instruction": "ok"}\n{"prompt": "x"}\n', "seeds.jsonl:2: instruction:"),
-        ('{"instruction": "ok"}\n{"instruction": "a", "input": 3}\n', "seeds.jsonl:2: input:"),
-        ('{"instruction": "ok"}\n{not json\n', "seeds.jsonl:2: not valid JSON"),
-        ("\n\n", "no seed instructions"),
+        ({"rounds": "0"}, "rounds must be at least 1"),
+        ({"operations": "deepening,widening"}, "unknown widening"),
+        ({"top_p": "0"}, "top_p"),
+        ({"window": "-3"}, "window"),
     ],
 )
-def test_bad_seed_files_name_file_line_and_field(
-    tmp_path: Path, content: str, message: str
-) -> None:
-    path = tmp_path / "seeds.jsonl"
-    path.write_text(content)
+def test_bad_options_are_refused(options: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError) as info:
-        load_seeds(path)
+        EvolInstruct(options)
     assert message in str(info.value)
-    assert "\n" not in str(info.value)
+
+
+def test_operations_option() -> None:
+    assert EvolInstruct({"operations": "depth"}).options.operation_list == prompts.DEPTH_OPERATIONS
+    assert EvolInstruct({"operations": "breadth"}).options.operation_list == ("in-breadth",)
+    picked = EvolInstruct({"operations": "in-breadth, deepening"}).options.operation_list
+    assert picked == ("in-breadth", "deepening")

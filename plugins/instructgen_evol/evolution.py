@@ -24,14 +24,14 @@ import time
 from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from instructgen import (
-    AuthenticationError,
     Completion,
     ConfigError,
-    Engine,
     EngineError,
+    MethodContext,
+    MethodOptions,
     Request,
 )
 from instructgen_evol import elimination, prompts, replies
@@ -41,6 +41,7 @@ __all__ = [
     "EvolResult",
     "Seed",
     "expected_evolutions",
+    "parse_operations",
     "run_evol_instruct",
 ]
 
@@ -57,16 +58,6 @@ ALL_FAILED_AFTER = 5
 EXAMPLES = 3
 
 
-class Completer(Protocol):
-    """What the method needs of the dispatcher."""
-
-    engine: Engine
-
-    async def complete(
-        self, request: Request, *, sample: int = 0, batchable: bool = False
-    ) -> Completion: ...
-
-
 @dataclass(frozen=True)
 class Seed:
     """One instruction of the initial pool. ``text`` is the instruction with its input, if
@@ -76,51 +67,76 @@ class Seed:
     text: str
 
 
+def parse_operations(spec: str) -> tuple[str, ...]:
+    """``all``, ``depth`` (the five in-depth operations), ``breadth``, or a comma-separated list
+    of operation names."""
+    spec = spec.strip().lower()
+    if spec == "all":
+        return prompts.OPERATIONS
+    if spec == "depth":
+        return prompts.DEPTH_OPERATIONS
+    if spec == "breadth":
+        return (prompts.IN_BREADTH,)
+    names = tuple(dict.fromkeys(p.strip() for p in spec.split(",") if p.strip()))
+    unknown = [n for n in names if n not in prompts.OPERATIONS]
+    if unknown or not names:
+        raise ValueError(
+            f"operations: unknown {', '.join(unknown) or '(none given)'}; use all, depth, "
+            f"breadth or a comma-separated list of {', '.join(prompts.OPERATIONS)}"
+        )
+    return names
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
 @dataclass(frozen=True)
-class EvolOptions:
+class EvolOptions(MethodOptions):
     """The method's options (``-m KEY VALUE``)."""
 
-    rounds: int = 4
-    """Rounds of evolution; the paper ran four."""
-    window: int = 128
-    """Evolutions in flight at once (each is one request at a time: evolve, then the answer
-    and the equality check together). The dataset does not depend on it."""
-    operations: tuple[str, ...] = prompts.OPERATIONS
-    """The operations drawn from, with equal probability."""
-    evolution_max_tokens: int = 1024
-    answer_max_tokens: int = 2048
-    equality_max_tokens: int = 32
-    temperature: float = 1.0
-    top_p: float = 0.95
+    rounds: int = field(default=4, metadata=_help("rounds of evolution (the paper ran 4)"))
+    operations: str = field(
+        default="all",
+        metadata=_help(
+            "operations drawn from with equal probability: all, depth, breadth or a "
+            "comma-separated list of " + ", ".join(prompts.OPERATIONS)
+        ),
+    )
+    window: int = field(
+        default=128,
+        metadata=_help(
+            "evolutions in flight at once (the dataset does not depend on it); in batch mode "
+            "give at least the number of seeds, so each round's answers go in one batch"
+        ),
+    )
+    evolution_max_tokens: int = field(default=1024, metadata=_help("max tokens of an evolution"))
+    answer_max_tokens: int = field(default=2048, metadata=_help("max tokens of an answer"))
+    equality_max_tokens: int = field(
+        default=32, metadata=_help("max tokens of the equality check's verdict")
+    )
+    temperature: float = field(
+        default=1.0, metadata=_help("sampling temperature of evolutions and answers")
+    )
+    top_p: float = field(default=0.95, metadata=_help("nucleus sampling of evolutions and answers"))
 
     def __post_init__(self) -> None:
         if self.rounds < 1:
-            raise ConfigError(f"evol-instruct: rounds must be at least 1, got {self.rounds}")
+            raise ValueError(f"rounds must be at least 1, got {self.rounds}")
         if self.window < 1:
-            raise ConfigError(f"evol-instruct: window must be at least 1, got {self.window}")
-        unknown = [op for op in self.operations if op not in prompts.OPERATIONS]
-        if unknown or not self.operations:
-            raise ConfigError(
-                f"evol-instruct: unknown operation {', '.join(unknown) or '(none given)'}; "
-                f"known: {', '.join(prompts.OPERATIONS)}"
-            )
+            raise ValueError(f"window must be at least 1, got {self.window}")
+        parse_operations(self.operations)
         for name in ("evolution_max_tokens", "answer_max_tokens", "equality_max_tokens"):
             if getattr(self, name) < 1:
-                raise ConfigError(f"evol-instruct: {name} must be at least 1")
-        if not 0 <= self.temperature <= 2 or not 0 < self.top_p <= 1:
-            raise ConfigError("evol-instruct: temperature must be in [0, 2] and top_p in (0, 1]")
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.temperature <= 2:
+            raise ValueError(f"temperature must be between 0 and 2, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "rounds": self.rounds,
-            "window": self.window,
-            "operations": list(self.operations),
-            "evolution_max_tokens": self.evolution_max_tokens,
-            "answer_max_tokens": self.answer_max_tokens,
-            "equality_max_tokens": self.equality_max_tokens,
-            "temperature": self.temperature,
-            "top_p": self.top_p,
-        }
+    @property
+    def operation_list(self) -> tuple[str, ...]:
+        return parse_operations(self.operations)
 
 
 def expected_evolutions(pool: int, target: int, rounds: int, keep: float = PRIOR_KEEP) -> int:
@@ -161,26 +177,23 @@ class _Outcome:
 
 async def run_evol_instruct(
     seeds: Sequence[Seed],
-    dispatcher: Completer,
+    ctx: MethodContext,
     *,
     target: int,
     options: EvolOptions | None = None,
     seed: int = 42,
-    answers: Completer | None = None,
-    batch: bool = False,
     source: str = "evol-instruct",
 ) -> EvolResult:
     """Exactly ``target`` evolved instructions with their answers (or all the rounds give).
 
-    ``answers`` answers the evolved instructions (default: ``dispatcher``). ``batch``: every
-    request may go through the engine's batch API, and the whole pool is in flight at once, so
-    a round costs two batch turns (evolutions; then answers and equality checks)."""
+    Evolutions go to the ``instructions`` engine, answers to ``answers``, equality checks to
+    ``judge`` (each falls back to the ``instructions`` engine)."""
     options = options or EvolOptions()
     if not seeds:
         raise ConfigError("evol-instruct needs at least one seed instruction")
     if target < 1:
         raise ConfigError(f"evol-instruct: the number of examples must be >= 1, got {target}")
-    run = _Run(seeds, dispatcher, answers or dispatcher, target, options, seed, batch, source)
+    run = _Run(seeds, ctx, target, options, seed, source)
     await run.run()
     return EvolResult(run.rows, run.report())
 
@@ -189,25 +202,22 @@ class _Run:
     def __init__(
         self,
         seeds: Sequence[Seed],
-        dispatcher: Completer,
-        answers: Completer,
+        ctx: MethodContext,
         target: int,
         options: EvolOptions,
         seed: int,
-        batch: bool,
         source: str,
     ) -> None:
         self.seeds = list(seeds)
-        self.dispatcher = dispatcher
-        self.answers = answers
+        self.ctx = ctx
         self.target = target
         self.options = options
+        self.operations = options.operation_list
         self.seed = seed
-        self.batch = batch
         self.source = source
         self.pool_size = len(seeds)
         self.total = options.rounds * self.pool_size
-        self.window = self.total if batch else options.window
+        self.window = options.window
         self.pool = [_Parent(s.text, s.id, 0) for s in seeds]
         self.seed_texts = {_norm(s.text) for s in seeds}
         self.rows: list[dict[str, Any]] = []
@@ -247,14 +257,19 @@ class _Run:
     async def run(self) -> None:
         try:
             while True:
+                started = self.issued
                 while self.may_issue():
                     k = self.issued
                     self.tasks[k] = asyncio.ensure_future(self._evolve(k))
                     self.issued += 1
+                if self.issued > started:
+                    # each evolution is expected to send its answer and equality check too
+                    self.ctx.expect(3 * (self.issued - started))
                 if self.processed == self.issued:
                     return
                 outcome = await self.tasks.pop(self.processed)
                 self._record(outcome)
+                self.ctx.tick("evolutions kept", len(self.rows), self.target)
                 if len(self.rows) >= self.target:
                     return
         finally:
@@ -268,25 +283,21 @@ class _Run:
     # -- one evolution --------------------------------------------------------------------------
 
     async def _complete(
-        self, who: Completer, request: Request, k: int, kind: str, out: _Outcome
+        self, request: Request, k: int, role: str, out: _Outcome, *, batchable: bool
     ) -> Completion | None:
-        out.requests[kind] += 1
-        try:
-            # Every request is complete when it is sent (nothing it needs is pending), so
-            # each may go through a batch API; in batch mode the whole pool is in flight.
-            return await who.complete(request, sample=k, batchable=True)
-        except AuthenticationError:
-            raise
-        except EngineError:
+        out.requests[role] += 1
+        result = await self.ctx.complete(request, role=role, sample=k, batchable=batchable)
+        if isinstance(result, EngineError):
             out.failed = True
             return None
+        return result
 
     async def _evolve(self, k: int) -> _Outcome:
         round_no, index = divmod(k, self.pool_size)
         round_no += 1
         parent = self.pool[index]
         o = self.options
-        evolution = prompts.choose_evolution(self.seed, round_no, index, o.operations)
+        evolution = prompts.choose_evolution(self.seed, round_no, index, self.operations)
         out = _Outcome(k, evolution)
         request = prompts.evolution_request(
             evolution,
@@ -295,7 +306,8 @@ class _Run:
             temperature=o.temperature,
             top_p=o.top_p,
         )
-        reply = await self._complete(self.dispatcher, request, k, "evolution", out)
+        # The next round's evolution of this instruction is built from this reply: online.
+        reply = await self._complete(request, k, "instructions", out, batchable=False)
         if reply is None:
             return out
         if reply.finish_reasons and reply.finish_reasons[0] == "length":
@@ -317,9 +329,10 @@ class _Run:
         ask = prompts.answer_request(
             evolved, max_tokens=o.answer_max_tokens, temperature=o.temperature, top_p=o.top_p
         )
+        # No request is built from an answer or a verdict: both may go through a batch API.
         verdict, answer = await asyncio.gather(
-            self._complete(self.dispatcher, judge, k, "equality", out),
-            self._complete(self.answers, ask, k, "answer", out),
+            self._complete(judge, k, "judge", out, batchable=True),
+            self._complete(ask, k, "answers", out, batchable=True),
         )
         if verdict is None or answer is None:
             return out
@@ -365,7 +378,7 @@ class _Run:
         self.answers_cut += out.answer_cut
         self.kept_by_round[round_no] += 1
         self.kept_by_operation[op] += 1
-        engine = self.answers.engine
+        engine = self.ctx.engine("answers")
         self.rows.append(
             {
                 "instruction": out.instruction,
@@ -375,9 +388,7 @@ class _Run:
                 "model": engine.model,
                 "seed_task_ids": [parent.seed_id],
                 "is_classification": False,
-                "source": self.source,
-                "round": round_no,
-                "operation": op,
+                "source": f"{self.source}:round-{round_no}:{op}",
             }
         )
 
@@ -394,7 +405,7 @@ class _Run:
         return {
             "pipeline": "evol-instruct",
             "seed_instructions": self.pool_size,
-            "requested": {"examples": self.target, "seed": self.seed, **self.options.to_dict()},
+            "requested": {"examples": self.target, "seed": self.seed},
             "examples": len(self.rows),
             "evolutions_sent": self.issued,
             "evolutions_recorded": self.processed,
@@ -409,7 +420,12 @@ class _Run:
             "failed_evolutions": self.failed,
             "equality_unclear": self.equality_unclear,
             "answers_cut_by_length": self.answers_cut,
-            "requests": dict(self.requests),
+            "requests_by_role": dict(self.requests),
+            # The paper's elimination step is this method's filter; Self-Instruct's
+            # instruction filters (ROUGE-L novelty against the pool, ...) would drop
+            # in-depth evolutions for resembling their parents.
+            "filters": [],
+            "filter_drops": {},
             "shortfall_reason": shortfall,
             "timings": {"total_s": round(time.monotonic() - self.started, 3)},
         }

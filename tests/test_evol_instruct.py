@@ -1,0 +1,198 @@
+"""evol-instruct end to end through the core's run_method, the real OpenAI SDK and a local
+wire-format server whose replies look like a real model's (tests/evol_responder.py): exact
+counts, evolved instructions only, every elimination reason counted, the same dataset at any
+concurrency and from the cache, failed requests counted, the dry-run estimate."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import instructgen_evol
+import pytest
+from conftest import SHARED, TEST_KEY
+from evol_responder import respond
+from instructgen_evol import elimination
+from instructgen_evol.method import EvolInstruct
+from wire_server import WireServer
+
+import instructgen
+from instructgen import RunSize
+from instructgen import plugins as pm
+from instructgen.dispatch import DispatchConfig
+from instructgen.runs import RunResult, load_method_input, run_method
+
+SEED = SHARED / "data" / "seed_tasks.jsonl"
+
+
+@pytest.fixture(autouse=True)
+def _registered() -> Any:
+    """The plugin as its entry point registers it (registered in-process when the installed
+    metadata predates the entry point)."""
+    if "evol-instruct" in pm.methods():
+        yield
+        return
+    name = instructgen.register_plugin(instructgen_evol, name="evol")
+    try:
+        yield
+    finally:
+        instructgen.unregister_plugin(name)
+
+
+@pytest.fixture
+def tasks(tmp_path: Path) -> Path:
+    dst = tmp_path / "seed_tasks.jsonl"
+    shutil.copy(SEED, dst)
+    return dst
+
+
+def run(
+    server: WireServer,
+    source: Path,
+    cache: Path | bool,
+    *,
+    n: int,
+    concurrency: int = 16,
+    **options: Any,
+) -> RunResult:
+    engine = instructgen.engine("openai", api_key=TEST_KEY, base_url=server.openai_base_url)
+    return asyncio.run(
+        run_method(
+            "evol-instruct",
+            source,
+            engine,
+            size=RunSize(n=n, num_instructions=n, seed=7),
+            method_options=options,
+            cache=cache,
+            config=DispatchConfig(concurrency=concurrency, max_attempts=2, backoff_base=0.01),
+        )
+    )
+
+
+def test_exact_count_evolved_only_every_elimination_counted(
+    wire_server: WireServer, tasks: Path, tmp_path: Path
+) -> None:
+    wire_server.responder = respond
+    result = run(wire_server, tasks, tmp_path / "cache.db", n=300, rounds="3")
+    rows, report = result.rows, result.report
+    assert len(rows) == 300
+    seeds = {s.text for s in instructgen_evol.seeds.seeds_of(load_method_input(tasks))}
+    seeds |= {t.instruction for t in load_method_input(tasks).tasks}
+    assert not any(r["instruction"] in seeds for r in rows)
+    assert len({r["instruction"] for r in rows}) == 300
+    assert all(r["target"].strip() for r in rows)
+    # The round and the operation travel in `source`; rounds run in order.
+    parts = [r["source"].split(":") for r in rows]
+    assert all(p[0] == "evol-instruct" and p[1].startswith("round-") for p in parts)
+    rounds = [int(p[1].removeprefix("round-")) for p in parts]
+    assert rounds == sorted(rounds) and rounds[0] == 1 and rounds[-1] >= 2
+    ops = Counter(p[2] for p in parts)
+    assert set(ops) == set(instructgen_evol.prompts.OPERATIONS)
+    # Nothing the elimination step forbids is in the dataset.
+    for r in rows:
+        assert not elimination.copies_template(r["instruction"])
+        assert elimination.answer_elimination(r["target"]) is None
+        assert not r["instruction"].startswith(("Here is", '"', "```", "**", "<think>"))
+        assert "This rewritten prompt" not in r["instruction"]
+    ev = report["eliminations"]
+    assert set(ev) == set(elimination.REASONS)
+    assert all(ev[reason] > 0 for reason in elimination.REASONS), ev
+    assert report["unusable_evolutions"]["no prompt in the evolution reply"] > 0
+    assert report["examples"] == 300
+    kept = sum(int(v) for v in report["kept_by_round"].values())
+    assert kept == 300
+    # Every recorded evolution is a row, an elimination, an unusable reply or a failure.
+    assert report["evolutions_recorded"] == (
+        300
+        + sum(ev.values())
+        + sum(report["unusable_evolutions"].values())
+        + report["failed_evolutions"]
+    )
+    assert report["requests"]["requests_failed"] == 0
+    sent = report["requests_by_role"]  # of the recorded evolutions
+    assert sent["instructions"] == report["evolutions_recorded"]
+    assert sent["answers"] == sent["judge"] <= sent["instructions"]
+
+
+def test_same_dataset_at_any_concurrency_and_from_the_cache(
+    wire_server: WireServer, tasks: Path, tmp_path: Path
+) -> None:
+    wire_server.responder = respond
+    one = run(wire_server, tasks, tmp_path / "a.db", n=60, concurrency=1, rounds="2", window="8")
+    many = run(wire_server, tasks, tmp_path / "b.db", n=60, concurrency=32, rounds="2")
+    assert one.rows == many.rows
+    assert one.report["eliminations"] == many.report["eliminations"]
+    wire_server.reset_counts()
+    again = run(wire_server, tasks, tmp_path / "b.db", n=60, concurrency=32, rounds="2")
+    assert again.rows == many.rows
+    assert len(wire_server.requests) == 0  # all from the cache
+    assert again.report["requests"]["requests_cached"] > 0
+
+
+def test_a_parent_whose_evolution_failed_evolves_again_next_round(
+    wire_server: WireServer, tmp_path: Path
+) -> None:
+    """Two seeds, four rounds: an eliminated evolution leaves its parent in the pool, and the
+    next round evolves that parent with a request of its own (never the cached failure)."""
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text(
+        '{"instruction": "Explain photosynthesis to a child."}\n'
+        '{"instruction": "Summarize the causes of World War I."}\n'
+    )
+    calls: list[str] = []
+
+    def responder(call: Any) -> str:
+        calls.append(call.prompt)
+        # Round 1 of the first seed copies the template; everything else evolves.
+        evolving = "#Rewritten Prompt#:" in call.prompt or "#Created Prompt#:" in call.prompt
+        if evolving and "Explain photosynthesis to a child.\n\n#" in call.prompt and len(calls) < 4:
+            return "Rewrite the given prompt for a teenager."
+        return respond(call)
+
+    wire_server.responder = responder
+    result = run(wire_server, seeds, tmp_path / "c.db", n=8, concurrency=1, rounds="4")
+    report = result.report
+    assert report["eliminations"][elimination.COPIED_TEMPLATE] >= 1
+    # The first seed's chain still reached round 2 from the original instruction.
+    evolutions = [p for p in calls if "Prompt#:" in p]
+    photosynthesis = [p for p in evolutions if "Explain photosynthesis to a child.\n\n#" in p]
+    assert len(photosynthesis) >= 2
+
+
+def test_failed_requests_return_the_parent_and_are_counted(
+    wire_server: WireServer, tasks: Path, tmp_path: Path
+) -> None:
+    wire_server.responder = respond
+    wire_server.inject("400", times=3)
+    result = run(wire_server, tasks, tmp_path / "d.db", n=20, rounds="2")
+    assert len(result.rows) == 20
+    assert result.report["failed_evolutions"] >= 1
+
+
+def test_shortfall_when_the_rounds_cannot_give_enough(
+    wire_server: WireServer, tmp_path: Path
+) -> None:
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text('{"instruction": "Name three primes."}\n')
+    wire_server.responder = respond
+    result = run(wire_server, seeds, tmp_path / "e.db", n=10, rounds="2")
+    assert len(result.rows) <= 2
+    assert "2 rounds over 1 seed instructions" in result.report["shortfall_reason"]
+
+
+def test_estimate_counts_the_three_stages(tasks: Path) -> None:
+    method = EvolInstruct({"rounds": "3"})
+    source = load_method_input(tasks)
+    stages = {e.stage: e for e in method.estimate(source, RunSize(n=300, seed=7), chat=True)}
+    assert set(stages) == {"evolve", "judge", "answer"}
+    assert stages["evolve"].expected == 375  # 300 rows at 0.8 kept per evolution
+    assert stages["evolve"].upper == 3 * 175
+    assert stages["judge"].batchable and stages["answer"].batchable
+    assert not stages["evolve"].batchable
+    assert stages["answer"].role == "answers" and stages["judge"].role == "judge"
+    assert "#Rewritten Prompt#" in stages["evolve"].request.as_prompt() or (
+        "#Created Prompt#" in stages["evolve"].request.as_prompt()
+    )
