@@ -6,6 +6,7 @@ JSON line of statistics (requests answered, first arrival and last answer, the m
 
     python benchmarks/_server.py 0.2                      # a fixed short answer
     python benchmarks/_server.py 0.2 --selfinstruct       # plausible Self-Instruct replies
+    python benchmarks/_server.py 0.2 --evol               # Evol-Instruct replies
     python benchmarks/_server.py 0.2 --selfinstruct --latency-bootstrap 0.12 \\
         --latency-classify 0.01 --latency-instances 0.06  # per-stage latencies
 """
@@ -24,6 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _evol_replies
 import _selfinstruct_replies
 
 
@@ -141,6 +143,11 @@ async def handle(
                 text = _selfinstruct_replies.reply(prompt, chat)
                 override = getattr(args, f"latency_{kind}")
                 latency = latency if override is None else override
+            elif args.evol:
+                prompt, chat = prompt_of(req)
+                kind = _evol_replies.kind(prompt)
+                st.by_kind[kind] += 1
+                text = _evol_replies.reply(prompt)
             arrived = time.monotonic()
             await asyncio.sleep(latency)
             writer.write(reply(req, text, chat))
@@ -159,6 +166,7 @@ async def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("latency", type=float, nargs="?", default=0.0)
     p.add_argument("--selfinstruct", action="store_true")
+    p.add_argument("--evol", action="store_true", help="Evol-Instruct replies (_evol_replies.py)")
     p.add_argument("--reply", default="A short benchmark answer.", help="the answer's text")
     p.add_argument("--first-request", default=None, help="file for the first request's time")
     for kind in ("bootstrap", "classify", "instances"):
