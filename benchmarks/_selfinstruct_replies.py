@@ -319,7 +319,55 @@ def instances(prompt: str) -> str:
     return "\n".join(parts)
 
 
+def alpaca(prompt: str, chat: bool) -> str:
+    """A reply to Alpaca's prompt as models write them: blocks from the next number up to 19
+    (the request stops before 20), sometimes one block short, from chat models sometimes a
+    preamble line or markdown bold labels; about one item in eight is one the filters drop
+    (blacklisted, too short, "Write a program", a copy of a shown instruction)."""
+    rng = rng_for(prompt)
+    start = int(re.search(r"(\d+)\. Instruction:\s*$", prompt).group(1))  # type: ignore[union-attr]
+    shown = re.findall(r"^\d+\. Instruction: (.+)$", prompt, re.M)
+    last = 19 - (1 if rng.random() < 0.3 else 0)
+    bold = chat and rng.random() < 0.3
+    blocks = []
+    for num in range(start, last + 1):
+        r = rng.random()
+        if r < 0.04 and shown:
+            inst = rng.choice(shown)
+        elif r < 0.08:
+            inst = f"Describe the {noun(rng)} in this video for {rng.choice(AUDIENCES)}."
+        elif r < 0.10:
+            inst = "Say hello."
+        elif r < 0.12:
+            inst = f"Write a program that sorts a {noun(rng)} list."
+        else:
+            inst = instruction(rng)
+        given = (
+            "<noinput>"
+            if rng.random() < 0.4
+            else f"The {rng.choice(ADJS)} {noun(rng)} of {rng.choice(AUDIENCES)} in "
+            f"{rng.choice(PLACES)}."
+        )
+        out = (
+            f"Start with its {rng.choice(TOPICS)}: the {noun(rng)} needs "
+            f"{rng.randint(2, 40)} more hours of work."
+        )
+        if bold:
+            head = [f"**{num}. {x}:**" for x in ("Instruction", "Input", "Output")]
+        else:
+            head = [f"{num}. {x}:" for x in ("Instruction", "Input", "Output")]
+        blocks.append(f"{head[0]} {inst}\n{head[1]}\n{given}\n{head[2]}\n{out}")
+    text = "\n###\n".join(blocks)
+    if not chat:
+        return text.split(":", 1)[1]  # a completion continues after "N. Instruction:"
+    if rng.random() < 0.3:
+        text = f"Sure! Here are {last - start + 1} more tasks:\n\n" + text
+    return text
+
+
 def kind(prompt: str) -> str:
+    if "come up with a set of 20 diverse task instructions" in prompt:
+        return "alpaca"
     if "Come up with a series of tasks" in prompt:
         return "bootstrap"
     if "Is it classification?" in prompt:
@@ -329,6 +377,8 @@ def kind(prompt: str) -> str:
 
 def reply(prompt: str, chat: bool) -> str:
     k = kind(prompt)
+    if k == "alpaca":
+        return alpaca(prompt, chat)
     if k == "bootstrap":
         return bootstrap(prompt, chat)
     if k == "classify":

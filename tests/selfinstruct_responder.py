@@ -10,8 +10,14 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+import sys
+from pathlib import Path
 
 from wire_server import WireCall
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import _selfinstruct_replies
 
 VERBS = [
     "Explain",
@@ -125,6 +131,8 @@ def respond(call: WireCall) -> str:
     rng = _rng(prompt)
     if "different question-answer pairs" in prompt:
         return qa_reply(prompt, call.kind)
+    if "come up with a set of 20 diverse task instructions" in prompt:
+        return alpaca_reply(prompt, call.kind)
     if "Is it classification?" in prompt:
         task = prompt.rsplit("Task:", 1)[-1].replace("Is it classification?", "")
         return " Yes" if re.search(r"classif|whether|Identify", task, re.I) else " No"
@@ -171,3 +179,9 @@ def respond(call: WireCall) -> str:
         body = "\n".join(lines)
         return f"{start}. " + body if call.kind == "chat" else " " + body
     return "I do not understand the request."
+
+
+def alpaca_reply(prompt: str, kind: str) -> str:
+    """Alpaca replies as models write them: the benchmarks' generator (one generator for
+    tests and benchmarks; varied enough that most items pass ROUGE-L novelty)."""
+    return _selfinstruct_replies.alpaca(prompt, kind == "chat")

@@ -26,9 +26,10 @@ from instructgen.batching import BatchConfig
 from instructgen.dispatch import DispatchConfig, with_batch
 from instructgen.documents.types import ExtractOptions
 from instructgen.engine_contract import Engine
-from instructgen.errors import DatasetError
+from instructgen.errors import ConfigError, DatasetError
 from instructgen.executor import Executor
 from instructgen.filter import Filter
+from instructgen.method import Method, MethodOptions, RunSize, parse_options
 from instructgen.outdir import LOCK_NAME, claim, hold_lock, remove_workdir, replace_folder
 from instructgen.progress import ProgressCallback
 from instructgen.selfinstruct.options import SelfInstructOptions
@@ -108,6 +109,11 @@ def _limits(
     if max_memory_mb is not None:
         out = replace(out, max_memory_mb=max_memory_mb)
     return out
+
+
+def _is_self_instruct(method: str | Method) -> bool:
+    name = method.name if isinstance(method, Method) else method
+    return name.lower() == "self-instruct"
 
 
 def _normalise(row: dict[str, Any]) -> dict[str, Any]:
@@ -415,8 +421,11 @@ class InstructionDataset:
         filter_options: Mapping[str, Mapping[str, Any]] | None = None,
         self_instruct: SelfInstructOptions | None = None,
         batch: bool | BatchConfig = False,
+        method: str | Method | None = None,
+        method_options: MethodOptions | Mapping[str, Any] | None = None,
     ) -> InstructionDataset:
-        """Self-Instruct from a tasks.jsonl file (or a list of ``SeedTask``s).
+        """Self-Instruct from a tasks.jsonl file (or a list of ``SeedTask``s), or any
+        generation method (``method="alpaca"``, ``instructgen methods`` lists them).
 
         ``engine``: an ``Engine`` or a name such as ``"openai:gpt-4o-mini"``.
         ``filters``: filter names or instances (default: every registered default filter);
@@ -430,7 +439,47 @@ class InstructionDataset:
         ``batch``: ``True`` (or a ``BatchConfig``) sends the classification and instance
         requests through the engine's batch API (OpenAI's costs half); the bootstrap stays
         online. A rerun resumes batches still running and submits none twice.
+        ``method``: a registered method's name or a ``Method`` instance (default:
+        ``"self-instruct"``); ``path`` is then what it reads: a tasks.jsonl, a JSONL of
+        instructions, a saved dataset's folder or a folder of documents. ``method_options``:
+        its options (a mapping, checked and converted; unknown keys raise ``UnknownNameError``
+        listing them). Every method gets the cache, resume, batch mode, ``max_cost``,
+        filters and progress; its report section goes to ``run_report``.
         """
+        if method is not None and not _is_self_instruct(method):
+            if self_instruct is not None:
+                raise ConfigError(
+                    "self_instruct options are Self-Instruct's; pass method_options to "
+                    f"method {getattr(method, 'name', method)!r}"
+                )
+            result = await runs.run_method(
+                method,
+                path,
+                engine,
+                size=RunSize(num_instructions_for_finetuning, num_instructions, seed),
+                method_options=method_options,
+                cache=cache,
+                config=with_batch(config, batch),
+                progress=progress,
+                filters=filters,
+                filter_options=filter_options,
+            )
+            return cls(result.rows, result.report)
+        if method_options is not None:
+            if self_instruct is not None:
+                raise ConfigError(
+                    "pass Self-Instruct's options once: self_instruct or method_options"
+                )
+            if isinstance(method_options, SelfInstructOptions):
+                self_instruct = method_options
+            elif isinstance(method_options, Mapping):
+                parsed = parse_options("self-instruct", SelfInstructOptions, method_options)
+                assert isinstance(parsed, SelfInstructOptions)
+                self_instruct = parsed
+            else:
+                raise ConfigError("self-instruct takes SelfInstructOptions or a mapping")
+        elif isinstance(method, Method):
+            self_instruct = method.options
         result = await runs.run_self_instruct_tasks(
             path,
             engine,
@@ -462,6 +511,8 @@ class InstructionDataset:
         filter_options: Mapping[str, Mapping[str, Any]] | None = None,
         self_instruct: SelfInstructOptions | None = None,
         batch: bool | BatchConfig = False,
+        method: str | Method | None = None,
+        method_options: MethodOptions | Mapping[str, Any] | None = None,
     ) -> InstructionDataset:
         """``agenerate_dataset`` for sync code (also inside a running loop, e.g. notebooks)."""
         return run_sync(
@@ -478,6 +529,8 @@ class InstructionDataset:
                 filter_options=filter_options,
                 self_instruct=self_instruct,
                 batch=batch,
+                method=method,
+                method_options=method_options,
             )
         )
 

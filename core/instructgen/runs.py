@@ -13,7 +13,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,15 @@ from instructgen.errors import ConfigError
 from instructgen.executor import Executor, GenerationResult
 from instructgen.filter import Filter
 from instructgen.limits import check_dataset_size
-from instructgen.method import Method, MethodInput, MethodOptions, RunSize
+from instructgen.method import (
+    Method,
+    MethodContext,
+    MethodInput,
+    MethodOptions,
+    MethodResult,
+    RequestEstimate,
+    RunSize,
+)
 from instructgen.methods.context import DispatchContext
 from instructgen.methods.selfinstruct import SelfInstructMethod
 from instructgen.outdir import claim, remove_workdir, user_cache_dir
@@ -424,14 +432,16 @@ async def run_method(
             "requests": stats,
         }
         return RunResult(result.rows, si_report)
+    own_cache = isinstance(m, DocumentQAMethod)  # the directory pipeline opens its caches
     ctx = DispatchContext(
         engines,
         size=size,
         config=config,
-        cache=open_cache(cache),
+        cache=None if own_cache else open_cache(cache),
         filters=chosen,
         progress=progress,
     )
+    ctx.cache_location = cache
     started = time.monotonic()
     async with ctx:
         out = await m.run(loaded, ctx)
@@ -694,6 +704,81 @@ async def run_from_dir(
     if spill is not None:
         spill.close()
     return RunResult(rows, report, spill, workdir)
+
+
+@dataclass(frozen=True)
+class DocumentQAOptions(MethodOptions):
+    chunk_size: int = field(default=8000, metadata={"help": "characters per chunk"})
+    samples_per_chunk: int = field(
+        default=5, metadata={"help": "question/answer pairs asked for per chunk"}
+    )
+
+    def __post_init__(self) -> None:
+        if self.chunk_size < 1 or self.samples_per_chunk < 1:
+            raise ValueError("chunk_size and samples_per_chunk must be at least 1")
+
+
+class DocumentQAMethod(Method):
+    """Document Q/A as a method: the directory pipeline (``run_from_dir`` on the local
+    executor). Defined and registered here, not in ``methods/``, because that pipeline's
+    executors are wired on this floor. ``instructgen from-dir`` is its front door with every
+    extraction flag; ``generate DIR --method document-qa`` runs it with their defaults."""
+
+    name = "document-qa"
+    title = (
+        "Read a folder of documents (25 formats), cut it into chunks and ask for "
+        "question/answer pairs about each chunk"
+    )
+    paper = "xTuring generate_dataset_from_dir (Stochastic AI 2023); no paper"
+    url = "https://github.com/stochasticai/xTuring"
+    inputs = ("documents",)
+    roles = ("instructions",)
+    Options = DocumentQAOptions
+    requests_per_example = 0.2  # one request per chunk, 5 pairs asked for by default
+
+    def estimate(self, source: MethodInput, size: RunSize, *, chat: bool) -> list[RequestEstimate]:
+        from instructgen.documents.qa import qa_request
+
+        assert source.path is not None
+        found = discover_files(source.path, ExtractOptions())
+        chars = sum(f.size for f in found)
+        chunks = max(1, -(-chars // self.options.chunk_size))
+        req = qa_request(
+            "x" * min(chars, self.options.chunk_size),
+            rel="document.txt",
+            index=1,
+            total=chunks,
+            n=self.options.samples_per_chunk,
+            chat=chat,
+        )
+        return [RequestEstimate("questions", req, chunks, batchable=True, reply_tokens=300)]
+
+    async def run(self, source: MethodInput, ctx: MethodContext) -> MethodResult:
+        if not isinstance(ctx, DispatchContext):
+            raise TypeError("document-qa runs on the core's DispatchContext")
+        assert source.path is not None
+        where = getattr(ctx, "cache_location", True)  # the run's cache file, True or False
+        cache: bool | Path = Path(where).parent if isinstance(where, (str, Path)) else where
+        result = await run_from_dir(
+            source.path,
+            ctx.engine("instructions"),
+            chunk_size=self.options.chunk_size,
+            num_samples_per_chunk=self.options.samples_per_chunk,
+            cache=cache,
+            config=ctx.config,
+            progress=ctx.progress,
+        )
+        rows = list(result.spill) if result.spill is not None else result.rows
+        if result.spill is not None:
+            result.spill.close()
+        if result.workdir is not None:
+            remove_workdir(result.workdir)
+        n = ctx.size.n
+        report = {**result.report, "pairs_made": len(rows)}
+        return MethodResult(rows[:n] if n else rows, report)
+
+
+plugins.register_builtin("methods", DocumentQAMethod.name, DocumentQAMethod)
 
 
 def _workdir(out_dir: Path | None) -> Path:

@@ -19,7 +19,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "generate": (
         "instructgen.cli.generate",
         "generate",
-        "Generate a dataset from seed tasks (Self-Instruct).",
+        "Generate a dataset from seed tasks (Self-Instruct, or --method NAME).",
+    ),
+    "methods": (
+        "instructgen.cli.methods",
+        "methods",
+        "List generation methods: paper, inputs, options, cost per example.",
     ),
     "from-dir": (
         "instructgen.cli.from_dir",

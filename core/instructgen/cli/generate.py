@@ -19,6 +19,7 @@ from instructgen.cli._run import (
     size_options,
 )
 from instructgen.money import format_usd
+from instructgen.selfinstruct.options import SelfInstructOptions
 
 if TYPE_CHECKING:
     from instructgen.dataset import InstructionDataset
@@ -28,6 +29,24 @@ if TYPE_CHECKING:
 
 @click.command()
 @click.argument("tasks", type=click.Path(path_type=Path))
+@click.option(
+    "--method",
+    "method_name",
+    default=None,
+    help="Generation method (default: self-instruct); `instructgen methods` lists them. TASKS "
+    "is then what the method reads: a tasks.jsonl, a JSONL of instructions, a saved dataset's "
+    "folder or a folder of documents.",
+)
+@click.option(
+    "-m",
+    "--method-option",
+    "method_opts",
+    type=(str, str),
+    multiple=True,
+    metavar="KEY VALUE",
+    help="A method option, e.g. -m num_prompt_instructions 3 (repeatable; `instructgen "
+    "methods` lists each method's).",
+)
 @size_options
 @self_instruct_options
 @format_option
@@ -35,6 +54,8 @@ if TYPE_CHECKING:
 @handles_errors
 def generate(
     tasks: Path,
+    method_name: str | None,
+    method_opts: tuple[tuple[str, str], ...],
     n_examples: int,
     num_instructions: int,
     num_prompt_instructions: int,
@@ -53,10 +74,34 @@ def generate(
     from instructgen import plugins
     from instructgen.limits import check_dataset_size
     from instructgen.outdir import lock_output
-    from instructgen.selfinstruct.options import SelfInstructOptions
     from instructgen.tasks import load_tasks
 
     opts = RunOptions.pop_from(common)
+    given = dict(method_opts)
+    if method_name is not None and method_name.lower() != "self-instruct":
+        _generate_method(
+            tasks,
+            method_name,
+            given,
+            opts,
+            n_examples=n_examples,
+            num_instructions=num_instructions,
+            flags={"num_prompt_instructions": num_prompt_instructions, "window": window},
+            filter_options=filter_settings(rouge_tokenizer, allow_non_ascii),
+            filters=chosen_filters(add_filters, drop_filters),
+            fmt=fmt,
+        )
+        return
+    if given:  # Self-Instruct's own options by -m: the flags above are the same options
+        from instructgen.method import parse_options
+
+        parsed = parse_options(
+            "self-instruct",
+            SelfInstructOptions,
+            {"num_prompt_instructions": num_prompt_instructions, "window": window, **given},
+        )
+        num_prompt_instructions = parsed.num_prompt_instructions  # type: ignore[attr-defined]
+        window = parsed.window  # type: ignore[attr-defined]
     seed_tasks = load_tasks(tasks)  # exit 2 with FILE:LINE: FIELD on a bad file
     # a size --num-instructions can never reach: exit 2 before anything is sent
     check_dataset_size(n_examples, num_instructions, SelfInstructOptions().max_instances_per_task)
@@ -127,6 +172,194 @@ def generate(
         )
         click.get_current_context().exit(EXIT_FAILED)
     # Fewer examples than asked: the pipeline has already logged why (once).
+
+
+def _explicit(name: str) -> bool:
+    ctx = click.get_current_context()
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
+
+
+def _generate_method(
+    tasks: Path,
+    method_name: str,
+    given: dict[str, str],
+    opts: RunOptions,
+    *,
+    n_examples: int,
+    num_instructions: int,
+    flags: dict[str, int],
+    filter_options: dict[str, dict[str, Any]] | None,
+    filters: list[str] | None,
+    fmt: str | None,
+) -> None:
+    """``generate --method NAME``: any registered method through ``run_method``."""
+    from instructgen import plugins
+    from instructgen.dataset import InstructionDataset
+    from instructgen.errors import ConfigError
+    from instructgen.method import RunSize
+    from instructgen.outdir import lock_output
+    from instructgen.runs import get_method, load_method_input
+
+    cls = plugins.methods().get(method_name)  # unknown: exit 2 with the list
+    names = {s.name for s in cls.option_specs()}
+    for flag, value in flags.items():
+        if _explicit(flag) and flag not in given:
+            if flag not in names:
+                raise ConfigError(
+                    f"--{flag.replace('_', '-')} is Self-Instruct's; method {cls.name!r} "
+                    f"takes: {', '.join(sorted(names)) or 'no options'} (-m KEY VALUE)"
+                )
+            given[flag] = str(value)
+    method = get_method(cls, given)  # unknown or bad option: exit 2 with the list
+    size = RunSize(n_examples, num_instructions, opts.seed)
+    method.check_size(size)
+    source = load_method_input(tasks)  # a bad file: exit 2 with FILE:LINE: FIELD
+    method.check_input(source)
+    if fmt is not None:
+        plugins.exporters().get(fmt)
+    if opts.dry_run:
+        _dry_run_method(method, source, opts, size)
+        return
+    out = opts.out or Path(f"{tasks.stem}-dataset")
+    opts.out = out
+    engine = opts.build_engine()
+    click.get_current_context().call_on_close(lock_output(out, what="--out").release)
+    expected = sum(e.expected for e in method.estimate(source, size, chat=engine.kind == "chat"))
+    renderer = ProgressRenderer(enabled=not opts.as_json, expected_requests=round(expected))
+    cache_path = opts.cache_path()
+    try:
+        dataset = asyncio.run(
+            InstructionDataset.agenerate_dataset(
+                tasks,
+                engine,
+                n_examples,
+                num_instructions,
+                cache=cache_path if cache_path else False,
+                config=opts.dispatch_config(),
+                progress=renderer,
+                seed=opts.seed,
+                filters=filters,
+                filter_options=filter_options,
+                method=method,
+            )
+        )
+    finally:
+        renderer.close()
+    report = dataset.run_report
+    dataset.save(out)
+    exported = None
+    if fmt is not None:
+        ext = plugins.exporters().get(fmt).extension
+        exported = str(dataset.export(fmt, out / f"dataset.{ext}"))
+    report["output"] = {"dir": str(out), "exported": exported}
+    write_json_atomic(out / "run.json", report)
+    req = report["requests"]
+    if opts.as_json:
+        emit_json(
+            {
+                "ok": len(dataset) > 0,
+                "method": method.name,
+                "examples": len(dataset),
+                "requested": n_examples,
+                "out": str(out),
+                "exported": exported,
+                "requests": req,
+            }
+        )
+    else:
+        click.echo(
+            f"wrote {len(dataset)} of {n_examples} examples ({method.name}) to {out}; "
+            f"{req['requests_sent']} requests sent"
+            + (f" ({req['requests_failed']} failed)" if req.get("requests_failed") else "")
+            + f", {req['requests_cached']} cached, "
+            f"{req['prompt_tokens'] + req['completion_tokens']:,} tokens, "
+            f"{format_usd(req['cost_usd'])}" + _batch_summary(req)
+        )
+    if len(dataset) == 0:
+        click.echo(
+            "error: no examples were produced; see run.json for failed requests and filter drops",
+            err=True,
+        )
+        click.get_current_context().exit(EXIT_FAILED)
+
+
+def _dry_run_method(method: Any, source: Any, opts: RunOptions, size: Any) -> None:
+    """Any method's dry run: per stage the first prompt, the expected requests and cost, and
+    an upper bound; builds no client and needs no key."""
+    import math
+
+    from instructgen.engine_contract import Usage
+    from instructgen.engines import engine_class
+    from instructgen.tokens import expected_prompt_tokens, prompt_tokens
+
+    cls = engine_class(opts.engine_name)
+    cls.check_options(dict(opts.engine_options))
+    model = opts.model or cls.default_model
+    stages = method.estimate(source, size, chat=cls.kind == "chat")
+    price = cls.model_price(model)
+    count = cls.token_counter(model)
+    rows = []
+    expected_cost: float | None = 0.0 if price is not None else None
+    max_cost: float | None = 0.0 if price is not None else None
+    for e in stages:
+        reply = e.reply_tokens if e.reply_tokens is not None else e.request.max_tokens // 2
+        n_exp = e.expected
+        n_max = e.upper if e.upper is not None else math.ceil(e.expected)
+        p = price
+        if p is not None and opts.batch and e.batchable:
+            from instructgen.batching import batch_price
+
+            p = batch_price(p)
+        exp_usage = Usage(
+            round(n_exp * expected_prompt_tokens(e.request, count)), round(n_exp * reply)
+        )
+        max_usage = Usage(n_max * prompt_tokens(e.request), n_max * e.request.max_tokens)
+        if p is not None and expected_cost is not None and max_cost is not None:
+            expected_cost += p.cost(exp_usage)
+            max_cost += p.cost(max_usage)
+        rows.append(
+            {
+                "stage": e.stage,
+                "role": e.role,
+                "expected_requests": round(n_exp, 2),
+                "upper_bound": e.upper,
+                "batchable": e.batchable,
+                "expected_prompt_tokens": exp_usage.prompt_tokens,
+                "expected_completion_tokens": exp_usage.completion_tokens,
+            }
+        )
+    total = sum(r["expected_requests"] for r in rows)
+    summary = {
+        "engine": cls.name,
+        "model": model,
+        "kind": cls.kind,
+        "method": method.name,
+        "input": source.kind,
+        "num_instructions_for_finetuning": size.n,
+        "requests": {**{r["stage"]: r["expected_requests"] for r in rows}, "total": total},
+        "stages": rows,
+        "batch": opts.batch,
+        "expected_cost_usd": None if expected_cost is None else round(expected_cost, 6),
+        "max_cost_usd": None if max_cost is None else round(max_cost, 4),
+        "first_prompts": {e.stage: e.request.as_prompt() for e in stages},
+    }
+    if opts.as_json:
+        emit_json({"ok": True, "dry_run": True, **summary})
+        return
+    for e in stages:
+        click.echo(f"-- first {e.stage} prompt " + "-" * 40)
+        click.echo(e.request.as_prompt())
+    click.echo("-" * 66)
+    cost = (
+        "unknown (no price for this model)"
+        if expected_cost is None or max_cost is None
+        else f"expected {format_usd(expected_cost)}, at most {format_usd(max_cost)}"
+    )
+    click.echo(
+        f"dry run, nothing sent: {method.name} expects about {total:g} requests to "
+        f"{cls.name} ({model}) for {size.n} examples, cost {cost}"
+    )
 
 
 async def _generate(

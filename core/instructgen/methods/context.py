@@ -11,6 +11,7 @@ import asyncio
 import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from instructgen.cache import Cache
@@ -45,6 +46,7 @@ class DispatchContext(MethodContext):
         self.size = size
         self.config = config
         self.cache = cache
+        self.cache_location: bool | str | Path = cache.path if cache is not None else False
         self.filters = list(filters)
         self.progress = progress
         self.stage = stage
