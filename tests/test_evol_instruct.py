@@ -6,13 +6,22 @@ concurrency and from the cache, failed requests counted, the dry-run estimate.""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import random
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import instructgen_evol
 import pytest
+from batch_server import BatchWireServer
+from click.testing import CliRunner
 from conftest import SHARED, TEST_KEY
 from evol_responder import respond
 from instructgen_evol import elimination
@@ -20,8 +29,9 @@ from instructgen_evol.method import EvolInstruct
 from wire_server import WireServer
 
 import instructgen
-from instructgen import RunSize
+from instructgen import InstructionDataset, RunSize
 from instructgen import plugins as pm
+from instructgen.cli import cli
 from instructgen.dispatch import DispatchConfig
 from instructgen.runs import RunResult, load_method_input, run_method
 
@@ -196,3 +206,208 @@ def test_estimate_counts_the_three_stages(tasks: Path) -> None:
     assert "#Rewritten Prompt#" in stages["evolve"].request.as_prompt() or (
         "#Created Prompt#" in stages["evolve"].request.as_prompt()
     )
+
+
+# -- through the command line -------------------------------------------------------------------
+
+
+def cli_generate(url: str, tasks: Path, out: Path, *extra: str) -> tuple[int, dict[str, Any], str]:
+    r = CliRunner().invoke(
+        cli,
+        [
+            "generate",
+            str(tasks),
+            "--engine",
+            "openai",
+            "--base-url",
+            url,
+            "--out",
+            str(out),
+            "--method",
+            "evol-instruct",
+            "--json",
+            *extra,
+        ],
+        env={"OPENAI_API_KEY": TEST_KEY},
+    )
+    payload = json.loads(r.stdout) if r.stdout.strip().startswith("{") else {}
+    return r.exit_code, payload, r.stderr + r.stdout
+
+
+def test_generate_300_rows_with_eliminations_by_reason_in_run_json(
+    wire_server: WireServer, tasks: Path, tmp_path: Path
+) -> None:
+    wire_server.responder = respond
+    out = tmp_path / "out"
+    code, payload, err = cli_generate(
+        wire_server.openai_base_url, tasks, out, "-m", "rounds", "3", "-n", "300"
+    )
+    assert code == 0, err
+    assert payload["examples"] == 300 and payload["method"] == "evol-instruct"
+    rows = InstructionDataset.load(out)
+    assert len(rows) == 300
+    seeds = {t.instruction for t in load_method_input(tasks).tasks}
+    assert not any(r["instruction"] in seeds for r in rows)
+    report = json.loads((out / "run.json").read_text())
+    assert report["method_options"]["rounds"] == 3
+    assert all(report["eliminations"][reason] > 0 for reason in elimination.REASONS)
+    assert {r["source"].split(":")[2] for r in rows} == set(instructgen_evol.prompts.OPERATIONS)
+
+
+def test_unknown_option_exits_2_with_the_list(tasks: Path, tmp_path: Path) -> None:
+    code, _, err = cli_generate("http://127.0.0.1:9", tasks, tmp_path / "o", "-m", "round", "3")
+    assert code == 2
+    assert "rounds" in err and "operations" in err and "Traceback" not in err
+    code, _, err = cli_generate("http://127.0.0.1:9", tasks, tmp_path / "o", "-m", "rounds", "0")
+    assert code == 2 and "rounds must be at least 1" in err
+
+
+def test_dry_run_estimates_requests_and_cost_and_sends_nothing(
+    wire_server: WireServer, tasks: Path, tmp_path: Path
+) -> None:
+    code, payload, err = cli_generate(
+        wire_server.openai_base_url,
+        tasks,
+        tmp_path / "o",
+        "-m",
+        "rounds",
+        "3",
+        "-n",
+        "300",
+        "--dry-run",
+    )
+    assert code == 0, err
+    assert payload["requests"] == {"evolve": 375, "judge": 337.5, "answer": 337.5, "total": 1050}
+    assert 0 < payload["expected_cost_usd"] < payload["max_cost_usd"]
+    assert len(wire_server.requests) == 0
+    assert not (tmp_path / "o").exists()
+
+
+def test_batch_mode_sends_answers_and_verdicts_through_batches(tasks: Path, tmp_path: Path) -> None:
+    with BatchWireServer() as server:
+        server.responder = respond
+        code, payload, err = cli_generate(
+            server.openai_base_url,
+            tasks,
+            tmp_path / "o",
+            "-n",
+            "100",
+            "-m",
+            "rounds",
+            "2",
+            "-m",
+            "window",
+            "175",
+            "--batch",
+            "--batch-poll",
+            "0.02",
+        )
+        assert code == 0, err
+    report = json.loads((tmp_path / "o" / "run.json").read_text())
+    req = payload["requests"]
+    by_role = report["requests_by_role"]
+    assert payload["examples"] == 100
+    # Evolutions online (the next round is built from them); every answer and verdict of a
+    # recorded evolution in a batch; a window of the whole pool makes that a few batches.
+    assert req["requests_sent"] - req["requests_failed"] >= by_role["instructions"]
+    assert req["batch"]["requests_completed"] >= by_role["answers"] + by_role["judge"]
+    assert 1 <= server.batches_created <= 4
+
+
+def _entry_point_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of a separate process that loads the plugin through its entry point:
+    when the installed metadata predates the `evol` entry point, a distribution on PYTHONPATH
+    declares it (as `pip install -e .` does)."""
+    env = {**os.environ, "OPENAI_API_KEY": TEST_KEY}
+    from importlib_metadata import entry_points
+
+    if not any(ep.name == "evol" for ep in entry_points(group="instructgen")):
+        dist = tmp_path / "ep" / "instructgen_evol_entrypoint-0.0.0.dist-info"
+        dist.mkdir(parents=True)
+        (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: x-evol-ep\nVersion: 0\n")
+        (dist / "entry_points.txt").write_text("[instructgen]\nevol = instructgen_evol\n")
+        env["PYTHONPATH"] = os.pathsep.join(
+            [*filter(None, [env.get("PYTHONPATH")]), str(dist.parent)]
+        )
+    return env
+
+
+KILL_SCRIPT = """
+import sys
+from instructgen.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_kill_9_at_random_moments_then_rerun_equals_uninterrupted(
+    tasks: Path, tmp_path: Path
+) -> None:
+    args = [
+        "generate",
+        str(tasks),
+        "--engine",
+        "openai",
+        "--method",
+        "evol-instruct",
+        "-m",
+        "rounds",
+        "3",
+        "-n",
+        "120",
+        "--concurrency",
+        "8",
+        "--format",
+        "jsonl",
+    ]
+    env = _entry_point_env(tmp_path)
+    with WireServer() as ref:
+        ref.responder = respond
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                KILL_SCRIPT,
+                *args,
+                "--base-url",
+                ref.openai_base_url,
+                "--out",
+                str(tmp_path / "ref"),
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+        total = len(ref.requests)
+    reference = (tmp_path / "ref" / "dataset.jsonl").read_bytes()
+    moments = sorted(random.Random().sample(range(1, total - 1), 3))
+    with WireServer() as server:
+        server.responder = respond
+        server.latency = 0.03
+        out = tmp_path / "killed"
+        cmd = [
+            sys.executable,
+            "-c",
+            KILL_SCRIPT,
+            *args,
+            "--base-url",
+            server.openai_base_url,
+            "--out",
+            str(out),
+        ]
+        for moment in moments:
+            proc = subprocess.Popen(
+                cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            deadline = time.monotonic() + 60
+            while sum(server.successes.values()) < moment and time.monotonic() < deadline:
+                time.sleep(0.002)
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            assert not (out / "dataset.jsonl").exists(), moments  # it died mid-run
+        server.latency = 0
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        # only what was in flight at a kill (at most --concurrency each time) is paid twice
+        assert len(server.paid_twice()) <= 8 * len(moments), (moments, server.paid_twice())
+    assert (out / "dataset.jsonl").read_bytes() == reference, moments

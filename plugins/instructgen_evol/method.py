@@ -30,9 +30,6 @@ EXPECTED_REPLY_TOKENS = {"evolve": 80, "judge": 3, "answer": 400}
 tokens for Alpaca-sized seeds); a verdict is "Not Equal"; an answer to an evolved instruction
 is a few paragraphs."""
 
-WORDS_PER_ROUND = 15
-"""An in-depth evolution adds 10 to 20 words: the estimate grows each round's prompts by this."""
-
 
 class EvolInstruct(Method):
     name = "evol-instruct"
@@ -63,10 +60,11 @@ class EvolInstruct(Method):
         pool = len(seeds)
         upper = o.rounds * pool
         expected = expected_evolutions(pool, size.n, o.rounds)
-        # A typical instruction of the pool half-way through the run.
+        # The first evolution as it will be sent; a typical (median-length) seed for the
+        # verdicts and answers. Prompts grow by 10 to 20 words a round, which this leaves out
+        # (about 20 tokens on prompts of 250 to 400).
+        first = seeds[0].text
         typical = sorted((s.text for s in seeds), key=len)[pool // 2]
-        rounds_used = max(1, -(-expected // pool))
-        grown = typical + " more words" * (WORDS_PER_ROUND // 2) * (rounds_used // 2)
         evolution = prompts.choose_evolution(size.seed, 1, 0, o.operation_list)
         shared: dict[str, Any] = {"temperature": o.temperature, "top_p": o.top_p}
         # Answers and verdicts are sent for evolutions that parsed and copy no template words.
@@ -75,7 +73,7 @@ class EvolInstruct(Method):
             RequestEstimate(
                 "evolve",
                 prompts.evolution_request(
-                    evolution, grown, max_tokens=o.evolution_max_tokens, **shared
+                    evolution, first, max_tokens=o.evolution_max_tokens, **shared
                 ),
                 expected,
                 upper=upper,
@@ -84,7 +82,7 @@ class EvolInstruct(Method):
             ),
             RequestEstimate(
                 "judge",
-                prompts.equality_request(grown, grown, max_tokens=o.equality_max_tokens),
+                prompts.equality_request(typical, typical, max_tokens=o.equality_max_tokens),
                 checked,
                 upper=upper,
                 role="judge",
@@ -93,7 +91,7 @@ class EvolInstruct(Method):
             ),
             RequestEstimate(
                 "answer",
-                prompts.answer_request(grown, max_tokens=o.answer_max_tokens, **shared),
+                prompts.answer_request(typical, max_tokens=o.answer_max_tokens, **shared),
                 checked,
                 upper=upper,
                 role="answers",
