@@ -149,6 +149,7 @@ class WireServer:
         # Oversized replies: their size, and the bytes each kind managed to send.
         self.huge_bytes = 20 * 1024 * 1024
         self.endless_max = 2 * 1024 * 1024 * 1024  # a runaway test still ends
+        self.endless_rate: float | None = None  # bytes a second of the endless body
         self.body_bytes_sent: Counter[str] = Counter()
         # Counts a text's tokens for the usage in replies; None: whitespace-separated words.
         self.tokenizer: Callable[[str], int] | None = None
@@ -536,6 +537,8 @@ class _Handler(BaseHTTPRequestHandler):
                     if sent >= srv.endless_max or srv._httpd is None:
                         break
                     data = b"x" * piece
+                    if srv.endless_rate:
+                        time.sleep(piece / srv.endless_rate)
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
                 sent += len(data)
             if chunked:
