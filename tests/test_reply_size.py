@@ -287,3 +287,72 @@ def test_the_option_takes_sizes_and_refuses_nonsense(tmp_path: Path) -> None:
         8 * 1024 * 1024,
         8 * 1024 * 1024,
     ]
+
+
+@pytest.mark.parametrize("wbits", [15, -15, 31])  # deflate (zlib), raw deflate, gzip
+def test_compressed_bodies_are_decompressed_within_the_limit(wbits: int) -> None:
+    """Through httpx itself: a compressed body under the limit arrives whole; a bomb that
+    expands past it (100 kB on the wire, 64 MB inflated) stops at the limit."""
+    import zlib
+
+    import httpx
+
+    from instructgen import limit_reply_size, reply_size_limit
+
+    def compress(data: bytes) -> bytes:
+        c = zlib.compressobj(9, zlib.DEFLATED, wbits)
+        return c.compress(data) + c.flush()
+
+    text = b"All work and no play. " * 5000
+    bomb = compress(b"\0" * (64 * 1024 * 1024))
+    encoding = "gzip" if wbits == 31 else "deflate"
+
+    class Body(httpx.AsyncByteStream):  # sent in pieces, as a socket delivers it
+        def __init__(self, data: bytes) -> None:
+            self.data = data
+
+        async def __aiter__(self) -> Any:
+            for i in range(0, len(self.data), 16384):
+                yield self.data[i : i + 16384]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        body = bomb if request.url.path == "/bomb" else compress(text)
+        return httpx.Response(200, stream=Body(body), headers={"Content-Encoding": encoding})
+
+    async def go() -> tuple[bytes, BaseException | None]:
+        client = limit_reply_size(httpx.AsyncClient(transport=httpx.MockTransport(answer)))
+        async with client:
+            with reply_size_limit(1024 * 1024):
+                small = (await client.get("http://server/text")).content
+                try:
+                    await client.get("http://server/bomb")
+                except ReplyTooLargeError as exc:
+                    return small, exc
+        return small, None
+
+    small, error = asyncio.run(go())
+    assert small == text
+    assert len(bomb) < 100_000
+    assert isinstance(error, ReplyTooLargeError) and error.partial
+
+
+def test_a_body_a_transport_read_already_is_still_refused() -> None:
+    import httpx
+
+    from instructgen import limit_reply_size, reply_size_limit
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b"x" * (2 * 1024 * 1024))  # read on creation
+
+    async def go() -> BaseException | None:
+        client = limit_reply_size(httpx.AsyncClient(transport=httpx.MockTransport(answer)))
+        async with client:
+            with reply_size_limit(1024 * 1024):
+                try:
+                    await client.get("http://server/")
+                except ReplyTooLargeError as exc:
+                    return exc
+        return None
+
+    error = asyncio.run(go())
+    assert isinstance(error, ReplyTooLargeError) and error.received == 2 * 1024 * 1024

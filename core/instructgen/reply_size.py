@@ -88,6 +88,11 @@ async def _check_response(response: Any) -> None:
     if limit is None:
         return
     headers = response.headers
+    if getattr(response, "is_stream_consumed", False):  # a transport that read it already
+        size = len(response.content)
+        if size > limit:
+            raise ReplyTooLargeError(limit, received=size)
+        return
     declared = headers.get("content-length")
     if declared is not None:
         with contextlib.suppress(ValueError):
@@ -142,9 +147,13 @@ _STREAM_CLASSES: dict[type, type] = {}
 
 def _stream_class(response: Any) -> type:
     """The capped stream, subclassing the response's own library's ``AsyncByteStream`` (httpx
-    and the OpenAI SDK's httpx fork each check for theirs)."""
-    package = sys.modules[type(response).__module__.split(".")[0]]
-    base: type = package.AsyncByteStream
+    and the OpenAI SDK's httpx fork each check for theirs): found among the body stream's
+    bases, else in the response's package."""
+    found = [c for c in type(response.stream).__mro__ if c.__name__ == "AsyncByteStream"]
+    if found:
+        base: type = found[0]
+    else:
+        base = sys.modules[type(response).__module__.split(".")[0]].AsyncByteStream
     cls = _STREAM_CLASSES.get(base)
     if cls is None:
         cls = type("CappedByteStream", (_CappedStream, base), {})
