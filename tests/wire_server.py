@@ -40,7 +40,28 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-FAULTS = ("429", "500", "503", "408", "reset", "malformed", "truncate", "401", "400", "hang")
+FAULTS = (
+    "429",
+    "500",
+    "503",
+    "408",
+    "reset",
+    "malformed",
+    "truncate",
+    "401",
+    "400",
+    "hang",
+    "huge",
+    "endless",
+    "hugejson",
+    "gzipbomb",
+)
+# Oversized replies (HTTP 200): "huge" declares and sends ``huge_bytes`` of padding (not JSON);
+# "endless" sends a chunked body that never ends (until the client hangs up); "hugejson" a
+# valid reply in the provider's format whose text has ``huge_bytes`` characters, chunked (no
+# Content-Length, so only counting while reading can stop it); "gzipbomb" the same reply
+# gzip-compressed (a Content-Length of a few kilobytes). ``body_bytes_sent`` counts what they
+# wrote (compressed for the bomb).
 
 
 @dataclass
@@ -125,6 +146,11 @@ class WireServer:
         self.answered_429 = 0
         self.in_flight = 0
         self.max_in_flight = 0
+        # Oversized replies: their size, and the bytes each kind managed to send.
+        self.huge_bytes = 20 * 1024 * 1024
+        self.endless_max = 2 * 1024 * 1024 * 1024  # a runaway test still ends
+        self.endless_rate: float | None = None  # bytes a second of the endless body
+        self.body_bytes_sent: Counter[str] = Counter()
         # Counts a text's tokens for the usage in replies; None: whitespace-separated words.
         self.tokenizer: Callable[[str], int] | None = None
 
@@ -439,6 +465,9 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(fault.retry_after or 30)
             self.close_connection = True
             return
+        if kind in ("huge", "endless", "hugejson", "gzipbomb"):
+            self._oversized(kind, call)
+            return
         if kind == "malformed":
             payload = b'{"choices": [ this is not json'
             self.send_response(200)
@@ -461,6 +490,64 @@ class _Handler(BaseHTTPRequestHandler):
             400: f"bad request from key {key}",
         }
         self._json(status, _error_body(call, messages[status], f"http_{status}"), headers)
+
+    def _oversized(self, kind: str, call: WireCall) -> None:
+        srv = self.owner
+        self.close_connection = True
+        piece = 64 * 1024
+        chunked = kind in ("endless", "hugejson")
+        encoding: str | None = None
+        if kind == "huge":
+            body: bytes | None = None
+            length: int | None = srv.huge_bytes
+        elif kind == "endless":
+            body, length = None, None
+        else:
+            text = "All work and no play makes a reply long. " * (srv.huge_bytes // 41 + 1)
+            reply = _reply(call, [text[: srv.huge_bytes]], "stop", 1, srv.huge_bytes // 4)
+            body = json.dumps(reply).encode()
+            if kind == "gzipbomb":
+                import gzip
+
+                body, encoding = gzip.compress(body, compresslevel=9), "gzip"
+            length = None if chunked else len(body)
+        sent = 0
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            if encoding:
+                self.send_header("Content-Encoding", encoding)
+            if chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+            else:
+                self.send_header("Content-Length", str(length))
+            self.end_headers()
+            offset = 0
+            while True:
+                if body is not None:
+                    data = body[offset : offset + piece]
+                    offset += len(data)
+                    if not data:
+                        break
+                elif kind == "huge":
+                    data = b" " * min(piece, srv.huge_bytes - sent)
+                    if not data:
+                        break
+                else:  # endless
+                    if sent >= srv.endless_max or srv._httpd is None:
+                        break
+                    data = b"x" * piece
+                    if srv.endless_rate:
+                        time.sleep(piece / srv.endless_rate)
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
+                sent += len(data)
+            if chunked:
+                self.wfile.write(b"0\r\n\r\n")
+        except OSError:  # the client hung up: what it refused to read
+            pass
+        finally:
+            with srv._lock:
+                srv.body_bytes_sent[kind] += sent
 
     def _json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> bool:
         payload = json.dumps(obj).encode()

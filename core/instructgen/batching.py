@@ -42,10 +42,12 @@ from instructgen.errors import (
     BudgetExceededError,
     ConfigError,
     EngineError,
+    ReplyTooLargeError,
     TransientEngineError,
 )
 from instructgen.money import format_usd
 from instructgen.progress import ProgressEvent, emit
+from instructgen.reply_size import reply_size_limit
 from instructgen.tokens import prompt_tokens
 
 if TYPE_CHECKING:
@@ -339,6 +341,10 @@ class Batcher:
         failed: list[tuple[str, EngineError]] = []
         for key in members:
             result = results.get(key)
+            limit = self.dispatcher.config.max_reply_bytes
+            if isinstance(result, Completion) and sum(map(len, result.texts)) > limit:
+                # an engine that read the line whole: refused, never cached (not retried)
+                result = ReplyTooLargeError(limit, engine=getattr(self.engine, "name", None))
             if isinstance(result, Completion):
                 if self.cache is not None:
                     self.cache.put(key, result)
@@ -370,7 +376,9 @@ class Batcher:
         name = getattr(self.engine, "name", None)
         for attempt in range(1, cfg.max_attempts + 1):
             try:
-                return await asyncio.wait_for(make(), cfg.timeout)
+                # The engine caps each result line at this (reply_size.capped_lines).
+                with reply_size_limit(cfg.max_reply_bytes):
+                    return await asyncio.wait_for(make(), cfg.timeout)
             except asyncio.TimeoutError:
                 error: EngineError = TransientEngineError(
                     f"no answer within {cfg.timeout:g} s", engine=name, status=408

@@ -433,7 +433,7 @@ class InstructionDataset:
         "unicode"}}``.
 
         ``cache``: ``True`` = the user cache (``~/.cache/instructgen``), a path, or ``False``.
-        ``config``: a ``DispatchConfig`` (concurrency, rpm, tpm, max_cost, ...).
+        ``config``: a ``DispatchConfig`` (concurrency, rpm, tpm, max_cost, max_reply_bytes, ...).
         ``self_instruct``: the pipeline's tuning knobs (``SelfInstructOptions``:
         num_prompt_instructions, bootstrap_params, ...).
         ``batch``: ``True`` (or a ``BatchConfig``) sends the classification and instance

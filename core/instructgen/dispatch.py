@@ -11,6 +11,10 @@ requests it lets in flight (additive increase again after successes), so a rate-
 converges on what the provider allows, while an overloaded server's scattered 429s cost only
 the requests they hit.
 
+Every reply is capped at ``max_reply_bytes`` (``reply_size.py``): the engine's HTTP client stops
+reading at the limit and the request fails with ``ReplyTooLargeError``, which is not retried
+(the same request would be paid again for a reply of the same size) and never cached.
+
 A circuit breaker stops a run whose server is gone: when every attempt over
 ``breaker_window`` seconds failed to connect or timed out (one second when nothing has been
 answered yet, so a wrong port is reported at once), every request raises
@@ -45,10 +49,12 @@ from instructgen.errors import (
     ConnectionFailedError,
     EngineError,
     RateLimitError,
+    ReplyTooLargeError,
     ServerUnreachableError,
 )
 from instructgen.money import format_usd
 from instructgen.progress import ProgressCallback, ProgressEvent, emit
+from instructgen.reply_size import DEFAULT_MAX_REPLY_BYTES, reply_size_limit
 from instructgen.tokens import estimate_tokens, prompt_tokens
 
 log = logging.getLogger("instructgen.dispatch")
@@ -77,6 +83,10 @@ class DispatchConfig:
     max_cost: float | None = None
     breaker_window: float | None = 10.0  # None: never stop on connection failures
     warn_interval: float = 5.0
+    max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES
+    """The most bytes one reply may have (``--max-reply-bytes``): engines stop reading a
+    larger one at the limit (``ReplyTooLargeError``, not retried, never cached), so memory
+    stays bounded whatever a server sends. In batch mode it caps each line of a result file."""
     batch: Any = None
     """A ``batching.BatchConfig``: requests marked batchable go through the engine's batch API
     (engines without one run them online)."""
@@ -88,6 +98,8 @@ class DispatchConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError(f"{name} must be positive, got {value}")
+        if self.max_reply_bytes < 1:
+            raise ConfigError(f"max_reply_bytes must be at least 1, got {self.max_reply_bytes}")
         if self.max_attempts < 1:
             raise ConfigError(f"max_attempts must be at least 1, got {self.max_attempts}")
         if self.batch is True or self.batch is False:
@@ -336,6 +348,15 @@ class _AdaptiveGate:
         self.pause_until = max(self.pause_until, time.monotonic() + delay)
 
 
+def _check_size(completion: Completion, limit: int, engine: str) -> None:
+    """Refuse a completion whose texts alone pass the reply-size limit: the last guard, for
+    engines whose HTTP client does not enforce the limit while reading (they were read whole
+    already, but are never cached). Characters are counted: never more than the bytes."""
+    size = sum(len(t) for t in completion.texts)
+    if size > limit:
+        raise ReplyTooLargeError(limit, engine=engine)
+
+
 def _kind(error: EngineError) -> str:
     """A short name for the kind of failure, the unit of the aggregated warnings."""
     if isinstance(error, ConnectionFailedError):
@@ -563,7 +584,11 @@ class Dispatcher:
                 self._reserved += worst
                 self.stats.sent += 1
                 try:
-                    completion = await _with_timeout(self.engine.acomplete(request), cfg.timeout)
+                    with reply_size_limit(cfg.max_reply_bytes):
+                        completion = await _with_timeout(
+                            self.engine.acomplete(request), cfg.timeout
+                        )
+                    _check_size(completion, cfg.max_reply_bytes, self.engine.name)
                 except asyncio.TimeoutError:
                     error: EngineError = ConnectionFailedError(
                         f"no answer within {cfg.timeout:g} s",

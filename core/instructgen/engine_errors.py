@@ -20,6 +20,7 @@ from instructgen.errors import (
     EngineError,
     MalformedResponseError,
     RateLimitError,
+    ReplyTooLargeError,
     TransientEngineError,
 )
 
@@ -178,7 +179,19 @@ def connection_reason(exc: BaseException) -> str | None:
 
 def from_exception(exc: BaseException, *, engine: str | None = None) -> EngineError:
     """Classify a non-HTTP failure: no connection is ``ConnectionFailedError`` (with its
-    reason), bad bodies are malformed; both are worth another attempt."""
+    reason), bad bodies are malformed; both are worth another attempt. A reply stopped by the
+    reply-size limit is ``ReplyTooLargeError`` however the SDK wrapped it (not retried)."""
+    too_large = next((e for e in _chain(exc) if isinstance(e, ReplyTooLargeError)), None)
+    if too_large is not None:  # stopped by the reply-size limit, maybe wrapped by an SDK
+        if too_large.engine is None and engine is not None:
+            return ReplyTooLargeError(
+                too_large.limit,
+                received=too_large.received,
+                partial=too_large.partial,
+                engine=engine,
+                status=too_large.status,
+            )
+        return too_large
     if isinstance(exc, EngineError):
         return exc
     name = type(exc).__name__

@@ -28,6 +28,7 @@ __all__ = [
     "PluginError",
     "Problem",
     "RateLimitError",
+    "ReplyTooLargeError",
     "ServerUnreachableError",
     "TaskFileError",
     "TransientEngineError",
@@ -182,6 +183,64 @@ class AuthenticationError(EngineError):
 
 class BadRequestError(EngineError):
     """400/404/422: the request or model name is wrong; retrying cannot help."""
+
+
+class ReplyTooLargeError(EngineError):
+    """A reply larger than the limit on a reply's size (``--max-reply-bytes``,
+    ``DispatchConfig.max_reply_bytes``): reading stopped at the limit, nothing was cached.
+
+    ``limit`` is the limit in bytes; ``received`` the bytes declared (``Content-Length``) or
+    read when reading stopped (``partial``: the reply was longer still).
+
+    Not retried: a reply is paid for by its size, and the same request gets a reply of the
+    same size again (a model writing up to ``max_tokens``, or a server sending what it always
+    sends), so another attempt would pay twice for the same refusal. The other requests go
+    on; a rerun with a higher limit sends only the refused ones (the others are cached).
+    """
+
+    def __init__(
+        self,
+        limit: int,
+        *,
+        received: int | None = None,
+        partial: bool = False,
+        engine: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        self.limit, self.received, self.partial = limit, received, partial
+        if partial:
+            what = f"reply larger than the limit of {_bytes(limit)} (reading stopped there)"
+        elif received is not None:
+            what = f"reply of {_bytes(received)}, larger than the limit of {_bytes(limit)}"
+        else:
+            what = f"reply larger than the limit of {_bytes(limit)}"
+        super().__init__(
+            f"{what}; not retried: raise the limit with --max-reply-bytes "
+            "(Python: DispatchConfig(max_reply_bytes=...))",
+            engine=engine,
+            status=status,
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _rebuild_too_large,
+            (self.limit, self.received, self.partial, self.engine, self.status),
+        )
+
+
+def _rebuild_too_large(
+    limit: int, received: int | None, partial: bool, engine: str | None, status: int | None
+) -> ReplyTooLargeError:
+    return ReplyTooLargeError(
+        limit, received=received, partial=partial, engine=engine, status=status
+    )
+
+
+def _bytes(n: int) -> str:
+    """65536 -> '65,536 bytes'; 4194304 -> '4 MiB'; 1234567 -> '1.18 MiB'."""
+    if n < 1024 * 1024:
+        return f"{n:,} bytes"
+    return f"{n / 1024 / 1024:.3g} MiB"
 
 
 class ServerUnreachableError(InstructgenError):

@@ -15,6 +15,7 @@ from instructgen import (
     from_exception,
     from_status,
     hookimpl,
+    limit_reply_size,
 )
 
 __all__ = ["AI21Engine"]
@@ -51,15 +52,20 @@ class AI21Engine(Engine):
         host = api_host or base_url or os.environ.get("AI21_API_HOST") or None
         super().__init__(api_key, model=model, base_url=host, **kwargs)
         self._client: Any = None
+        self._http: Any = None  # the SDK's httpx client, built here to cap replies
 
     def client(self) -> Any:
         if self._client is None:
+            import httpx
             from ai21 import AsyncAI21Client
 
+            self._http = limit_reply_size(httpx.AsyncClient())
             kw: dict[str, Any] = {
                 "api_key": self.api_key,
                 "timeout_sec": self.timeout,
                 "num_retries": 0,
+                # the SDK's default client, stopping a reply at the reply-size limit
+                "http_client": self._http,
             }
             if self.base_url:
                 kw["api_host"] = self.base_url
@@ -100,7 +106,9 @@ class AI21Engine(Engine):
         return Completion(texts, reasons, usage, getattr(r, "model", None) or self.model)
 
     async def aclose(self) -> None:
-        self._client = None
+        http, self._client, self._http = self._http, None, None
+        if http is not None:
+            await http.aclose()
 
 
 @hookimpl

@@ -16,6 +16,7 @@ from instructgen import (
     from_exception,
     from_status,
     hookimpl,
+    limit_reply_size,
 )
 
 __all__ = ["CohereEngine"]
@@ -53,17 +54,24 @@ class CohereEngine(Engine):
         base_url = base_url or os.environ.get("CO_API_URL") or None
         super().__init__(api_key, model=model, base_url=base_url, **kwargs)
         self._client: Any = None
+        self._http: Any = None  # the SDK's httpx client, built here to cap replies
         self.json_mode = True  # False once the server refused response_format (this run)
 
     def client(self) -> Any:
         if self._client is None:
             import cohere
+            import httpx
 
+            self._http = limit_reply_size(
+                httpx.AsyncClient(timeout=self.timeout, follow_redirects=True)
+            )
             kw: dict[str, Any] = {
                 "api_key": self.api_key,
                 "timeout": self.timeout,
                 "max_retries": 0,
                 "log_warning_experimental_features": False,
+                # the SDK's own client, stopping a reply at the reply-size limit
+                "httpx_client": self._http,
             }
             if self.base_url:
                 kw["base_url"] = self.base_url
@@ -139,7 +147,9 @@ class CohereEngine(Engine):
         )
 
     async def aclose(self) -> None:
-        self._client = None
+        http, self._client, self._http = self._http, None, None
+        if http is not None:
+            await http.aclose()
 
 
 def _cohere_schema(schema: Any) -> Any:

@@ -20,11 +20,17 @@ from instructgen import (
     EngineError,
     EngineRegistry,
     Price,
+    ReplyTooLargeError,
     Request,
     Usage,
+    capped_lines,
+    custom_id_in,
     from_exception,
     from_status,
     hookimpl,
+    limit_reply_size,
+    max_reply_bytes,
+    reply_size_limit,
     tiktoken_counter,
 )
 
@@ -104,13 +110,14 @@ class _OpenAIBase(Engine, BatchEngine):
             from openai import AsyncOpenAI
 
             self._http = _http_client(self.timeout)
+            # Either client stops reading a reply at the reply-size limit (max_reply_bytes).
             self._client = AsyncOpenAI(
                 api_key=self.api_key or "no-key",
                 base_url=self.base_url,
                 organization=self.organization,
                 max_retries=0,
                 timeout=self.timeout,
-                http_client=self._http,
+                http_client=limit_reply_size(self._http or _httpx_client(self.timeout)),
             )
             if self._http is not None:
                 # The SDK's own headers (auth, organization, user agent, platform) and base URL,
@@ -247,19 +254,44 @@ class _OpenAIBase(Engine, BatchEngine):
         return found
 
     async def abatch_fetch(self, batch_id: str) -> dict[str, Completion | EngineError]:
+        """The output and error files, read line by line as they arrive: a line (one reply)
+        over the reply-size limit becomes ``ReplyTooLargeError`` for its custom id without
+        being held, and a file is read no further than its batch's line count, so memory
+        stays bounded whatever the file holds (its time is bounded by the dispatcher's
+        timeout on the call)."""
         client = self.client()
         batch = await self._sdk(client.batches.retrieve(batch_id))
+        counts = getattr(batch, "request_counts", None)
+        lines = int(getattr(counts, "total", 0) or 0) or self.max_batch_requests
         out: dict[str, Completion | EngineError] = {}
         for file_id in (batch.output_file_id, batch.error_file_id):
-            if not file_id:
-                continue
-            content = await self._sdk(client.files.content(file_id))
-            for line in content.text.splitlines():
-                if line.strip():
-                    custom_id, result = self._batch_line(line)
+            if file_id:
+                await self._sdk(self._read_results(client, file_id, lines, out))
+        return out
+
+    async def _read_results(
+        self, client: Any, file_id: str, lines: int, out: dict[str, Completion | EngineError]
+    ) -> None:
+        per_line = max_reply_bytes()
+        seen = 0
+        # The file holds many replies: no limit on its size, each line is capped instead (and
+        # their number), so one oversized line costs only its own result.
+        with reply_size_limit(None):
+            files = client.files.with_streaming_response
+            async with files.content(file_id) as response:
+                async for line, complete in capped_lines(response.iter_bytes(), per_line):
+                    if not line.strip():
+                        continue
+                    seen += 1
+                    if seen > lines:
+                        break  # more lines than the batch has requests: not a result file
+                    if complete:
+                        custom_id, result = self._batch_line(line.decode("utf-8", "replace"))
+                    else:
+                        custom_id = custom_id_in(line)
+                        result = ReplyTooLargeError(per_line or 0, partial=True, engine=self.name)
                     if custom_id is not None:
                         out[custom_id] = result
-        return out
 
     def _batch_line(self, line: str) -> tuple[str | None, Completion | EngineError]:
         try:
@@ -324,6 +356,14 @@ def _http_client(timeout: float | None) -> Any:
         return DefaultAioHttpClient(**kwargs)
     except (ImportError, RuntimeError):
         return None
+
+
+def _httpx_client(timeout: float | None) -> Any:
+    """The SDK's default httpx client, as it would build it itself (its limits, redirects)."""
+    from openai import DefaultAsyncHttpxClient
+
+    kwargs: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+    return DefaultAsyncHttpxClient(**kwargs)
 
 
 def _error_text(response: Any) -> str:

@@ -29,11 +29,13 @@ from instructgen import (
     ConfigError,
     Engine,
     Price,
+    ReplyTooLargeError,
     Request,
     Usage,
     from_exception,
     from_status,
     hookimpl,
+    limit_reply_size,
     redact,
     tiktoken_counter,
 )
@@ -126,6 +128,7 @@ class LiteLLMEngine(Engine):
         super().__init__(api_key, model=model, base_url=base_url, **kwargs)
         self._provider: str | None = None
         self._supports_n: bool | None = None
+        self._http: Any = None  # the client LiteLLM is given, capping replies (see _client)
         self._route()  # a model LiteLLM cannot route is a usage error now, not failed requests
 
     @classmethod
@@ -210,10 +213,47 @@ class LiteLLMEngine(Engine):
             return "no-key"
         return None
 
+    def _client(self) -> Any:
+        """An HTTP client that stops reading a reply at the reply-size limit, for the routes
+        whose client LiteLLM takes from the caller: an ``AsyncOpenAI`` for OpenAI models, an
+        ``AsyncHTTPHandler`` for Anthropic's. ``None`` for other providers: LiteLLM then uses
+        its own clients, and the dispatcher refuses (never caches) an oversized reply only
+        once it has been read."""
+        if self._http is None:
+            provider, _ = self._route()
+            try:
+                if provider in ("openai", "text-completion-openai"):
+                    import openai
+
+                    key = self.api_key or (self._placeholder_key() if self.base_url else None)
+                    self._http = openai.AsyncOpenAI(
+                        api_key=key,
+                        base_url=self.base_url,
+                        max_retries=0,
+                        timeout=self.timeout,
+                        http_client=limit_reply_size(
+                            openai.DefaultAsyncHttpxClient(timeout=self.timeout)
+                        ),
+                    )
+                elif provider == "anthropic":
+                    from litellm.llms.custom_httpx.http_handler import AsyncHTTPHandler
+
+                    handler = AsyncHTTPHandler(timeout=self.timeout)
+                    limit_reply_size(handler.client)
+                    handler.event_hooks = handler.client.event_hooks  # kept if it is rebuilt
+                    self._http = handler
+            except Exception:  # no key for the SDK, another LiteLLM: LiteLLM's own clients
+                self._http = None
+        return self._http
+
     async def _one(self, request: Request, n: int) -> Completion:
         litellm = _litellm()
+        params = self._params(request, n)
+        client = self._client()
+        if client is not None:
+            params["client"] = client
         try:
-            response = await litellm.acompletion(**self._params(request, n))
+            response = await litellm.acompletion(**params)
         except Exception as exc:
             raise self._error(exc) from None
         try:
@@ -246,6 +286,10 @@ class LiteLLMEngine(Engine):
         """LiteLLM's exception as instructgen's typed error (keys masked)."""
         import openai
 
+        too_large = from_exception(exc, engine=self.name)
+        if isinstance(too_large, ReplyTooLargeError):  # stopped by the reply-size limit
+            return too_large
+
         if isinstance(exc, openai.APITimeoutError | openai.APIConnectionError):
             error = from_exception(
                 TimeoutError(str(exc))
@@ -276,7 +320,12 @@ class LiteLLMEngine(Engine):
     async def aclose(self) -> None:
         """Run LiteLLM's queued logging callbacks while their event loop is still open (else
         Python warns that they were never awaited when the run's loop ends); LiteLLM keeps its
-        HTTP clients per event loop and closes them itself."""
+        HTTP clients per event loop and closes them itself; the capping client given to it is
+        closed here."""
+        http, self._http = self._http, None
+        if http is not None:
+            with contextlib.suppress(Exception):
+                await http.close()
         try:
             from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
         except ImportError:  # another LiteLLM version: nothing to drain

@@ -9,6 +9,8 @@ import asyncio
 import json
 import shutil
 import sys
+import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -301,3 +303,36 @@ def test_the_dry_run_counts_prompts_with_the_tokenizer(tmp_path: Path) -> None:
     assert d["prompt_tokens_counted"] == "with the model's tokenizer"
     other = json.loads(CliRunner().invoke(cli, [*args, "--model", "ollama/llama3.1"]).output)
     assert other["prompt_tokens_counted"] == "as 4 characters a token"
+
+
+@pytest.mark.parametrize("kind", ["endless", "hugejson"])
+@pytest.mark.parametrize("route", ["openai", "anthropic"])
+def test_an_oversized_reply_stops_at_the_limit_and_is_not_retried(
+    server: WireServer, route: str, kind: str
+) -> None:
+    """LiteLLM is given a client that stops reading at the reply-size limit: an endless body
+    or megabytes of valid JSON fail once with ReplyTooLargeError, nothing is cached."""
+    from instructgen import ReplyTooLargeError
+    from instructgen.cache import Cache
+
+    server.huge_bytes = 4 * 1024 * 1024
+    server.inject(kind, times=100)
+    limit = 128 * 1024
+
+    async def go(cache: Cache) -> Any:
+        cfg = DispatchConfig(max_reply_bytes=limit, timeout=60, backoff_base=0.01)
+        async with Dispatcher(engine_for(server, route), config=cfg, cache=cache) as d:
+            return (await d.complete_many([Request.chat("Tell me everything.")]))[0]
+
+    with tempfile.TemporaryDirectory() as folder, Cache(Path(folder) / "c.sqlite3") as cache:
+        result = run(go(cache))
+        assert isinstance(result, ReplyTooLargeError), result
+        assert result.partial  # stopped while reading, not refused after reading it whole
+        assert "131,072 bytes" in str(result) and "--max-reply-bytes" in str(result)
+        assert KEY not in str(result)
+        assert len(server.calls) == 1 and len(cache) == 0
+    deadline = time.monotonic() + 30
+    while kind not in server.body_bytes_sent and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if kind == "endless":  # the client hung up near the limit (plus what sockets buffer)
+        assert server.body_bytes_sent[kind] < limit + 24 * 1024 * 1024

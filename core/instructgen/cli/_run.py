@@ -16,13 +16,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import click
 
 from instructgen.limits import DEFAULT_FILE_TIMEOUT, DEFAULT_MAX_BYTES, DEFAULT_MAX_MEMORY_MB
 from instructgen.money import format_usd
 from instructgen.progress import ProgressEvent
+from instructgen.reply_size import DEFAULT_MAX_REPLY_BYTES
 
 if TYPE_CHECKING:
     from instructgen.dispatch import DispatchConfig
@@ -30,6 +31,32 @@ if TYPE_CHECKING:
     from instructgen.engine_contract import Engine
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class ByteSize(click.ParamType):
+    """A size in bytes: ``4194304``, ``512K``, ``8M``, ``8MB``, ``8MiB``, ``1G`` (1024-based)."""
+
+    name = "size"
+    _UNITS: ClassVar[dict[str, int]] = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().upper().replace(" ", "")
+        for suffix in ("IB", "B"):
+            if text.endswith(suffix) and text[: -len(suffix)][-1:].isalpha():
+                text = text[: -len(suffix)]
+                break
+        unit = text[-1:] if text[-1:].isalpha() else ""
+        try:
+            number = float(text[: len(text) - len(unit)])
+            size = int(number * self._UNITS[unit])
+        except (KeyError, ValueError):
+            self.fail(f"{value!r} is not a size (e.g. 4194304, 512K, 8M, 1G)", param, ctx)
+        if size < 1024:
+            self.fail(f"{value!r} is below 1K: no reply would fit", param, ctx)
+        return size
+
 
 _OPTIONS = [
     click.option(
@@ -88,6 +115,15 @@ _OPTIONS = [
         default=120.0,
         show_default=True,
         help="Seconds to wait for one answer.",
+    ),
+    click.option(
+        "--max-reply-bytes",
+        type=ByteSize(),
+        default="4M",
+        show_default=True,
+        help="The most bytes one reply may have (e.g. 512K, 16M). Reading a larger one stops "
+        "at the limit and the request fails without a retry; nothing of it is cached. In batch "
+        "mode, the limit of each line of a result file.",
     ),
     click.option(
         "--seed",
@@ -362,6 +398,7 @@ class RunOptions:
     max_cost: float | None
     dry_run: bool
     as_json: bool
+    max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES
     batch: bool = False
     batch_fallback: str = "batch"
     batch_poll: float = 10.0
@@ -390,6 +427,7 @@ class RunOptions:
             tpm=self.tpm,
             timeout=self.timeout,
             max_cost=self.max_cost,
+            max_reply_bytes=self.max_reply_bytes,
             batch=self.batch_config(),
         )
 
