@@ -169,7 +169,7 @@ async def main() -> None:
     p.add_argument("--evol", action="store_true", help="Evol-Instruct replies (_evol_replies.py)")
     p.add_argument("--reply", default="A short benchmark answer.", help="the answer's text")
     p.add_argument("--first-request", default=None, help="file for the first request's time")
-    for kind in ("bootstrap", "classify", "instances"):
+    for kind in ("bootstrap", "classify", "instances", "alpaca"):
         p.add_argument(f"--latency-{kind}", type=float, default=None)
     args = p.parse_args()
     st = Stats()

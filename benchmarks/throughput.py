@@ -2,6 +2,7 @@
 in its own process) that answers every request after exactly 200 ms.
 
     python benchmarks/throughput.py [--requests 2000] [--latency 0.2] [--sequential 40]
+    python benchmarks/throughput.py --method alpaca --examples 20000 [--repeat 3]
 
 One at a time (how xTuring and the Self-Instruct scripts call the API) vs the dispatcher at
 concurrency 64 (repeated ``--repeat`` times, median shown), and with an RPM cap, all in the
@@ -28,9 +29,9 @@ from instructgen.engines import create_engine
 HERE = Path(__file__).resolve().parent
 
 
-def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
+def start_server(latency: float, *extra: str) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, str(HERE / "_server.py"), str(latency)],
+        [sys.executable, str(HERE / "_server.py"), str(latency), *extra],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -70,8 +71,82 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+async def run_method(
+    base_url: str, method: str, examples: int, instructions: int, concurrency: int
+) -> dict[str, float]:
+    """One generation method end to end (``runs.run_method``: the cache off, the filters on)
+    against the server's plausible replies; requests a second over the whole run."""
+    from instructgen.method import RunSize
+    from instructgen.runs import run_method
+
+    engine = create_engine("openai", api_key="bench", base_url=base_url)
+    seeds = HERE.parent.parent / "shared" / "data" / "seed_tasks.jsonl"
+    start = time.perf_counter()
+    result = await run_method(
+        method,
+        seeds,
+        engine,
+        size=RunSize(examples, instructions, 42),
+        cache=False,
+        config=DispatchConfig(concurrency=concurrency),
+    )
+    elapsed = time.perf_counter() - start
+    sent = result.report["requests"]["requests_completed"]
+    return {
+        "examples": len(result.rows),
+        "requests": sent,
+        "seconds": round(elapsed, 3),
+        "per_second": round(sent / elapsed, 2),
+        "filters_s": result.report.get("timings", {}).get("filters_s"),
+    }
+
+
+def main_method(a: argparse.Namespace) -> None:
+    """``--method NAME``: the method's own request mix at ``--concurrency``, median of
+    ``--repeat`` runs (each a new process-wide run against the same server)."""
+    proc, url = start_server(a.latency, "--selfinstruct")
+    try:
+        asyncio.run(run(url, 1, DispatchConfig(concurrency=1), "warm"))  # SDK import
+        runs = [
+            asyncio.run(run_method(url, a.method, a.examples, a.instructions, a.concurrency))
+            for _ in range(a.repeat)
+        ]
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        server = json.loads(proc.stdout.readline() or "{}") if proc.stdout else {}
+        proc.wait(10)
+    runs.sort(key=lambda r: r["per_second"])
+    median = runs[len(runs) // 2]
+    bound = a.concurrency / a.latency
+    print(
+        json.dumps(
+            {
+                "method": a.method,
+                "latency_s": a.latency,
+                "concurrency": a.concurrency,
+                "cpus": os.cpu_count(),
+                "load_average": os.getloadavg(),
+                **median,
+                "theoretical_per_second": bound,
+                "fraction_of_theoretical": round(median["per_second"] / bound, 3),
+                "fraction_of_theoretical_each_run": [
+                    round(r["per_second"] / bound, 3) for r in runs
+                ],
+                "server": {k: server.get(k) for k in ("requests", "max_in_flight", "by_kind")},
+            },
+            indent=2,
+        )
+    )
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
+    p.add_argument("--method", default=None, help="measure a generation method end to end")
+    p.add_argument("--examples", type=int, default=2000, help="with --method: rows wanted")
+    p.add_argument(
+        "--instructions", type=int, default=2000, help="with --method: new instructions cap"
+    )
     p.add_argument("--requests", type=int, default=2000)
     p.add_argument("--latency", type=float, default=0.2)
     p.add_argument("--concurrency", type=int, default=64)
@@ -79,6 +154,9 @@ def main() -> None:
     p.add_argument("--sequential", type=int, default=40)
     p.add_argument("--repeat", type=int, default=3, help="concurrent runs; the median is shown")
     a = p.parse_args()
+    if a.method:
+        main_method(a)
+        return
     proc, url = start_server(a.latency)
     try:
         seq = asyncio.run(run(url, a.sequential, DispatchConfig(concurrency=1), "seq"))

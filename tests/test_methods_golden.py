@@ -30,3 +30,50 @@ def test_dataset_and_report_unchanged(case: str, tmp_path: Path) -> None:
     got = run_case(case, tmp_path)
     assert got["dataset"] == (GOLDENS / f"{case}.jsonl").read_bytes()
     contains(got["report"], json.loads((GOLDENS / f"{case}.run.json").read_text()))
+
+
+def test_document_qa_through_generate_method_gives_the_from_dir_dataset(tmp_path: Path) -> None:
+    """The same directory run reached as a method (`generate DIR --method document-qa`)."""
+    from click.testing import CliRunner
+    from conftest import TEST_KEY
+    from method_goldens import make_documents
+    from selfinstruct_responder import respond
+    from wire_server import WireServer
+
+    from instructgen.cli import cli
+
+    docs = make_documents(tmp_path / "docs")
+    with WireServer() as server:
+        server.responder = respond
+        r = CliRunner().invoke(
+            cli,
+            [
+                "generate",
+                str(docs),
+                "--method",
+                "document-qa",
+                "-m",
+                "samples_per_chunk",
+                "3",
+                "-m",
+                "chunk_size",
+                "1500",
+                "-n",
+                "1000",
+                "--engine",
+                "openai",
+                "--base-url",
+                server.openai_base_url,
+                "--out",
+                str(tmp_path / "out"),
+                "--format",
+                "jsonl",
+                "--json",
+            ],
+            env={"OPENAI_API_KEY": TEST_KEY},
+        )
+    assert r.exit_code == 0, r.output
+    got = (tmp_path / "out" / "dataset.jsonl").read_bytes()
+    assert got == (GOLDENS / "document-qa.jsonl").read_bytes()
+    report = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert report["method"] == "document-qa" and report["question_answer_pairs"] == 27

@@ -343,6 +343,7 @@ class MethodContext(ABC):
         max_stalled: int = 25,
         role: str = "instructions",
         batchable: bool = False,
+        independent: bool = False,
     ) -> WindowStats:
         """Requests ``build(i, pool)`` kept ``window`` in flight, their answers handed to
         ``consume(i, answer)`` strictly in request order; ``consume`` returns how many items
@@ -351,7 +352,11 @@ class MethodContext(ABC):
         timing or concurrency, and a rerun finds every answer in the cache. Requests stop once
         ``target`` items are kept (what is still in flight is cancelled), when the items kept
         plus the expected yield of those in flight reach it (``prior_yield`` per answer until
-        answers arrive), or after ``max_stalled`` answers in a row that kept nothing."""
+        answers arrive), or after ``max_stalled`` answers in a row that kept nothing.
+        ``independent``: the prompts show no earlier output (``pool`` is always 0), so a new
+        request goes out as soon as an answer arrives, not when the answers ahead of it have
+        been consumed: a slow ``consume`` (filters against a large pool) no longer holds the
+        requests back. The dataset still depends only on the answers in request order."""
 
     @abstractmethod
     async def accept(

@@ -136,22 +136,47 @@ class DispatchContext(MethodContext):
         max_stalled: int = 25,
         role: str = "instructions",
         batchable: bool = False,
+        independent: bool = False,
     ) -> WindowStats:
         plan = BootstrapWindow(target, window, max_stalled, prior_yield=prior_yield)
         pending: dict[int, asyncio.Task[Completion | EngineError]] = {}
+        received = 0
+
+        def may_issue() -> bool:
+            if not independent:
+                return plan.may_issue()
+            # Prompts that show no earlier output: a request may go out as soon as an answer
+            # arrives, before the answers ahead of it are consumed (filters run in order, and
+            # a slow filter must not hold the requests back).
+            if plan.kept >= target or plan.gave_up() or plan.issued - received >= window:
+                return False
+            return plan.kept + plan.expected_yield() * plan.in_flight < target
+
+        def arrived(_: object) -> None:
+            nonlocal received
+            received += 1
+            if independent and not stopping:
+                issue()
 
         def issue() -> None:
             n = 0
-            while plan.may_issue():
-                index, pool = plan.issue()
+            while may_issue():
+                if independent:
+                    index, pool = plan.issued, 0
+                    plan.issued += 1
+                else:
+                    index, pool = plan.issue()
                 request = build(index, pool)
-                pending[index] = asyncio.ensure_future(
+                task = asyncio.ensure_future(
                     self.complete(request, role=role, sample=index, batchable=batchable)
                 )
+                task.add_done_callback(arrived)
+                pending[index] = task
                 n += 1
             if n:
                 self.expect(n, role)
 
+        stopping = False
         try:
             issue()
             while plan.in_flight:
@@ -162,6 +187,7 @@ class DispatchContext(MethodContext):
                     break  # exact count; what is still in flight is cancelled
                 issue()
         finally:
+            stopping = True
             for t in pending.values():
                 t.cancel()
             if pending:
