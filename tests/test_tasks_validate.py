@@ -36,7 +36,8 @@ CASES: list[tuple[str, bytes, int | None, str | None, str]] = [
     ("invalid-json", b"{not json}\n", 1, None, "invalid JSON"),
     ("truncated-json", (line()[:-5] + "\n").encode(), 1, None, "invalid JSON"),
     ("trailing-comma", b'{"id": "a",}\n', 1, None, "invalid JSON"),
-    ("array-line", b"[1, 2]\n", 1, None, "expected a JSON object"),
+    ("array-line", b"[1, 2]\n", 1, None, "the file is a JSON array"),
+    ("array-second-line", (line() + "\n[1, 2]\n").encode(), 2, None, "expected a JSON object"),
     ("string-line", b'"hello"\n', 1, None, "expected a JSON object"),
     ("number-line", b"42\n", 1, None, "expected a JSON object"),
     ("null-line", b"null\n", 1, None, "expected a JSON object"),
@@ -140,7 +141,7 @@ CASES: list[tuple[str, bytes, int | None, str | None, str]] = [
         None,
         "not UTF-8",
     ),
-    ("utf16-file", (line() + "\n").encode("utf-16"), 1, None, "not UTF-8"),
+    ("utf16-file", (line() + "\n").encode("utf-16"), 1, None, "the file is UTF-16"),
     ("bom-in-middle", (line() + "\n" + "\ufeff" + OK2 + "\n").encode(), 2, None, "invalid JSON"),
 ]
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from proc_tree import descendants, end, survivors
 
 from instructgen.outdir import make_workdir, remove_workdir, sweep_workdirs
 
@@ -84,14 +85,21 @@ def test_the_next_run_removes_what_a_killed_run_left(tmp_path: Path) -> None:
         server.responder = qa_responder("json")
         cmd = [sys.executable, "-m", "instructgen", "from-dir", str(docs), "--engine", "openai"]
         cmd += ["--base-url", server.openai_base_url, "--out", str(out), "--concurrency", "2"]
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 60
-        while len(server.calls) < 3 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        left = [p for p in out.iterdir() if p.name.startswith(".rows-")]
-        assert left, "the killed run should have left its working folder"
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        watched: dict[int, str] = {}
+        try:
+            deadline = time.monotonic() + 60
+            while len(server.calls) < 3 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            watched = descendants(proc.pid)  # its extraction workers, if still reading
+        finally:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            left = survivors(watched, within=5.0)
+            end(watched)  # whatever happens, no worker outlives the test
+        assert not left, f"workers outlived the killed run: {sorted(left)}"
+        left_dirs = [p for p in out.iterdir() if p.name.startswith(".rows-")]
+        assert left_dirs, "the killed run should have left its working folder"
         server.latency = 0.0
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr

@@ -7,6 +7,7 @@ before raising one ``TaskFileError``, so a user fixes a file in one pass.
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
@@ -95,7 +96,101 @@ def _validator() -> Any:
     return Draft202012Validator(task_schema())
 
 
+_CHUNK = 1 << 20  # bytes read at a time while skipping a line over MAX_LINE_BYTES
+_SNIFF = 512  # bytes looked at to recognise a file that is not JSON Lines in UTF-8
+_JSONL = "JSON Lines (one task object per line, UTF-8)"
+
+
+def _read_line(fh: Any) -> tuple[bytes | None, int] | None:
+    """The next line without its end, and its length in bytes (without its end); None at the
+    end of the file. A line over ``MAX_LINE_BYTES`` comes back as ``(None, length)``: it is
+    counted in chunks of ``_CHUNK`` bytes, never held whole (a 1 GB line costs 1 MB)."""
+    raw = fh.readline(MAX_LINE_BYTES + 2)  # the limit, then "\r\n"
+    if not raw:
+        return None
+    if raw.endswith(b"\n") or len(raw) < MAX_LINE_BYTES + 2:
+        raw = raw.rstrip(b"\r\n")
+        return raw, len(raw)
+    size, last = len(raw), raw
+    while not last.endswith(b"\n"):
+        chunk = fh.readline(_CHUNK)
+        if not chunk:
+            break
+        size += len(chunk)
+        last = last[-1:] + chunk[-2:]  # enough to see the line's end
+    return None, size - (len(last) - len(last.rstrip(b"\r\n")))
+
+
+def _utf16(head: bytes) -> tuple[str, str] | None:
+    """How ``head`` shows the file is UTF-16 or UTF-32 (its byte order mark, or a NUL byte
+    between ASCII characters) and iconv's name for that encoding; None for neither."""
+    for bom, what, iconv in (
+        (b"\xff\xfe\x00\x00", "UTF-32 (byte order mark FF FE 00 00)", "UTF-32"),
+        (b"\x00\x00\xfe\xff", "UTF-32 (byte order mark 00 00 FE FF)", "UTF-32"),
+        (b"\xff\xfe", "UTF-16 (byte order mark FF FE)", "UTF-16"),
+        (b"\xfe\xff", "UTF-16 (byte order mark FE FF)", "UTF-16"),
+    ):
+        if head.startswith(bom):
+            return what, iconv
+    sample = head[: len(head) - len(head) % 2]
+    if not sample:
+        return None
+    half = len(sample) // 2
+    even, odd = sample[0::2].count(0), sample[1::2].count(0)
+    # ASCII in UTF-16: NUL bytes on one side only (a run of NUL bytes is not text at all)
+    if odd * 2 >= half and even * 4 <= half:
+        return "UTF-16 little-endian (a NUL byte after every character)", "UTF-16LE"
+    if even * 2 >= half and odd * 4 <= half:
+        return "UTF-16 big-endian (a NUL byte before every character)", "UTF-16BE"
+    return None
+
+
+def _converted(path: Path) -> str:
+    """Where a conversion command in a message writes: next to the file, never the file."""
+    target = path.with_suffix(".jsonl")
+    if target.name == path.name:
+        target = path.with_name(f"{path.stem}.converted.jsonl")
+    return shlex.quote(str(target))
+
+
+def _not_jsonl(path: Path, head: bytes) -> Problem | None:
+    """One problem for a whole file that is not JSON Lines in UTF-8 but says what it is (a JSON
+    array, a pretty-printed object, UTF-16): instead of an error on every line, what JSON Lines
+    is and the command that converts the file."""
+    name, quoted = str(path), shlex.quote(str(path))
+    encoding = _utf16(head)
+    if encoding is not None:
+        return Problem(
+            name,
+            1,
+            None,
+            f"the file is {encoding[0]}; task files are {_JSONL}: "
+            f"convert it with iconv -f {encoding[1]} -t UTF-8 {quoted} > {_converted(path)}",
+        )
+    text = head.removeprefix(b"\xef\xbb\xbf").lstrip()
+    if text.startswith(b"["):
+        return Problem(
+            name,
+            1,
+            None,
+            f"the file is a JSON array; task files are {_JSONL}, without [ ] around them: "
+            f"convert it with jq -c '.[]' {quoted} > {_converted(path)}",
+        )
+    if text.startswith(b"{") and text[1:].split(b"\n", 1)[0].strip() == b"":
+        return Problem(
+            name,
+            1,
+            None,
+            f"a task is spread over several lines; task files are {_JSONL}: "
+            f"convert it with jq -c . {quoted} > {_converted(path)}",
+        )
+    return None
+
+
 def _lines(path: Path, problems: list[Problem]) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` for every line of a task file that is UTF-8 and at most
+    ``MAX_LINE_BYTES`` long, read line by line (memory stays bounded whatever the file holds);
+    a problem for each other line, or one for the whole file when it is not JSON Lines."""
     name = str(path)
     try:
         fh = path.open("rb")
@@ -103,7 +198,30 @@ def _lines(path: Path, problems: list[Problem]) -> Iterator[tuple[int, str]]:
         problems.append(Problem(name, None, None, f"cannot read: {exc.strerror or exc}"))
         return
     with fh:
-        for lineno, raw in enumerate(fh, start=1):
+        try:
+            head = fh.peek(_SNIFF)[:_SNIFF]
+        except OSError as exc:
+            problems.append(Problem(name, None, None, f"cannot read: {exc.strerror or exc}"))
+            return
+        whole = _not_jsonl(path, head)
+        if whole is not None:
+            problems.append(whole)
+            return
+        lineno = 0
+        while (read := _read_line(fh)) is not None:
+            lineno += 1
+            raw, size = read
+            if raw is None or size > MAX_LINE_BYTES:
+                problems.append(
+                    Problem(
+                        name,
+                        lineno,
+                        None,
+                        f"line too long ({size:,} bytes; at most {MAX_LINE_BYTES:,}): "
+                        "a seed task is an instruction and a few short examples",
+                    )
+                )
+                continue
             if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]
             try:
@@ -162,18 +280,6 @@ def check_tasks(path: str | Path) -> tuple[list[SeedTask], list[Problem]]:
         if not text.strip():
             continue
         seen_content = True
-        size = len(text.encode("utf-8", "surrogatepass"))
-        if size > MAX_LINE_BYTES:
-            problems.append(
-                Problem(
-                    name,
-                    lineno,
-                    None,
-                    f"line too long ({size:,} bytes; at most {MAX_LINE_BYTES:,}): "
-                    "a seed task is an instruction and a few short examples",
-                )
-            )
-            continue
         try:
             obj = json.loads(text, parse_constant=_no_constant)
         except json.JSONDecodeError as exc:

@@ -14,7 +14,11 @@ the engine names (``OPENAI_API_KEY``, ...), which this executor forwards through
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -116,6 +120,7 @@ class RayExecutor(Executor):
         self.shards = shards
         self._started = False
         self._env: dict[str, str] = {}
+        self._reaper: subprocess.Popen[bytes] | None = None
 
     def _ray(self, env: dict[str, str] | None = None) -> Any:
         import ray
@@ -135,6 +140,7 @@ class RayExecutor(Executor):
                 ray.init(address=self.address, **kwargs)
             else:
                 ray.init(num_cpus=self.workers, **kwargs)
+                self._reaper = _start_reaper()
             self._started = True
         return ray
 
@@ -230,6 +236,35 @@ class RayExecutor(Executor):
 
             ray.shutdown()
             self._started = False
+        if self._reaper is not None:
+            _stop_reaper(self._reaper)
+            self._reaper = None
+
+
+def _start_reaper() -> subprocess.Popen[bytes] | None:
+    """A process that ends what the local Ray instance leaves running if this run is killed
+    (see ``reaper.py``); None where there is no Linux ``/proc`` to find those processes."""
+    if not os.path.exists("/proc/self/stat"):
+        return None
+    return subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("reaper.py")), str(os.getpid())],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _stop_reaper(reaper: subprocess.Popen[bytes]) -> None:
+    """Ray was shut down here: the reaper leaves everything alone and exits."""
+    with contextlib.suppress(OSError, ValueError):
+        assert reaper.stdin is not None
+        reaper.stdin.write(b"stop")
+        reaper.stdin.close()
+    try:
+        reaper.wait(5)
+    except subprocess.TimeoutExpired:
+        reaper.kill()
+        reaper.wait()
 
 
 @hookimpl

@@ -1,15 +1,18 @@
 """The extraction worker pool: processes that each read one file at a time, with a real
 per-file time limit (counted from the extractor's last progress report) and memory limit
 (measured through Linux ``/proc`` for the worker's whole process group), replaced when they die,
-time out, go over the limit or have read ``recycle_after`` files."""
+time out, go over the limit or have read ``recycle_after`` files. A worker ends, with the
+programs it started, when the process that started it dies, whatever killed it."""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import logging
 import multiprocessing as mp
 import os
+import select
 import signal
 import sys
 import threading
@@ -35,16 +38,25 @@ __all__ = ["group_memories", "group_memory", "run_pool"]
 
 _LOOK_EVERY = 0.5  # seconds between two looks at the workers' memory and progress
 _STOP_LOOK = 0.2  # seconds between two looks at a run's stop signal
+_PARENT_LOOK = 0.5  # seconds between two looks, in a worker, at whether its parent lives
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_PARENT_DIED = signal.SIGHUP  # what Linux sends a worker when its parent dies
 
 Job = tuple[int, str, str, int]  # (index, path, rel, size)
 
 
-def _worker_main(conn: Connection, progress: Any = None, chunk_size: int | None = None) -> None:
+def _worker_main(
+    conn: Connection,
+    progress: Any = None,
+    chunk_size: int | None = None,
+    parent: int | None = None,
+) -> None:
     # Its own process group: killing the group on a timeout or over the memory limit also ends
     # the programs the extractor started (tesseract, soffice), and a Ctrl-C at the terminal
     # reaches only the caller, which stops the workers itself.
     with contextlib.suppress(OSError, AttributeError):
         os.setpgid(0, 0)
+    _die_with_parent(os.getppid() if parent is None else parent, conn)
     # Objects inherited through fork are left out of garbage collection here: a collection
     # would write to every one of them and so copy the caller's whole heap into the worker
     # (measured: 1.1 GB for a caller holding 6 million small lists), which also counts
@@ -79,6 +91,70 @@ def _worker_main(conn: Connection, progress: Any = None, chunk_size: int | None 
                 skip=f"extraction crashed: {type(exc).__name__}: {exc}"[:300],
             )
         conn.send((idx, res))
+
+
+def _end_group() -> None:
+    """End this worker and every program it started (its process group), at once."""
+    with contextlib.suppress(OSError, AttributeError):
+        if os.getpgrp() == os.getpid():  # never the group of the process that started us
+            os.killpg(os.getpid(), signal.SIGKILL)
+    os._exit(1)
+
+
+def _die_with_parent(parent: int, conn: Connection) -> None:
+    """Make this worker end (with its process group) when the process that started it dies,
+    whatever kills it.
+
+    On Linux the kernel signals the worker when ``parent`` dies (``PR_SET_PDEATHSIG``); the
+    signal also comes when the *thread* that started the worker ends, so the handler ends the
+    worker only once ``getppid()`` says its parent is really gone, and ``getppid()`` is checked
+    right after asking, in case the parent died before. Everywhere, a thread looks every
+    ``_PARENT_LOOK`` seconds at ``getppid()`` and at the pipe to the caller, which hangs up
+    when the caller dies (macOS has no parent-death signal; with the ``forkserver`` start
+    method the parent is the fork server, which lives as long as its workers do; and an
+    extractor may hold the main thread in native code, where the handler cannot run).
+    SIGTERM ends the worker's group too, instead of the handler inherited from the caller
+    through fork (which would ignore it)."""
+
+    def on_parent_signal(signum: int, frame: Any) -> None:
+        if os.getppid() != parent:
+            _end_group()
+
+    def on_term(signum: int, frame: Any) -> None:
+        _end_group()
+
+    with contextlib.suppress(ValueError, OSError):  # inherited from an asyncio caller
+        signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGTERM, on_term)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            signal.signal(_PARENT_DIED, on_parent_signal)
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(_PARENT_DIED), 0, 0, 0)
+    if os.getppid() != parent:  # died before the kernel was asked to tell us
+        _end_group()
+    # The caller's end of the pipe is in the caller only (and, after fork, in workers forked
+    # later, where getppid() covers it): a hang-up means the caller is gone. Registered for
+    # no event, poll() reports only hang-ups and errors, and reads nothing.
+    hangup = None
+    if hasattr(select, "poll"):
+        hangup = select.poll()
+        hangup.register(conn.fileno(), 0)
+
+    def watch() -> None:
+        while True:
+            time.sleep(_PARENT_LOOK)
+            if os.getppid() != parent or (hangup is not None and hangup.poll(0)):
+                _end_group()
+
+    threading.Thread(target=watch, name="instructgen-parent-watch", daemon=True).start()
+
+
+def _expected_parent(ctx: Any) -> int | None:
+    """The pid a new worker's ``getppid()`` returns while the caller lives: the caller; None
+    with the ``forkserver`` start method (the worker's parent is then the fork server, and the
+    worker takes its parent at start)."""
+    return None if ctx.get_start_method() == "forkserver" else os.getpid()
 
 
 def _init_worker(env: dict[str, str], blobs: list[tuple[str, bytes]]) -> None:
@@ -178,7 +254,9 @@ class _Worker:
         self.conn, child = ctx.Pipe()
         self.progress = ctx.Value("Q", 0, lock=False)  # report_progress() calls, this worker
         self.proc = ctx.Process(
-            target=_worker_main, args=(child, self.progress, chunk_size), daemon=True
+            target=_worker_main,
+            args=(child, self.progress, chunk_size, _expected_parent(ctx)),
+            daemon=True,
         )
         self.proc.start()
         child.close()
