@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from instructgen.diskspace import RESERVE_BYTES
 from instructgen.engine_contract import Completion, Request
 from instructgen.store import SQLiteStore
 
@@ -65,11 +66,14 @@ class Cache(SQLiteStore):
 
     table = "responses"
     schema = _SCHEMA
+    what = "the response cache"
+    reserve_bytes = RESERVE_BYTES  # room for the answers in flight when the disk fills up
 
     def __init__(self, path: str | Path) -> None:
         super().__init__(path)
-        for statement in _BATCH_SCHEMA:
-            self._db.execute(statement)
+        with self._writing():
+            for statement in _BATCH_SCHEMA:
+                self._db.execute(statement)
 
     key = staticmethod(cache_key)
 
@@ -93,7 +97,7 @@ class Cache(SQLiteStore):
     ) -> None:
         """Record a submitted batch and the keys of its requests, in one transaction."""
         ident = json.dumps(engine or {}, sort_keys=True)
-        with self._lock:
+        with self._lock, self._writing():
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.execute(
@@ -106,7 +110,8 @@ class Cache(SQLiteStore):
                     [(k, batch_id) for k in keys],
                 )
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # a full disk may have rolled it back already
+                    self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
 
@@ -133,5 +138,5 @@ class Cache(SQLiteStore):
 
     def batch_done(self, batch_id: str) -> None:
         """Forget a batch whose results are collected (answers are in ``responses``)."""
-        with self._lock:
+        with self._lock, self._writing():
             self._db.execute("DELETE FROM batch_requests WHERE batch_id = ?", (batch_id,))

@@ -43,6 +43,7 @@ class ExtractCache(SQLiteStore):
     """Extracted text by content hash (plus the extractor set), in SQLite."""
 
     table = "extracted"
+    what = "the extraction cache"
     schema = "CREATE TABLE IF NOT EXISTS extracted (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 
     def get(self, key: str) -> dict[str, Any] | None:
