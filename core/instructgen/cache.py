@@ -71,7 +71,7 @@ class Cache(SQLiteStore):
 
     def __init__(self, path: str | Path) -> None:
         super().__init__(path)
-        with self._writing():
+        with self._guarded():
             for statement in _BATCH_SCHEMA:
                 self._db.execute(statement)
 
@@ -97,7 +97,7 @@ class Cache(SQLiteStore):
     ) -> None:
         """Record a submitted batch and the keys of its requests, in one transaction."""
         ident = json.dumps(engine or {}, sort_keys=True)
-        with self._lock, self._writing():
+        with self._lock, self._guarded():
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.execute(
@@ -117,14 +117,14 @@ class Cache(SQLiteStore):
 
     def batch_of(self, key: str) -> str | None:
         """The id of the unfinished batch holding this request, if any."""
-        with self._lock:
+        with self._lock, self._guarded():
             row = self._db.execute(
                 "SELECT batch_id FROM batch_requests WHERE key = ?", (key,)
             ).fetchone()
         return None if row is None else str(row[0])
 
     def batch_keys(self, batch_id: str) -> list[str]:
-        with self._lock:
+        with self._lock, self._guarded():
             rows = self._db.execute(
                 "SELECT key FROM batch_requests WHERE batch_id = ?", (batch_id,)
             ).fetchall()
@@ -132,11 +132,11 @@ class Cache(SQLiteStore):
 
     def open_batches(self) -> list[str]:
         """Ids of the batches whose results have not been collected yet."""
-        with self._lock:
+        with self._lock, self._guarded():
             rows = self._db.execute("SELECT DISTINCT batch_id FROM batch_requests").fetchall()
         return sorted(str(r[0]) for r in rows)
 
     def batch_done(self, batch_id: str) -> None:
         """Forget a batch whose results are collected (answers are in ``responses``)."""
-        with self._lock, self._writing():
+        with self._lock, self._guarded():
             self._db.execute("DELETE FROM batch_requests WHERE batch_id = ?", (batch_id,))

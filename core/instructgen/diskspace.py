@@ -79,7 +79,7 @@ def free_space(path: str | Path) -> int | None:
 
 
 class _Halts(Protocol):
-    def halt(self, error: DiskFullError) -> None: ...
+    def halt(self, error: DiskFullError) -> object: ...
 
 
 _listeners: weakref.WeakSet[Any] = weakref.WeakSet()

@@ -18,10 +18,10 @@ answered yet, so a wrong port is reported at once), every request raises
 answered. Failures are logged as one line per kind of error with counts, at most every
 ``warn_interval`` seconds, never one line per request.
 
-A full disk halts the dispatcher (``diskspace``): whichever write found it full, no request is
+A full disk halts the dispatcher (``diskspace``), and so does a damaged cache: no request is
 sent after that, and the requests already in flight are not cancelled with the run: their
-answers, paid for, are awaited when the dispatcher closes and stored in the room the response
-cache kept for them, so a rerun pays for nothing twice.
+answers, paid for, are awaited when the dispatcher closes and stored (after a full disk, in the
+room the response cache kept for them), so a rerun pays for nothing twice.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from instructgen.engine_errors import from_exception, redact
 from instructgen.errors import (
     AuthenticationError,
     BudgetExceededError,
+    CacheDamagedError,
     ConfigError,
     ConnectionFailedError,
     DiskFullError,
@@ -469,7 +470,8 @@ class Dispatcher:
         self._rate_limits = _RateLimitSignal()
         where = host_of(engine.base_url) or host_of(engine.default_base_url) or engine.name
         self._failures = _FailureLog(where, self.config.warn_interval)
-        self._halted: DiskFullError | None = None  # the disk is full: send nothing more
+        # the disk is full, or the cache damaged: send nothing more
+        self._halted: DiskFullError | CacheDamagedError | None = None
         self._draining: set[asyncio.Task[None]] = set()  # answers awaited after a halt
         self.batcher: Any = None
         if self.config.batch is not None:
@@ -502,11 +504,13 @@ class Dispatcher:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    def halt(self, error: DiskFullError) -> None:
-        """Stop sending: a write found the disk full (``error`` is raised by every request
-        from now on; the first one wins). Any thread may call it."""
+    def halt(self, error: DiskFullError | CacheDamagedError) -> DiskFullError | CacheDamagedError:
+        """Stop sending: a write found the disk full, or the cache is damaged (``error`` is
+        raised by every request from now on; the first one wins, and is returned). Any thread
+        may call it."""
         if self._halted is None:
             self._halted = error
+        return self._halted
 
     async def aclose(self) -> None:
         if self._draining:  # the answers in flight when the disk filled up: store them
@@ -543,7 +547,10 @@ class Dispatcher:
         mode it may go through the engine's batch API (``batching.py``)."""
         key = self.key(request, sample) if self.cache is not None else ""
         if self.cache is not None:
-            hit = self.cache.get(key)
+            try:
+                hit = self.cache.get(key)
+            except CacheDamagedError as exc:
+                raise self.halt(exc) from None
             if hit is not None:
                 self.stats.cached += 1
                 self._emit()
@@ -682,17 +689,16 @@ class Dispatcher:
         self._account(completion, est_tokens)
 
     def _store(self, key: str, completion: Completion, *, raising: bool = True) -> None:
-        """Commit an answer to the cache. One that cannot be stored for lack of space is
-        counted on the halt's error (a rerun asks for it again)."""
+        """Commit an answer to the cache. One that cannot be stored (no space, damaged pages)
+        halts the dispatcher and is counted on the halt's error (a rerun asks for it again)."""
         assert self.cache is not None
         try:
             self.cache.put(key, completion)
-        except DiskFullError as exc:
-            self.halt(exc)
-            assert self._halted is not None
-            self._halted.unsaved += 1
+        except (DiskFullError, CacheDamagedError) as exc:
+            halted = self.halt(exc)
+            halted.unsaved += 1
             if raising:
-                raise self._halted from None
+                raise halted from None
 
     async def _sleep(self, delay: float) -> None:
         """Back off for ``delay`` seconds, or less if the circuit opens meanwhile."""

@@ -14,6 +14,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BudgetExceededError",
+    "CacheDamagedError",
     "ConfigError",
     "ConnectionFailedError",
     "DatasetError",
@@ -280,6 +281,38 @@ def _size(n: int) -> str:
         if size < 1000:
             return f"{size:.1f} {unit}"
     return f"{size / 1000:.1f} TB"
+
+
+class CacheDamagedError(UsageError):
+    """A cache database whose pages are damaged (SQLite: "database disk image is malformed",
+    "file is not a database"), found when it was opened or used: exit 2, as a rerun alone
+    cannot help. ``what`` names the cache, ``path`` its file, ``detail`` SQLite's words;
+    ``unsaved`` counts the answers received that could not be stored in it (it grows while
+    the requests in flight finish)."""
+
+    def __init__(self, what: str, path: str, detail: str) -> None:
+        self.what, self.path, self.detail = what, path, detail
+        self.unsaved = 0
+        super().__init__(what, path, detail)
+
+    def __str__(self) -> str:
+        lost = ""
+        if self.unsaved:
+            lost = f"; {self.unsaved} answers received could not be stored in it"
+        return (
+            f"{self.what} {self.path} is damaged ({self.detail}){lost}: keep what is readable "
+            f"in it with `instructgen cache repair {self.path}` (the damaged file is kept "
+            "beside it), or move it aside, or rerun with --no-cache"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_damaged, (self.__dict__.copy(),))
+
+
+def _rebuild_damaged(state: dict[str, Any]) -> CacheDamagedError:
+    error = CacheDamagedError(state["what"], state["path"], state["detail"])
+    error.unsaved = state["unsaved"]
+    return error
 
 
 class ExtractionError(InstructgenError):

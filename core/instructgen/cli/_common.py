@@ -16,6 +16,7 @@ import click
 
 from instructgen.diskspace import disk_full, is_disk_full
 from instructgen.errors import (
+    CacheDamagedError,
     DiskFullError,
     InstructgenError,
     ServerUnreachableError,
@@ -107,6 +108,8 @@ def handles_errors(func: F) -> F:
                 message += f"; resume with: {resume_command(ctx)}"
             elif isinstance(exc, DiskFullError):
                 message = message.replace("rerun to resume", f"resume with: {resume_command(ctx)}")
+            elif isinstance(exc, CacheDamagedError) and ctx.info_name in ("generate", "from-dir"):
+                message += f"; then resume with: {resume_command(ctx)}"
             if as_json:
                 payload: dict[str, Any] = {
                     "ok": False,
