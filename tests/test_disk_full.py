@@ -9,6 +9,7 @@ test is skipped."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import sqlite3
@@ -116,6 +117,12 @@ def fill_run_free_rerun(tmp_path: Path, command: list[str], responder: Any) -> N
         fill(disk / "filler")
         again = run(cmd(server, out))
         assert "kept free to store the answers in flight" in assert_one_plain_line(again, out)
+        as_json = run([*cmd(server, out), "--json"])
+        assert as_json.returncode == 1 and "Traceback" not in as_json.stderr
+        payload = json.loads(as_json.stdout)
+        assert payload["error"] == "DiskFullError" and payload["answers_unsaved"] == 0
+        assert payload["path"] == str(out / "cache.sqlite3") and payload["free_bytes"] < 1 << 20
+        assert payload["resume"].startswith("instructgen ")
         assert sum(server.successes.values()) == paid
 
         (disk / "filler").unlink()
@@ -185,8 +192,6 @@ print(json.dumps(report))
 
 def test_writers_report_a_full_disk_and_keep_what_they_wrote_whole(tmp_path: Path) -> None:
     """No root needed: a file-size limit (``ulimit -f``) fails writes as a full disk does."""
-    import json
-
     r = subprocess.run(
         [sys.executable, "-c", LIMITED, str(tmp_path)], capture_output=True, text=True, timeout=60
     )
