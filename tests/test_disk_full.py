@@ -209,3 +209,39 @@ def test_writers_report_a_full_disk_and_keep_what_they_wrote_whole(tmp_path: Pat
     assert "cannot write the file" in report["atomic"]
     assert (tmp_path / "run.json").read_text() == "{}"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rows.jsonl", "run.json"]
+
+
+class Listener:
+    def __init__(self) -> None:
+        self.halted: list[object] = []
+
+    def halt(self, error: object) -> None:
+        self.halted.append(error)
+
+
+def test_a_full_disk_halts_the_runs_and_frees_the_reserves_on_that_disk_only(
+    tmp_path: Path,
+) -> None:
+    import errno
+
+    from instructgen.diskspace import Reserve, device, disk_full, on_disk_full
+
+    other_disk = Path("/dev/shm")
+    if not other_disk.is_dir() or device(other_disk) == device(tmp_path):
+        pytest.skip("needs /dev/shm on a disk of its own")
+    here = Reserve(tmp_path / "cache.sqlite3.reserve", 65536, what="the cache").take()
+    there_path = other_disk / f"instructgen-test-{os.getpid()}.reserve"
+    there = Reserve(there_path, 65536, what="the cache").take()
+    try:
+        assert here.path.stat().st_size == there_path.stat().st_size == 65536
+        run_here, run_there, run_anywhere = Listener(), Listener(), Listener()
+        on_disk_full(run_here, tmp_path / "cache.sqlite3")
+        on_disk_full(run_there, there_path)
+        on_disk_full(run_anywhere)  # a run without a cache: any full disk stops it
+        error = disk_full("the file", tmp_path / "run.json", OSError(errno.ENOSPC, "full"))
+        assert "no space left on device" in str(error)
+        assert not here.path.exists() and there_path.exists()
+        assert run_here.halted == [error] == run_anywhere.halted and run_there.halted == []
+    finally:
+        there.release()
+    assert not there_path.exists()

@@ -67,37 +67,54 @@ def is_disk_full(exc: BaseException) -> bool:
     return False
 
 
+def _existing(path: str | Path) -> Path | None:
+    p = Path(path)
+    return next((c for c in (p, *p.parents) if c.exists()), None)
+
+
 def free_space(path: str | Path) -> int | None:
     """Bytes free to this user on the disk holding ``path`` (or its nearest existing parent)."""
-    p = Path(path)
-    for candidate in (p, *p.parents):
-        if candidate.exists():
-            with contextlib.suppress(OSError):
-                return shutil.disk_usage(candidate).free
-            return None
+    where = _existing(path)
+    if where is not None:
+        with contextlib.suppress(OSError):
+            return shutil.disk_usage(where).free
     return None
+
+
+def device(path: str | Path | None) -> int | None:
+    """The file system holding ``path`` (its nearest existing parent); ``None``: unknown."""
+    where = None if path is None else _existing(path)
+    if where is not None:
+        with contextlib.suppress(OSError):
+            return os.stat(where).st_dev
+    return None
+
+
+def _same_disk(a: int | None, b: int | None) -> bool:
+    return a is None or b is None or a == b
 
 
 class _Halts(Protocol):
     def halt(self, error: DiskFullError) -> object: ...
 
 
-_listeners: weakref.WeakSet[Any] = weakref.WeakSet()
+_listeners: weakref.WeakKeyDictionary[Any, int | None] = weakref.WeakKeyDictionary()
 _reserves: weakref.WeakSet[Reserve] = weakref.WeakSet()
 _guard = threading.Lock()
 
 
-def on_disk_full(listener: _Halts) -> None:
-    """Have ``listener.halt(error)`` called when a write finds the disk full (a dispatcher:
-    it stops sending). Held weakly: a listener that is gone is forgotten."""
+def on_disk_full(listener: _Halts, path: str | Path | None = None) -> None:
+    """Have ``listener.halt(error)`` called when a write finds the disk of ``path`` full (any
+    disk when ``path`` is ``None``): a dispatcher stops sending. Held weakly: a listener that
+    is gone is forgotten."""
     with _guard:
-        _listeners.add(listener)
+        _listeners[listener] = device(path)
 
 
 def disk_full(what: str, path: str | Path, exc: BaseException | None = None) -> DiskFullError:
     """The ``DiskFullError`` for a failed write of ``what`` to ``path``, after giving every
-    reserve back and halting every dispatcher of the process (so the requests in flight are
-    stored, and no new one is sent). Raise it."""
+    reserve on that disk back and halting every dispatcher of the process whose cache is there,
+    or that has none (so the requests in flight are stored, and no new one is sent). Raise it."""
     if isinstance(exc, DiskFullError):
         return exc
     code = getattr(exc, "errno", None)
@@ -105,8 +122,10 @@ def disk_full(what: str, path: str | Path, exc: BaseException | None = None) -> 
     if getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL:
         reason = "database or disk is full"
     error = DiskFullError(what, str(path), free=free_space(path), reason=reason)
+    full = device(path)
     with _guard:
-        reserves, listeners = list(_reserves), list(_listeners)
+        reserves = [r for r in _reserves if _same_disk(r.device, full)]
+        listeners = [k for k, dev in _listeners.items() if _same_disk(dev, full)]
     for reserve in reserves:
         reserve.release()
     for listener in listeners:
@@ -124,6 +143,7 @@ class Reserve:
     def __init__(self, path: str | Path, size: int = RESERVE_BYTES, *, what: str) -> None:
         self.path, self.size, self.what = Path(path), size, what
         self.held = False
+        self.device: int | None = None
 
     def take(self) -> Reserve:
         try:
@@ -147,6 +167,7 @@ class Reserve:
                 ) from None
             raise
         self.held = True
+        self.device = device(self.path)
         with _guard:
             _reserves.add(self)
         return self

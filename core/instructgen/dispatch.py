@@ -491,7 +491,7 @@ class Dispatcher:
             cfg = self.config
             self._gate = _AdaptiveGate(cfg.concurrency)
             self._breaker.opened = asyncio.Event()
-            on_disk_full(self)
+            on_disk_full(self, self.cache.path if self.cache is not None else None)
             if cfg.rpm:
                 self._rpm = TokenBucket(cfg.rpm / 60.0, 1.0)  # no burst: never above the cap
             if cfg.tpm:
