@@ -1,7 +1,8 @@
 """Writing a file so that readers see the old one or the whole new one, never half of it: write
 beside it, then rename over it (``os.replace`` is atomic on one file system). Used for
 run.json, the dataset's metadata, reports and every exporter's output; public for exporter
-plugins (``instructgen.write_atomic``, ``instructgen.atomic_path``)."""
+plugins (``instructgen.write_atomic``, ``instructgen.atomic_path``). A write that finds the disk
+full raises ``DiskFullError``, the half-written file removed."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from instructgen.diskspace import disk_full, is_disk_full
 
 __all__ = ["atomic_path", "write_atomic", "write_json_atomic"]
 
@@ -26,11 +29,13 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     try:
         yield tmp
-    except BaseException:
+    except BaseException as exc:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             tmp.unlink(missing_ok=True)
+        if is_disk_full(exc):
+            raise disk_full("the file", target, exc) from None
         raise
     os.replace(tmp, target)
 

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from instructgen.diskspace import RESERVE_BYTES
 from instructgen.engine_contract import Completion, Request
 from instructgen.store import SQLiteStore
 
@@ -65,11 +66,14 @@ class Cache(SQLiteStore):
 
     table = "responses"
     schema = _SCHEMA
+    what = "the response cache"
+    reserve_bytes = RESERVE_BYTES  # room for the answers in flight when the disk fills up
 
     def __init__(self, path: str | Path) -> None:
         super().__init__(path)
-        for statement in _BATCH_SCHEMA:
-            self._db.execute(statement)
+        with self._guarded():
+            for statement in _BATCH_SCHEMA:
+                self._db.execute(statement)
 
     key = staticmethod(cache_key)
 
@@ -93,7 +97,7 @@ class Cache(SQLiteStore):
     ) -> None:
         """Record a submitted batch and the keys of its requests, in one transaction."""
         ident = json.dumps(engine or {}, sort_keys=True)
-        with self._lock:
+        with self._lock, self._guarded():
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.execute(
@@ -106,20 +110,21 @@ class Cache(SQLiteStore):
                     [(k, batch_id) for k in keys],
                 )
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # a full disk may have rolled it back already
+                    self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
 
     def batch_of(self, key: str) -> str | None:
         """The id of the unfinished batch holding this request, if any."""
-        with self._lock:
+        with self._lock, self._guarded():
             row = self._db.execute(
                 "SELECT batch_id FROM batch_requests WHERE key = ?", (key,)
             ).fetchone()
         return None if row is None else str(row[0])
 
     def batch_keys(self, batch_id: str) -> list[str]:
-        with self._lock:
+        with self._lock, self._guarded():
             rows = self._db.execute(
                 "SELECT key FROM batch_requests WHERE batch_id = ?", (batch_id,)
             ).fetchall()
@@ -127,11 +132,11 @@ class Cache(SQLiteStore):
 
     def open_batches(self) -> list[str]:
         """Ids of the batches whose results have not been collected yet."""
-        with self._lock:
+        with self._lock, self._guarded():
             rows = self._db.execute("SELECT DISTINCT batch_id FROM batch_requests").fetchall()
         return sorted(str(r[0]) for r in rows)
 
     def batch_done(self, batch_id: str) -> None:
         """Forget a batch whose results are collected (answers are in ``responses``)."""
-        with self._lock:
+        with self._lock, self._guarded():
             self._db.execute("DELETE FROM batch_requests WHERE batch_id = ?", (batch_id,))

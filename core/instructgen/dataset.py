@@ -23,6 +23,7 @@ import instructgen.plugins as plugins
 import instructgen.runs as runs
 from instructgen.atomic import write_json_atomic
 from instructgen.batching import BatchConfig
+from instructgen.diskspace import disk_full, is_disk_full
 from instructgen.dispatch import DispatchConfig, with_batch
 from instructgen.documents.types import ExtractOptions
 from instructgen.engine_contract import Engine
@@ -210,7 +211,12 @@ class InstructionDataset:
         dataset memory-mapped from it; the folder is removed when the dataset is collected."""
         folder = Path(folder)
         target = folder / "rows.arrow"
-        _write_arrow((_normalise(r) for r in rows), target)
+        try:
+            _write_arrow((_normalise(r) for r in rows), target)
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise disk_full("the dataset", target, exc) from None
+            raise
         ds = cls.from_arrow_file(target, run_report)
         weakref.finalize(ds, remove_workdir, str(folder))
         return ds
@@ -362,6 +368,10 @@ class InstructionDataset:
                 }
                 replace_folder(staged / "data", path / "data")
                 write_json_atomic(path / "metadata.json", meta)
+            except OSError as exc:
+                if is_disk_full(exc):
+                    raise disk_full("the dataset", path, exc) from None
+                raise
             finally:
                 shutil.rmtree(staged, ignore_errors=True)
         return path

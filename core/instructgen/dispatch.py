@@ -21,6 +21,11 @@ answered yet, so a wrong port is reported at once), every request raises
 ``ServerUnreachableError`` with the host, the reason and the counts; the cache keeps everything
 answered. Failures are logged as one line per kind of error with counts, at most every
 ``warn_interval`` seconds, never one line per request.
+
+A full disk halts the dispatcher (``diskspace``), and so does a damaged cache: no request is
+sent after that, and the requests already in flight are not cancelled with the run: their
+answers, paid for, are awaited when the dispatcher closes and stored (after a full disk, in the
+room the response cache kept for them), so a rerun pays for nothing twice.
 """
 
 from __future__ import annotations
@@ -39,14 +44,17 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from instructgen.cache import Cache, cache_key
+from instructgen.diskspace import on_disk_full
 from instructgen.endpoints import host_of
 from instructgen.engine_contract import Completion, Engine, Price, Request, Usage
 from instructgen.engine_errors import from_exception, redact
 from instructgen.errors import (
     AuthenticationError,
     BudgetExceededError,
+    CacheDamagedError,
     ConfigError,
     ConnectionFailedError,
+    DiskFullError,
     EngineError,
     RateLimitError,
     ReplyTooLargeError,
@@ -483,6 +491,9 @@ class Dispatcher:
         self._rate_limits = _RateLimitSignal()
         where = host_of(engine.base_url) or host_of(engine.default_base_url) or engine.name
         self._failures = _FailureLog(where, self.config.warn_interval)
+        # the disk is full, or the cache damaged: send nothing more
+        self._halted: DiskFullError | CacheDamagedError | None = None
+        self._draining: set[asyncio.Task[None]] = set()  # answers awaited after a halt
         self.batcher: Any = None
         if self.config.batch is not None:
             from instructgen.batching import Batcher, supports_batch
@@ -501,6 +512,7 @@ class Dispatcher:
             cfg = self.config
             self._gate = _AdaptiveGate(cfg.concurrency)
             self._breaker.opened = asyncio.Event()
+            on_disk_full(self, self.cache.path if self.cache is not None else None)
             if cfg.rpm:
                 self._rpm = TokenBucket(cfg.rpm / 60.0, 1.0)  # no burst: never above the cap
             if cfg.tpm:
@@ -513,7 +525,17 @@ class Dispatcher:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
+    def halt(self, error: DiskFullError | CacheDamagedError) -> DiskFullError | CacheDamagedError:
+        """Stop sending: a write found the disk full, or the cache is damaged (``error`` is
+        raised by every request from now on; the first one wins, and is returned). Any thread
+        may call it."""
+        if self._halted is None:
+            self._halted = error
+        return self._halted
+
     async def aclose(self) -> None:
+        if self._draining:  # the answers in flight when the disk filled up: store them
+            await asyncio.gather(*self._draining, return_exceptions=True)
         if self._breaker.error is None:
             self._failures.flush()
         if self.batcher is not None:
@@ -546,7 +568,10 @@ class Dispatcher:
         mode it may go through the engine's batch API (``batching.py``)."""
         key = self.key(request, sample) if self.cache is not None else ""
         if self.cache is not None:
-            hit = self.cache.get(key)
+            try:
+                hit = self.cache.get(key)
+            except CacheDamagedError as exc:
+                raise self.halt(exc) from None
             if hit is not None:
                 self.stats.cached += 1
                 self._emit()
@@ -563,9 +588,13 @@ class Dispatcher:
         attempt = 0
         while True:
             attempt += 1
+            if self._halted is not None:
+                raise self._halted
             if breaker.error is not None:
                 raise copy.copy(breaker.error)
             async with gate:
+                if self._halted is not None:
+                    raise self._halted
                 if breaker.error is not None:
                     raise copy.copy(breaker.error)
                 if (
@@ -584,10 +613,7 @@ class Dispatcher:
                 self._reserved += worst
                 self.stats.sent += 1
                 try:
-                    with reply_size_limit(cfg.max_reply_bytes):
-                        completion = await _with_timeout(
-                            self.engine.acomplete(request), cfg.timeout
-                        )
+                    completion = await self._call(request, key, est_tokens)
                     _check_size(completion, cfg.max_reply_bytes, self.engine.name)
                 except asyncio.TimeoutError:
                     error: EngineError = ConnectionFailedError(
@@ -604,8 +630,10 @@ class Dispatcher:
                     error = from_exception(exc, engine=self.engine.name)
                 else:
                     if self.cache is not None:
-                        self.cache.put(key, completion)  # committed before anyone uses it
+                        self._store(key, completion)  # committed before anyone uses it
                     self._account(completion, est_tokens)
+                    if self._halted is not None:
+                        raise self._halted  # kept; but the disk is full: stop
                     breaker.success()
                     self._rate_limits.record(False)
                     await gate.on_success()
@@ -646,6 +674,54 @@ class Dispatcher:
             log.info("retrying in %.2fs after %s", delay, error)
             self._emit()
             await self._sleep(delay)
+
+    async def _call(self, request: Request, key: str, est_tokens: int) -> Completion:
+        """The engine's answer to ``request``, within the timeout. With a cache, the call runs
+        as a task of its own: when the run is cancelled because the disk is full, the call goes
+        on and ``aclose`` stores its answer (it is paid for); any other cancellation stops it."""
+        with reply_size_limit(self.config.max_reply_bytes):  # a task copies it when made
+            call = _with_timeout(self.engine.acomplete(request), self.config.timeout)
+            if self.cache is None:
+                return await call
+            task = asyncio.ensure_future(call)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():  # answered as the run was cancelled: paid for, so keep it
+                if not task.cancelled() and task.exception() is None:
+                    self._store(key, task.result(), raising=False)
+                    self._account(task.result(), est_tokens)
+                raise
+            if self._halted is not None:
+                keep = asyncio.ensure_future(self._keep(task, key, est_tokens))
+                self._draining.add(keep)
+                keep.add_done_callback(self._draining.discard)
+            else:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+            raise
+
+    async def _keep(self, call: asyncio.Task[Completion], key: str, est_tokens: int) -> None:
+        """Store the answer of a request that was in flight when the disk filled up."""
+        try:
+            completion = await call
+        except Exception:
+            return  # no answer came: nothing was received
+        self._store(key, completion, raising=False)
+        self._account(completion, est_tokens)
+
+    def _store(self, key: str, completion: Completion, *, raising: bool = True) -> None:
+        """Commit an answer to the cache. One that cannot be stored (no space, damaged pages)
+        halts the dispatcher and is counted on the halt's error (a rerun asks for it again)."""
+        assert self.cache is not None
+        try:
+            self.cache.put(key, completion)
+        except (DiskFullError, CacheDamagedError) as exc:
+            halted = self.halt(exc)
+            halted.unsaved += 1
+            if raising:
+                raise halted from None
 
     async def _sleep(self, delay: float) -> None:
         """Back off for ``delay`` seconds, or less if the circuit opens meanwhile."""

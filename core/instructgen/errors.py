@@ -14,9 +14,11 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BudgetExceededError",
+    "CacheDamagedError",
     "ConfigError",
     "ConnectionFailedError",
     "DatasetError",
+    "DiskFullError",
     "EngineError",
     "ExtractionError",
     "FolderInUseError",
@@ -289,6 +291,87 @@ def _rebuild_unreachable(state: dict[str, Any]) -> ServerUnreachableError:
 
 class BudgetExceededError(InstructgenError):
     """Sending more would exceed ``--max-cost``; what was done is cached and a rerun resumes."""
+
+
+class DiskFullError(InstructgenError):
+    """A write failed because the disk (or the quota, or the file-size limit) is full: the run
+    stops sending requests at once. ``what`` was being written to ``path``; ``free`` is the
+    space left on that disk when it happened (``None`` when it cannot be told). ``unsaved``
+    counts the answers received that could not be stored (a rerun asks for them again); it
+    grows while the requests in flight finish, so the message is made when it is shown. The
+    CLI adds the command that resumes."""
+
+    def __init__(self, what: str, path: str, *, free: int | None = None, reason: str = "") -> None:
+        self.what, self.path, self.free, self.reason = what, path, free, reason or "disk full"
+        self.unsaved = 0
+        super().__init__(what, path)
+
+    def __str__(self) -> str:
+        free = "" if self.free is None else f", {_size(self.free)} free there"
+        if self.unsaved:
+            kept = (
+                f"{self.unsaved} answers received could not be stored (a rerun asks for them "
+                "again); the others are in the cache"
+            )
+        else:
+            kept = "every answer received is kept in the cache"
+        return (
+            f"disk full: cannot write {self.what} {self.path} ({self.reason}{free}); "
+            f"stopped sending requests, {kept}; free some space, then rerun to resume"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_disk_full, (self.__dict__.copy(),))
+
+
+def _rebuild_disk_full(state: dict[str, Any]) -> DiskFullError:
+    error = DiskFullError(state["what"], state["path"], free=state["free"], reason=state["reason"])
+    error.unsaved = state["unsaved"]
+    return error
+
+
+def _size(n: int) -> str:
+    """Bytes for a person: ``0 B``, ``812 B``, ``2.9 MB``."""
+    if n < 1000:
+        return f"{n} B"
+    size = float(n)
+    for unit in ("KB", "MB", "GB"):
+        size /= 1000
+        if size < 1000:
+            return f"{size:.1f} {unit}"
+    return f"{size / 1000:.1f} TB"
+
+
+class CacheDamagedError(UsageError):
+    """A cache database whose pages are damaged (SQLite: "database disk image is malformed",
+    "file is not a database"), found when it was opened or used: exit 2, as a rerun alone
+    cannot help. ``what`` names the cache, ``path`` its file, ``detail`` SQLite's words;
+    ``unsaved`` counts the answers received that could not be stored in it (it grows while
+    the requests in flight finish)."""
+
+    def __init__(self, what: str, path: str, detail: str) -> None:
+        self.what, self.path, self.detail = what, path, detail
+        self.unsaved = 0
+        super().__init__(what, path, detail)
+
+    def __str__(self) -> str:
+        lost = ""
+        if self.unsaved:
+            lost = f"; {self.unsaved} answers received could not be stored in it"
+        return (
+            f"{self.what} {self.path} is damaged ({self.detail}){lost}: keep what is readable "
+            f"in it with `instructgen cache repair {self.path}` (the damaged file is kept "
+            "beside it), or move it aside, or rerun with --no-cache"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_damaged, (self.__dict__.copy(),))
+
+
+def _rebuild_damaged(state: dict[str, Any]) -> CacheDamagedError:
+    error = CacheDamagedError(state["what"], state["path"], state["detail"])
+    error.unsaved = state["unsaved"]
+    return error
 
 
 class ExtractionError(InstructgenError):

@@ -22,6 +22,14 @@ def render() -> str:
             continue
         sub = click.Context(cmd, info_name=name, parent=ctx)
         parts += [f"## instructgen {name}", "", "```text", cmd.get_help(sub), "```", ""]
+        if isinstance(cmd, click.Group):  # its sub-commands too: `instructgen cache check`
+            for sub_name in cmd.list_commands(sub):
+                inner = cmd.get_command(sub, sub_name)
+                if inner is None:
+                    continue
+                ctx2 = click.Context(inner, info_name=sub_name, parent=sub)
+                title = f"## instructgen {name} {sub_name}"
+                parts += [title, "", "```text", inner.get_help(ctx2), "```", ""]
     return "\n".join(parts)
 
 

@@ -47,6 +47,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "report",
         "Write a self-contained HTML report of a dataset.",
     ),
+    "cache": (
+        "instructgen.cli.cache",
+        "cache",
+        "Check a cache database, or salvage a damaged one.",
+    ),
     "plugins": (
         "instructgen.cli.plugins",
         "plugins",

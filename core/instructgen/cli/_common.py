@@ -14,7 +14,14 @@ from typing import Any, TypeVar
 
 import click
 
-from instructgen.errors import InstructgenError, ServerUnreachableError, TaskFileError
+from instructgen.diskspace import disk_full, is_disk_full
+from instructgen.errors import (
+    CacheDamagedError,
+    DiskFullError,
+    InstructgenError,
+    ServerUnreachableError,
+    TaskFileError,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -87,13 +94,22 @@ def handles_errors(func: F) -> F:
         try:
             with _sigterm_as_interrupt():
                 return func(*args, **kwargs)
-        except InstructgenError as exc:
+        except (InstructgenError, OSError) as exc:
             if debug:
                 raise
+            if isinstance(exc, OSError):
+                if not is_disk_full(exc):
+                    raise
+                # a write no writer of ours turned into DiskFullError (a plugin's exporter)
+                exc = disk_full("the file", exc.filename or "?", exc)
             as_json = bool(ctx.params.get("as_json"))
             message = str(exc)
             if isinstance(exc, ServerUnreachableError):
                 message += f"; resume with: {resume_command(ctx)}"
+            elif isinstance(exc, DiskFullError):
+                message = message.replace("rerun to resume", f"resume with: {resume_command(ctx)}")
+            elif isinstance(exc, CacheDamagedError) and ctx.info_name in ("generate", "from-dir"):
+                message += f"; then resume with: {resume_command(ctx)}"
             if as_json:
                 payload: dict[str, Any] = {
                     "ok": False,
@@ -109,6 +125,13 @@ def handles_errors(func: F) -> F:
                         requests_done=exc.done,
                         requests_cached=exc.cached,
                         answers_kept=exc.kept,
+                        resume=resume_command(ctx),
+                    )
+                if isinstance(exc, DiskFullError):
+                    payload.update(
+                        path=exc.path,
+                        free_bytes=exc.free,
+                        answers_unsaved=exc.unsaved,
                         resume=resume_command(ctx),
                     )
                 emit_json(payload)

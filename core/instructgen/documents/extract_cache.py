@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import fields
 from pathlib import Path
@@ -21,6 +22,7 @@ from instructgen.documents.types import (
     skipped,
     timeout_reason,
 )
+from instructgen.errors import CacheDamagedError
 from instructgen.registry import MISSING_REQUIREMENT
 from instructgen.store import SQLiteStore
 
@@ -38,24 +40,46 @@ __all__ = [
 CACHE_VERSION = "4"  # 2: OCR small print, docx text boxes, slide order; 3: attachments;
 # 4: docx list numbers, JSON as text values, UTF-16 e-mails read as e-mails
 
+log = logging.getLogger("instructgen.documents")
+
 
 class ExtractCache(SQLiteStore):
     """Extracted text by content hash (plus the extractor set), in SQLite."""
 
     table = "extracted"
+    what = "the extraction cache"
     schema = "CREATE TABLE IF NOT EXISTS extracted (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 
+    damaged: CacheDamagedError | None = None
+
     def get(self, key: str) -> dict[str, Any] | None:
-        value = self._read(key)
+        """The stored result, or ``None``. A damaged cache is a warning, once, and is not
+        used any further: reading the files again costs no request."""
+        if self.damaged is not None:
+            return None
+        try:
+            value = self._read(key)
+        except CacheDamagedError as exc:
+            self._give_up(exc)
+            return None
         return json.loads(value) if value is not None else None
 
     def put(self, key: str, value: dict[str, Any]) -> None:
+        if self.damaged is not None:
+            return
         data = json.dumps(value, ensure_ascii=False)
         try:
             data.encode("utf-8")
         except UnicodeEncodeError:  # lone surrogates (from a file name): store them escaped
             data = json.dumps(value)
-        self._write(("key", "value"), (key, data))
+        try:
+            self._write(("key", "value"), (key, data))
+        except CacheDamagedError as exc:
+            self._give_up(exc)
+
+    def _give_up(self, exc: CacheDamagedError) -> None:
+        self.damaged = exc
+        log.warning("%s; files are read again without it", exc)
 
 
 def _fingerprint() -> str:

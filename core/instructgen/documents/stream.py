@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import threading
@@ -25,6 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from instructgen.diskspace import disk_full, is_disk_full
 from instructgen.dispatch import Dispatcher
 from instructgen.documents.chunking import chunk_text
 from instructgen.documents.discovery import Found
@@ -182,7 +184,7 @@ class RowSpill:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._fh = self.path.open("w+b")
+        self._fh = self.path.open("w+b", buffering=0)  # each chunk's rows written at once
         self._keys = array("q")  # file index << 32 | chunk index
         self._offsets = array("q")
         self._sizes = array("q")
@@ -192,16 +194,27 @@ class RowSpill:
         if not rows:
             return
         data = b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in rows)
-        self._fh.seek(0, 2)
+        offset = self._fh.seek(0, 2)
+        try:
+            view = memoryview(data)
+            while view:
+                written = self._fh.write(view)
+                if not written:
+                    raise OSError(errno.ENOSPC, "no space left on device")
+                view = view[written:]
+        except OSError as exc:
+            if is_disk_full(exc):
+                # the chunk's answers are in the response cache: a rerun makes its rows again
+                with contextlib.suppress(OSError):
+                    self._fh.truncate(offset)
+                raise disk_full("the dataset's rows", self.path, exc) from None
+            raise
         self._keys.append(key[0] << 32 | key[1])
-        self._offsets.append(self._fh.tell())
+        self._offsets.append(offset)
         self._sizes.append(len(data))
-        self._fh.write(data)
         self.rows += len(rows)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        if not self._fh.closed:
-            self._fh.flush()
         order = sorted(range(len(self._keys)), key=self._keys.__getitem__)
         with self.path.open("rb") as fh:
             for i in order:
