@@ -410,6 +410,49 @@ class RunOptions:
         return self.out / "cache.sqlite3"
 
 
+def record_totals(report: dict[str, Any], out: Path) -> None:
+    """Add ``totals`` to ``report`` (in place, before the dataset and run.json are written):
+    this invocation's figures plus those of the run.json it replaces in ``out``."""
+    from instructgen.run_totals import add_totals, read_run_json
+
+    report["totals"] = add_totals(report, read_run_json(out / "run.json"))
+
+
+def spending_summary(report: dict[str, Any]) -> str:
+    """The summary line's requests, tokens and cost: this invocation's, and after a resume
+    the whole run's too ("$0.00 this time; $0.062 in all over 2 runs: ...")."""
+    from instructgen.run_totals import dispatch_stats, invocation_figures
+
+    stats = dispatch_stats(report)
+    sent, failed, cached = (
+        sum(s.get(k, 0) for s in stats)
+        for k in ("requests_sent", "requests_failed", "requests_cached")
+    )
+    now = invocation_figures(report)
+    this = (
+        f"{sent} requests sent" + (f" ({failed} failed)" if failed else "") + f", {cached} cached, "
+        f"{now['prompt_tokens'] + now['completion_tokens']:,} tokens, "
+        f"{format_usd(now['cost_usd'])}"
+    )
+    totals = report.get("totals") or now
+    if totals["invocations"] <= 1:
+        return this
+    return (
+        f"{this} this time; {format_usd(totals['cost_usd'])} in all over "
+        f"{totals['invocations']} runs: {totals['requests_paid']:,} requests paid, "
+        f"{totals['prompt_tokens'] + totals['completion_tokens']:,} tokens, "
+        f"{_duration(totals['elapsed_s'])}"
+    )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
 class ProgressRenderer:
     """The run's progress for a person: on a terminal one status line, redrawn in place, that
     covers every stage; otherwise (a log, a pipe) one plain line every ``log_every`` seconds

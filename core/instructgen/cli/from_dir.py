@@ -15,12 +15,14 @@ from instructgen.cli._run import (
     chosen_filters,
     filter_settings,
     format_option,
+    record_totals,
     refuse_unused,
     run_options,
     scan_limits,
     scan_options,
     self_instruct_options,
     size_options,
+    spending_summary,
 )
 from instructgen.errors import ConfigError
 from instructgen.money import format_usd
@@ -269,8 +271,9 @@ def from_dir(
         )
     finally:
         renderer.close()
-    dataset.save(out)
     report = dataset.run_report
+    record_totals(report, out)  # before the save: metadata.json carries them too
+    dataset.save(out)
     exported = None
     if fmt is not None:
         exported = str(
@@ -286,6 +289,7 @@ def from_dir(
         "out": str(out),
         **report["extraction"],
         "requests": report["requests"],
+        "totals": report["totals"],
         "unparsed_replies": replies.get("unparsed_replies", 0),
         "short_chunks": short,
     }
@@ -297,7 +301,8 @@ def from_dir(
             f"wrote {len(dataset)} examples to {out} from {ex['read']} files "
             f"({ex['skipped']} skipped, see run.json), {ex['chunks']} chunks; "
             f"{replies.get('unparsed_replies', 0)} replies unparsed, "
-            f"{replies.get('follow_up_requests', 0)} follow-ups, {short} chunks short"
+            f"{replies.get('follow_up_requests', 0)} follow-ups, {short} chunks short; "
+            f"{spending_summary(report)}"
         )
     unreadable = ""
     if replies.get("unparsed_replies"):

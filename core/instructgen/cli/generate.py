@@ -14,9 +14,11 @@ from instructgen.cli._run import (
     chosen_filters,
     filter_settings,
     format_option,
+    record_totals,
     run_options,
     self_instruct_options,
     size_options,
+    spending_summary,
 )
 from instructgen.money import format_usd
 
@@ -86,6 +88,7 @@ def generate(
         )
     )
     dataset, report = result
+    record_totals(report, out)  # before the save: metadata.json carries them too
     dataset.save(out)
     exported = None
     if fmt is not None:
@@ -101,6 +104,7 @@ def generate(
         "out": str(out),
         "exported": exported,
         "requests": report["requests"],
+        "totals": report["totals"],
         "unparsed_instance_replies": (report.get("unparsed_instance_replies") or {}).get(
             "unparsed", 0
         ),
@@ -108,17 +112,12 @@ def generate(
     if opts.as_json:
         emit_json(summary)
     else:
-        req = report["requests"]
         click.echo(
             f"wrote {len(dataset)} of {n_examples} examples "
             f"({report.get('instructions_generated')} instructions) to {out}; "
-            f"{req['requests_sent']} requests sent"
-            + (f" ({req['requests_failed']} failed)" if req.get("requests_failed") else "")
-            + f", {req['requests_cached']} cached, "
-            f"{req['prompt_tokens'] + req['completion_tokens']:,} tokens, "
-            f"{format_usd(req['cost_usd'])}; "
+            f"{spending_summary(report)}; "
             f"{(report.get('unparsed_instance_replies') or {}).get('unparsed', 0)} "
-            "instance replies unparsed" + _batch_summary(req)
+            "instance replies unparsed" + _batch_summary(report["requests"])
         )
     if len(dataset) == 0:
         click.echo(
