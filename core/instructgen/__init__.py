@@ -42,6 +42,8 @@ _LAZY: dict[str, str] = {
     "from_status": "instructgen.engine_errors",
     "from_exception": "instructgen.engine_errors",
     "redact": "instructgen.engine_errors",
+    # base URLs with or without the provider's version path
+    "api_base_url": "instructgen.endpoints",
     # token counts (Engine.token_counter)
     "tiktoken_counter": "instructgen.tokenizers",
     # hooks and registries
@@ -165,6 +167,7 @@ __all__ = [
     "Usage",
     "UsageError",
     "__version__",
+    "api_base_url",
     "atomic_path",
     "check_container",
     "create_engine",
@@ -219,6 +222,7 @@ if TYPE_CHECKING:
     from instructgen.documents.extract_cache import ExtractionRun
     from instructgen.documents.routing import extract_file, extract_one
     from instructgen.documents.types import Chunk, ExtractOptions, ExtractResult
+    from instructgen.endpoints import api_base_url
     from instructgen.engine_contract import Completion, Engine, Message, Price, Request, Usage
     from instructgen.engine_errors import from_exception, from_status, redact
     from instructgen.engines import EngineSpec, create_engine

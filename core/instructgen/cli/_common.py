@@ -14,7 +14,12 @@ from typing import Any, TypeVar
 
 import click
 
-from instructgen.errors import InstructgenError, ServerUnreachableError, TaskFileError
+from instructgen.errors import (
+    InstructgenError,
+    MissingKeyError,
+    ServerUnreachableError,
+    TaskFileError,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -91,7 +96,7 @@ def handles_errors(func: F) -> F:
             if debug:
                 raise
             as_json = bool(ctx.params.get("as_json"))
-            message = str(exc)
+            message = exc.command_line_message() if isinstance(exc, MissingKeyError) else str(exc)
             if isinstance(exc, ServerUnreachableError):
                 message += f"; resume with: {resume_command(ctx)}"
             if as_json:

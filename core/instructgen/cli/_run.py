@@ -53,8 +53,8 @@ _OPTIONS = [
     click.option(
         "--base-url",
         default=None,
-        help="API base URL, e.g. a local OpenAI-compatible server "
-        "(http://localhost:11434/v1 for Ollama).",
+        help="API base URL, e.g. a local OpenAI-compatible server (http://localhost:11434/v1 "
+        "for Ollama; a bare host gets /v1). What each engine expects: docs/engines.md.",
     ),
     click.option(
         "--out",
@@ -155,15 +155,14 @@ size_options = _stack(
             type=click.IntRange(min=1),
             default=5,
             show_default=True,
-            help="Size of the dataset: the number of examples it will hold "
-            "(from-dir: with --self-instruct).",
+            help="Size of the dataset: the number of examples it will hold.",
         ),
         click.option(
             "--num-instructions",
             type=click.IntRange(min=1),
             default=10,
             show_default=True,
-            help="Cap on the new instructions generated (from-dir: with --self-instruct).",
+            help="Cap on the new instructions generated.",
         ),
     ]
 )
@@ -176,21 +175,19 @@ self_instruct_options = _stack(
             type=click.IntRange(min=1),
             default=8,
             show_default=True,
-            help="Instructions listed in each bootstrap prompt (from-dir: with --self-instruct).",
+            help="Instructions listed in each bootstrap prompt.",
         ),
         click.option(
             "--rouge-tokenizer",
             type=click.Choice(["default", "unicode"]),
             default="default",
             show_default=True,
-            help="'unicode' for instructions in non-Latin scripts (from-dir: with "
-            "--self-instruct).",
+            help="'unicode' for instructions in non-Latin scripts.",
         ),
         click.option(
             "--allow-non-ascii",
             is_flag=True,
-            help="Keep instructions that start with a non-ASCII character (from-dir: with "
-            "--self-instruct).",
+            help="Keep instructions that start with a non-ASCII character.",
         ),
         click.option(
             "--window",
@@ -199,8 +196,7 @@ self_instruct_options = _stack(
             show_default=True,
             help="Bootstrap requests kept in flight (independent of --concurrency); request i "
             "lists instructions kept before answer i-WINDOW. Part of what the dataset depends "
-            "on: the same seed and window give the same dataset at any --concurrency "
-            "(from-dir: with --self-instruct).",
+            "on: the same seed and window give the same dataset at any --concurrency.",
         ),
         click.option(
             "--filter",
@@ -208,15 +204,14 @@ self_instruct_options = _stack(
             multiple=True,
             metavar="NAME",
             help="Also run this instruction filter (a plugin's filter that is off by default); "
-            "repeatable. See `instructgen plugins` (from-dir: with --self-instruct).",
+            "repeatable. See `instructgen plugins`.",
         ),
         click.option(
             "--no-filter",
             "drop_filters",
             multiple=True,
             metavar="NAME",
-            help="Do not run this instruction filter (e.g. rouge, blacklist); repeatable "
-            "(from-dir: with --self-instruct).",
+            help="Do not run this instruction filter (e.g. rouge, blacklist); repeatable.",
         ),
     ]
 )

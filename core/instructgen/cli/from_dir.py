@@ -43,7 +43,24 @@ SELF_INSTRUCT_ONLY = (
 """The options that only a run with --self-instruct uses (parameter names)."""
 
 
-@click.command("from-dir")
+class _FromDirCommand(click.Command):
+    """``from-dir``, whose help lists the options that apply only with --self-instruct in a
+    section of their own, instead of saying so on each of them."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows: list[tuple[str, str]] = []
+        self_instruct: list[tuple[str, str]] = []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is not None:
+                (self_instruct if param.name in SELF_INSTRUCT_ONLY else rows).append(record)
+        with formatter.section("Options"):
+            formatter.write_dl(rows)
+        with formatter.section("Self-Instruct options (only with --self-instruct)"):
+            formatter.write_dl(self_instruct)
+
+
+@click.command("from-dir", cls=_FromDirCommand)
 @click.argument("directory", type=click.Path(path_type=Path))
 @click.option(
     "--samples-per-chunk",
