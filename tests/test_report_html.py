@@ -210,3 +210,40 @@ def test_length_ticks_are_whole_words(lengths: list[int], want: list[str]) -> No
     assert svg is not None
     x_ticks = re.findall(r'text-anchor="middle">([^<]*)</text>', svg.group(0))
     assert x_ticks[: len(want)] == want and x_ticks[len(want)] == "words per instruction"
+
+
+def test_an_invocation_stopped_by_its_budget_counts_in_the_totals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run stopped by --max-cost (exit 1) writes no report, but what it paid is added to
+    run.json's totals, so the rerun that finishes it shows the whole run's cost."""
+    import json
+
+    tasks = tmp_path / "seed_tasks.jsonl"
+    shutil.copy(SHARED / "data" / "seed_tasks.jsonl", tasks)
+    out = tmp_path / "ds"
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with WireServer() as server:
+        server.responder = respond
+        args = ["generate", str(tasks), "--engine", "openai", "--base-url"]
+        args += [server.openai_base_url, "--out", str(out), "-n", "30", "--num-instructions", "40"]
+        stopped = CliRunner().invoke(cli, [*args, "--max-cost", "0.002", "--concurrency", "2"])
+        assert stopped.exit_code == 1, stopped.output
+        first = len(server.calls)
+        assert first > 0
+        partial = json.loads((out / "run.json").read_text())
+        assert partial["unfinished_invocations"] == 1
+        assert partial["totals"]["invocations"] == 1
+        assert 0 < partial["totals"]["requests_paid"] <= first
+        done = CliRunner().invoke(cli, args)
+        assert done.exit_code == 0, done.output
+        paid = len(server.calls)
+    run = json.loads((out / "run.json").read_text())
+    totals = run["totals"]
+    assert totals["invocations"] == 2
+    assert run["requests"]["requests_completed"] < paid  # the rerun paid only for the rest
+    # every answer the client received is counted once; the server may also have answered
+    # the (at most --concurrency 2) requests the stopped run gave up while they were in flight
+    assert paid - 2 <= totals["requests_paid"] <= paid
+    assert totals["cost_usd"] > run["requests"]["cost_usd"]
+    assert "in all over 2 runs" in done.stdout

@@ -493,6 +493,9 @@ class Dispatcher:
         await self.aclose()
 
     async def aclose(self) -> None:
+        # the final figures, also when the run ends early (a budget, Ctrl-C): what a caller
+        # shows or records as paid is never a report up to 0.1 s old
+        self._emit(force=True)
         if self._breaker.error is None:
             self._failures.flush()
         if self.batcher is not None:

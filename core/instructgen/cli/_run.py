@@ -413,6 +413,28 @@ def record_totals(report: dict[str, Any], out: Path) -> None:
     report["totals"] = add_totals(report, read_run_json(out / "run.json"))
 
 
+def record_unfinished(out: Path, renderer: ProgressRenderer) -> None:
+    """An invocation that ends early (Ctrl-C, a budget, an unreachable server) writes no run
+    report, but what it paid is part of the run: its figures are added to ``totals`` in
+    ``out``'s run.json (the rest of an earlier run.json is kept as it was), so that the rerun
+    that resumes counts them. Nothing is written when nothing was paid or ``out`` does not
+    exist."""
+    from instructgen.atomic import write_json_atomic
+    from instructgen.run_totals import add_totals, read_run_json
+
+    spent = renderer.spent()
+    if not spent["requests_completed"] or not out.is_dir():
+        return
+    previous = read_run_json(out / "run.json")
+    report = dict(previous or {"pipeline": None})
+    report["totals"] = add_totals({"requests": spent, "timings": {}}, previous)
+    report["unfinished_invocations"] = int(report.get("unfinished_invocations") or 0) + 1
+    write_json_atomic(out / "run.json", report)
+
+
+_DISPATCH_STAGES = ("requests", "questions")
+
+
 def spending_summary(report: dict[str, Any]) -> str:
     """The summary line's requests, tokens and cost: this invocation's, and after a resume
     the whole run's too ("$0.00 this time; $0.062 in all over 2 runs: ...")."""
@@ -485,8 +507,29 @@ class ProgressRenderer:
         self._written = ""  # the last line written
         self._pending = False  # an event arrived since the last line
         self._dirty = False  # a live line is on the terminal
+        self.started = time.monotonic()
+        self.dispatch: dict[str, ProgressEvent] = {}  # each dispatcher's last report
+
+    def spent(self) -> dict[str, Any]:
+        """What the dispatchers reported so far, as run.json's ``requests``: the figures of an
+        invocation that ends before its report is written."""
+        evs = list(self.dispatch.values())
+        done, cached, failed = (
+            sum(getattr(e, k) for e in evs) for k in ("done", "cached", "failed")
+        )
+        return {
+            "requests_completed": max(0, done - cached - failed),
+            "requests_cached": cached,
+            "requests_failed": failed,
+            "prompt_tokens": sum(e.prompt_tokens for e in evs),
+            "completion_tokens": sum(e.completion_tokens for e in evs),
+            "cost_usd": round(sum(e.cost for e in evs), 6),
+            "elapsed_s": round(time.monotonic() - self.started, 3),
+        }
 
     def __call__(self, ev: ProgressEvent) -> None:
+        if ev.stage in _DISPATCH_STAGES:  # kept even when quiet: what an unfinished run paid
+            self.dispatch[ev.stage] = ev
         if not self.enabled:
             return
         self._stages[ev.stage] = ev

@@ -16,6 +16,7 @@ from instructgen.cli._run import (
     filter_settings,
     format_option,
     record_totals,
+    record_unfinished,
     refuse_unused,
     run_options,
     scan_limits,
@@ -286,8 +287,11 @@ def from_dir(
                 ),
             )
         )
-    finally:
+    except BaseException:
         renderer.close()
+        record_unfinished(out, renderer)  # what it paid stays in the run's totals
+        raise
+    renderer.close()
     report = dataset.run_report
     record_totals(report, out)  # before the save: metadata.json carries them too
     dataset.save(out)

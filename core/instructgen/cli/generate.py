@@ -15,6 +15,7 @@ from instructgen.cli._run import (
     filter_settings,
     format_option,
     record_totals,
+    record_unfinished,
     run_options,
     self_instruct_options,
     size_options,
@@ -55,6 +56,7 @@ def generate(
     from instructgen import plugins
     from instructgen.limits import check_dataset_size
     from instructgen.outdir import lock_output
+    from instructgen.selfinstruct.estimate import expected_requests
     from instructgen.selfinstruct.options import SelfInstructOptions
     from instructgen.tasks import load_tasks
 
@@ -73,20 +75,28 @@ def generate(
     engine = opts.build_engine()  # a missing key or extra: exit 2 before --out is made
     # refuse a folder of other files, or one another run is writing, before anything is sent
     click.get_current_context().call_on_close(lock_output(out, what="--out").release)
-    result = asyncio.run(
-        _generate(
-            seed_tasks,
-            opts,
-            n_examples,
-            num_instructions,
-            num_prompt_instructions,
-            window,
-            rouge_tokenizer,
-            allow_non_ascii,
-            filters,
-            engine,
-        )
+    renderer = ProgressRenderer(
+        enabled=not opts.as_json, expected_requests=expected_requests(num_instructions)
     )
+    try:
+        result = asyncio.run(
+            _generate(
+                seed_tasks,
+                opts,
+                n_examples,
+                num_instructions,
+                num_prompt_instructions,
+                window,
+                rouge_tokenizer,
+                allow_non_ascii,
+                filters,
+                engine,
+                renderer,
+            )
+        )
+    except BaseException:
+        record_unfinished(out, renderer)  # what it paid stays in the run's totals
+        raise
     dataset, report = result
     record_totals(report, out)  # before the save: metadata.json carries them too
     dataset.save(out)
@@ -139,15 +149,17 @@ async def _generate(
     allow_non_ascii: bool,
     filters: list[str] | None,
     engine: Engine | None = None,
+    renderer: ProgressRenderer | None = None,
 ) -> tuple[InstructionDataset, dict[str, Any]]:
     from instructgen.dataset import InstructionDataset
     from instructgen.selfinstruct.estimate import expected_requests
     from instructgen.selfinstruct.options import SelfInstructOptions
 
     cache_path = opts.cache_path()
-    renderer = ProgressRenderer(
-        enabled=not opts.as_json, expected_requests=expected_requests(num_instructions)
-    )
+    if renderer is None:
+        renderer = ProgressRenderer(
+            enabled=not opts.as_json, expected_requests=expected_requests(num_instructions)
+        )
     try:
         dataset = await InstructionDataset.agenerate_dataset(
             seed_tasks,
