@@ -193,3 +193,46 @@ def test_extract_says_how_many_files_the_globs_left_out(tmp_path: Path) -> None:
         cli, ["extract", str(docs), "--include", "*.md", "--workers", "0", "--json"]
     )
     assert json.loads(r.stdout)["summary"]["left_out_by_globs"] == 2
+
+
+def test_the_command_line_says_which_variable_holds_the_key(tmp_path: Path) -> None:
+    tasks = tmp_path / "tasks.jsonl"
+    shutil.copy(SHARED / "data" / "seed_tasks.jsonl", tasks)
+    r = CliRunner().invoke(cli, ["generate", str(tasks), "--engine", "openai"])
+    assert r.exit_code == 2
+    assert r.stderr.strip() == (
+        "error: engine 'openai' needs an API key: set the environment variable OPENAI_API_KEY, "
+        "e.g. export OPENAI_API_KEY=...; a local OpenAI-compatible server such as Ollama, vLLM "
+        "or llama.cpp needs none: set OPENAI_BASE_URL to its URL instead"
+    )
+    assert "api_key=" not in r.output
+    r = CliRunner().invoke(cli, ["from-dir", str(tmp_path), "--engine", "medium"])
+    assert r.exit_code == 2 and "api_key=" not in r.output
+    assert "set the environment variable CO_API_KEY or COHERE_API_KEY" in r.stderr
+    assert not (tmp_path / f"{tmp_path.name}-dataset").exists()
+
+
+def test_an_unknown_engine_lists_the_aliases_it_accepts(tmp_path: Path) -> None:
+    tasks = tmp_path / "tasks.jsonl"
+    shutil.copy(SHARED / "data" / "seed_tasks.jsonl", tasks)
+    r = CliRunner().invoke(cli, ["generate", str(tasks), "--engine", "gpt4", "--dry-run"])
+    assert r.exit_code == 2
+    assert "error: unknown engine 'gpt4'; known: ai21 (or j2-grande), cohere (or medium), " in (
+        r.stderr
+    )
+    assert "openai (or chatgpt), openai-completions (or davinci)" in r.stderr
+
+
+@pytest.mark.parametrize("command", ["generate", "from-dir"])
+def test_help_says_each_thing_once(command: str) -> None:
+    r = CliRunner().invoke(cli, [command, "--help"], terminal_width=100)
+    assert r.exit_code == 0
+    assert "from-dir: with" not in r.output
+    lines = [line.strip() for line in r.output.splitlines() if line.strip()]
+    repeated = {line for line in lines if lines.count(line) > 1 and len(line) > 20}
+    assert not repeated, repeated
+    if command == "from-dir":  # the Self-Instruct options in a section of their own, once
+        options, _, self_instruct = r.output.partition("only with --self-instruct):")
+        assert r.output.count("--self-instruct") == 2
+        for flag in ("--num-instructions-for-finetuning", "--window", "--no-filter"):
+            assert flag in self_instruct and flag not in options

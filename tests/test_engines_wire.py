@@ -252,3 +252,44 @@ def test_progress_events(wire_server: WireServer) -> None:
     run(d.complete_many([Request.chat(f"q{i}") for i in range(5)], stage="demo"))
     assert events[-1].done == 5 and events[-1].total == 5 and events[-1].stage == "demo"
     assert json.dumps(events[-1].to_dict())
+
+
+@pytest.mark.parametrize(
+    ("name", "suffixes"),
+    [
+        ("openai", ["", "/", "/v1", "/v1/"]),
+        ("openai-completions", ["", "/v1"]),
+        ("cohere", ["", "/", "/v1", "/v2/"]),
+        ("ai21", ["", "/studio/v1"]),
+    ],
+)
+def test_base_url_with_or_without_the_version_path(
+    wire_server: WireServer, name: str, suffixes: list[str]
+) -> None:
+    """Each engine reaches the server from its host alone and from the host with the version
+    path its provider's documentation shows; both give the same cache key (endpoint)."""
+    wire_server.responder = lambda call: "ok"
+    endpoints = set()
+    for suffix in suffixes:
+        engine = instructgen.engine(name, api_key=TEST_KEY, base_url=wire_server.url + suffix)
+
+        async def go(engine: Any = engine) -> Any:
+            try:
+                return await engine.acomplete(Request.chat("Say ok.", max_tokens=5))
+            finally:
+                await engine.aclose()
+
+        assert run(go()).text == "ok", suffix
+        endpoints.add(engine.endpoint())
+    assert len(endpoints) == 1
+    assert len(wire_server.calls) == len(suffixes)
+
+
+def test_a_base_url_with_another_path_is_kept(wire_server: WireServer) -> None:
+    """A path that is not a bare host (a proxy's prefix) is left as given."""
+    engine = instructgen.engine("openai", api_key=TEST_KEY, base_url="http://proxy:8080/openai/v1")
+    assert engine.base_url == "http://proxy:8080/openai/v1"
+    engine = instructgen.engine("openai", api_key=TEST_KEY, base_url="http://localhost:11434")
+    assert engine.base_url == "http://localhost:11434/v1"
+    engine = instructgen.engine("cohere", api_key=TEST_KEY, base_url="https://api.cohere.com/v1")
+    assert engine.base_url == "https://api.cohere.com"

@@ -142,3 +142,89 @@ def test_chat_preambles_and_closing_remarks_are_no_instances(
     reply: str, clf: bool, pairs: list[tuple[str, str]]
 ) -> None:
     assert InstanceReplies().parse(reply, clf) == pairs
+
+
+@pytest.mark.parametrize(
+    ("reply", "clf", "pairs"),
+    [
+        (  # the paper's output-first format with a bare label, as models write it
+            "Class label: Yes\nInput: The startup raised $2M from angel investors.\n"
+            "Class label: No\nInput: The football club lost its third match in a row.",
+            True,
+            [
+                ("The startup raised $2M from angel investors.", "Yes"),
+                ("The football club lost its third match in a row.", "No"),
+            ],
+        ),
+        (  # chat style: a preamble, bold labels, blank lines, a closing remark
+            "Sure! Here are inputs for each class label:\n\n**Class label:** Positive\n"
+            "**Input:** The soup was delicious.\n\n**Class label:** Negative\n"
+            "**Input:**\nCold fries and a long wait.\n\nLet me know if you need more!",
+            True,
+            [("The soup was delicious.", "Positive"), ("Cold fries and a long wait.", "Negative")],
+        ),
+        (  # named fields carry structure: they are part of the input, as in the paper's data
+            "Class label: Similar\nSentence 1: A cat sat.\nSentence 2: A cat was sitting.\n"
+            "Class label: Positive\nReview: Great phone.",
+            True,
+            [
+                ("Sentence 1: A cat sat.\nSentence 2: A cat was sitting.", "Similar"),
+                ("Review: Great phone.", "Positive"),
+            ],
+        ),
+        (  # a lower-case label and a numbered one
+            "Class label: Spam\ninput: Win a free cruise now!\nClass label: Ham\n"
+            "Input 2: Lunch at noon?",
+            True,
+            [("Win a free cruise now!", "Spam"), ("Lunch at noon?", "Ham")],
+        ),
+        (  # input-first, chat style: bold labels and "Output:" repeated in the output
+            "Here you go:\n\n**Example 1**\n**Input:** 3 apples and 2 pears\n"
+            "**Output:** Output: 5 fruits\n\n**Example 2**\nInput - 1 + 1\nOUTPUT: 2",
+            False,
+            [("3 apples and 2 pears", "5 fruits"), ("1 + 1", "2")],
+        ),
+        (  # words that only start like a label stay
+            "Example 1\nInputs: two numbers, 4 and 5\nOutput: 9\n"
+            "Example 2\nInput devices: keyboard\nOutput: a peripheral",
+            False,
+            [("Inputs: two numbers, 4 and 5", "9"), ("Input devices: keyboard", "a peripheral")],
+        ),
+    ],
+)
+def test_bare_input_and_output_labels_are_taken_off(
+    reply: str, clf: bool, pairs: list[tuple[str, str]]
+) -> None:
+    assert InstanceReplies().parse(reply, clf) == pairs
+
+
+def test_no_row_keeps_a_bare_input_label(
+    wire_server: WireServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A whole run against a model that labels classification inputs "Input:": neither the
+    dataset nor its Alpaca export carries the label."""
+
+    def labelled(call: WireCall) -> str:
+        text = respond(call)
+        if "generate an input that corresponds" in call.prompt:
+            return text.replace("\nText: ", "\nInput: ")
+        return text
+
+    wire_server.responder = labelled
+    seeds = tmp_path / "tasks.jsonl"
+    shutil.copy(SHARED / "data" / "seed_tasks.jsonl", seeds)
+    env = engine_env(wire_server, "openai")
+    monkeypatch.setenv(env["key_var"], env["key"])
+    out = tmp_path / "out"
+    args = ["generate", str(seeds), "--engine", "openai", "--base-url", env["base_url"]]
+    args += ["-n", "30", "--num-instructions", "30", "--format", "alpaca"]
+    r = CliRunner().invoke(cli, [*args, "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    rows = json.loads((out / "dataset.json").read_text())
+    from instructgen import InstructionDataset
+
+    ds = InstructionDataset.load(out)
+    clf = [row for row in ds.rows if row["is_classification"] and row["text"]]
+    assert clf, "the run has classification rows with an input"
+    assert not [row for row in ds.rows if row["text"].lower().startswith("input")]
+    assert not [row for row in rows if row["input"].lower().startswith("input")]

@@ -60,6 +60,8 @@ _LAZY: dict[str, str] = {
     "limit_reply_size": "instructgen.reply_size",
     "max_reply_bytes": "instructgen.reply_size",
     "reply_size_limit": "instructgen.reply_size",
+    # base URLs with or without the provider's version path
+    "api_base_url": "instructgen.endpoints",
     # token counts (Engine.token_counter)
     "tiktoken_counter": "instructgen.tokenizers",
     # hooks and registries
@@ -197,6 +199,7 @@ __all__ = [
     "UsageError",
     "WindowStats",
     "__version__",
+    "api_base_url",
     "atomic_path",
     "capped_lines",
     "check_container",
@@ -257,6 +260,7 @@ if TYPE_CHECKING:
     from instructgen.documents.extract_cache import ExtractionRun
     from instructgen.documents.routing import extract_file, extract_one
     from instructgen.documents.types import Chunk, ExtractOptions, ExtractResult
+    from instructgen.endpoints import api_base_url
     from instructgen.engine_contract import Completion, Engine, Message, Price, Request, Usage
     from instructgen.engine_errors import from_exception, from_status, redact
     from instructgen.engines import EngineSpec, create_engine

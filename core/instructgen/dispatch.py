@@ -536,6 +536,9 @@ class Dispatcher:
     async def aclose(self) -> None:
         if self._draining:  # the answers in flight when the disk filled up: store them
             await asyncio.gather(*self._draining, return_exceptions=True)
+        # the final figures, also when the run ends early (a budget, Ctrl-C): what a caller
+        # shows or records as paid is never a report up to 0.1 s old
+        self._emit(force=True)
         if self._breaker.error is None:
             self._failures.flush()
         if self.batcher is not None:

@@ -9,11 +9,12 @@ passwords, query strings and fragments, where credentials hide.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from collections.abc import Sequence
+from urllib.parse import urlsplit, urlunsplit
 
 from instructgen.errors import ConfigError
 
-__all__ = ["check_base_url", "endpoint", "host_of"]
+__all__ = ["api_base_url", "check_base_url", "endpoint", "host_of"]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -32,6 +33,24 @@ def check_base_url(url: str, *, what: str = "base URL") -> str:
             "e.g. http://localhost:8000/v1"
         )
     return url
+
+
+def api_base_url(url: str, *, add: str | None = None, strip: Sequence[str] = ()) -> str:
+    """``url`` as the provider's SDK wants it, where that is unambiguous: a URL with no path
+    gets ``add`` (the OpenAI engines: ``http://localhost:11434`` becomes
+    ``http://localhost:11434/v1``); a path ending in one of ``strip`` loses it (Cohere's SDK
+    adds ``/v2/chat`` itself, so ``.../v1`` and ``.../v2`` go). Any other path is kept as given
+    (a proxy's ``/openai/v1``, a gateway's prefix). Checked first (``check_base_url``)."""
+    parts = urlsplit(check_base_url(url).strip())
+    path = parts.path.rstrip("/")
+    for suffix in strip:
+        if path.lower().endswith(suffix.lower()):
+            path = path[: len(path) - len(suffix)].rstrip("/")
+            break
+    else:
+        if not path and add:
+            path = add
+    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, parts.fragment))
 
 
 def endpoint(url: str) -> str:

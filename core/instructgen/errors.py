@@ -6,7 +6,7 @@ every other ``InstructgenError`` exits 1 (the run failed). Messages never contai
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,9 +58,22 @@ class ConfigError(UsageError):
 class UnknownNameError(UsageError):
     """A name (engine, filter, exporter, ...) that no loaded plugin registered."""
 
-    def __init__(self, kind: str, name: str, known: Sequence[str]) -> None:
+    def __init__(
+        self,
+        kind: str,
+        name: str,
+        known: Sequence[str],
+        aliases: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
         self.kind, self.name, self.known = kind, name, list(known)
-        hint = ", ".join(sorted(known)) or "none registered"
+        self.aliases = {k: list(v) for k, v in (aliases or {}).items() if v}
+        hint = (
+            ", ".join(
+                k + (f" (or {', '.join(self.aliases[k])})" if k in self.aliases else "")
+                for k in sorted(known)
+            )
+            or "none registered"
+        )
         super().__init__(f"unknown {kind} {name!r}; known: {hint}")
 
 
@@ -95,11 +108,25 @@ class MissingKeyError(UsageError):
     """An engine needs an API key and none was given or found in the environment."""
 
     def __init__(self, engine: str, env_vars: Sequence[str], hint: str | None = None) -> None:
-        self.engine, self.env_vars = engine, list(env_vars)
+        self.engine, self.env_vars, self.hint = engine, list(env_vars), hint
         where = f"set {' or '.join(env_vars)} or pass" if env_vars else "pass"
         super().__init__(
             f"engine {engine!r} needs an API key: {where} api_key=..."
             + (f" ({hint})" if hint else "")
+        )
+
+    def command_line_message(self) -> str:
+        """The message for the command line, which has no ``api_key=``: the environment
+        variable to set."""
+        if self.env_vars:
+            fix = (
+                f"set the environment variable {' or '.join(self.env_vars)}, e.g. "
+                f"export {self.env_vars[0]}=..."
+            )
+        else:
+            fix = "its plugin names no environment variable for it; see the plugin's documentation"
+        return f"engine {self.engine!r} needs an API key: {fix}" + (
+            f"; {self.hint}" if self.hint else ""
         )
 
 

@@ -126,7 +126,7 @@ class Registry(Generic[T]):
     def entry(self, name: str) -> Entry[T]:
         key = self._lookup.get(name.lower())
         if key is None:
-            raise UnknownNameError(self.kind, name, self.names())
+            raise UnknownNameError(self.kind, name, self.names(), {e.name: e.aliases for e in self})
         return self._entries[key]
 
     def __contains__(self, name: object) -> bool:

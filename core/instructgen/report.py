@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +22,7 @@ from instructgen.atomic import write_atomic
 from instructgen.dataset import InstructionDataset
 from instructgen.errors import DatasetError
 from instructgen.money import format_usd
+from instructgen.run_totals import invocation_figures
 from instructgen.tasks import load_tasks
 
 __all__ = ["build_report", "write_report"]
@@ -35,6 +37,7 @@ h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.15rem;margin:0 0 .6rem}
 .kpis{display:flex;gap:1.5rem;flex-wrap:wrap;margin-bottom:1.2rem}
 .kpi{border:1px solid #d1d9e0;border-radius:8px;padding:.6rem 1rem;min-width:130px}
 .kpi b{display:block;font-size:1.4rem}
+.kpi small{display:block;color:#59636e;font-size:12px}
 table{border-collapse:collapse;width:100%;font-size:13px}
 td,th{border-bottom:1px solid #eee;padding:.3rem .4rem;text-align:left;vertical-align:top}
 .empty{color:#59636e;font-style:italic}
@@ -42,53 +45,127 @@ svg text{font:11px system-ui,sans-serif;fill:#1f2328}
 """
 
 
+def _nice_step(span: float, target: int, *, nearest: bool = False) -> float:
+    """A round step (1, 2 or 5 times a power of ten) that cuts ``span`` into at most
+    ``target`` parts, or (``nearest``) into about ``target`` parts, as for axis ticks."""
+    raw = max(span, 1e-12) / max(1, target)
+    mag = 10 ** math.floor(math.log10(raw))
+    if nearest:
+        f = raw / mag
+        return float(mag * (1 if f < 1.5 else 2 if f < 3 else 5 if f < 7 else 10))
+    for m in (1, 2, 5, 10):
+        if m * mag >= raw * 0.999:
+            return float(m * mag)
+    return float(10 * mag)
+
+
+def _num(value: float) -> str:
+    """A tick label: ``12``, ``0.2``, ``1,500`` (no ``6.2`` from a float's noise)."""
+    value = round(value, 9)
+    return f"{value:,.0f}" if value == int(value) else f"{value:g}"
+
+
 def _histogram(
-    values: Sequence[float], bins: int, lo: float, hi: float, *, title: str, xlabel: str, color: str
+    values: Sequence[float],
+    *,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    color: str,
+    integers: bool = False,
+    lo: float = 0.0,
+    hi: float | None = None,
+    bins: int = 15,
 ) -> str:
+    """A histogram whose bins and ticks are round numbers of the data's own unit (whole words
+    for word counts), with both axes labelled: ``xlabel`` what a bar's range measures,
+    ``ylabel`` what the bars count."""
     if not values:
         return f'<div class="card"><h2>{html.escape(title)}</h2><p class="empty">no data</p></div>'
-    width, height, pad = 460, 220, 36
-    step = (hi - lo) / bins or 1.0
-    counts = [0] * bins
+    top_value = max(values) if hi is None else hi
+    width = _nice_step(top_value - lo, bins)
+    if integers:
+        width = max(1.0, math.ceil(width))
+        top_value += 1  # the largest value gets a bar of its own
+    nbins = max(1, math.ceil((top_value - lo) / width - 1e-9))
+    hi = lo + nbins * width
+    # whole numbers: bar k holds the values k*width ... (k+1)*width - 1, and a tick at value v
+    # stands under the middle of v's place on the axis
+    shift = 0.5 if integers else 0.0
+    counts = [0] * nbins
     for v in values:
-        i = min(bins - 1, max(0, int((v - lo) / step)))
-        counts[i] += 1
-    top = max(counts) or 1
-    bw = (width - 2 * pad) / bins
-    bars = []
-    for i, c in enumerate(counts):
-        h = (height - 2 * pad) * c / top
-        x = pad + i * bw
-        y = height - pad - h
-        label = f"{lo + i * step:.2g}–{lo + (i + 1) * step:.2g}: {c}"
-        bars.append(
-            f'<rect x="{x:.1f}" y="{y:.1f}" width="{bw - 1:.1f}" height="{h:.1f}" '
-            f'fill="{color}"><title>{html.escape(label)}</title></rect>'
+        counts[min(nbins - 1, max(0, int((v - lo) / width + 1e-9)))] += 1
+    ystep = max(1.0, _nice_step(max(counts), 4))
+    ytop = ystep * math.ceil(max(counts) / ystep)
+    w, h, left, right, top, bottom = 460, 240, 46, 12, 12, 40
+    plot_w, plot_h = w - left - right, h - top - bottom
+    bw = plot_w / nbins
+
+    def x_at(v: float) -> float:
+        return left + (v - lo + shift) / (hi - lo) * plot_w
+
+    def y_at(c: float) -> float:
+        return top + plot_h - plot_h * c / ytop
+
+    grid, bars = [], []
+    for k in range(int(ytop / ystep) + 1):
+        y = y_at(k * ystep)
+        grid.append(
+            f'<line x1="{left}" y1="{y:.1f}" x2="{w - right}" y2="{y:.1f}" stroke="#e6e9ec"/>'
+            f'<text x="{left - 5}" y="{y + 4:.1f}" text-anchor="end">{_num(k * ystep)}</text>'
         )
-    ticks = "".join(
-        f'<text x="{pad + i * bw:.1f}" y="{height - pad + 14}" text-anchor="middle">'
-        f"{lo + i * step:.2g}</text>"
-        for i in range(0, bins + 1, max(1, bins // 5))
-    )
+    for i, c in enumerate(counts):
+        a, b = lo + i * width, lo + (i + 1) * width
+        if integers:
+            span = _num(a) if width == 1 else f"{_num(a)}–{_num(b - 1)}"
+        else:
+            span = f"{_num(a)}–{_num(b)}"
+        x, y = left + i * bw, y_at(c)
+        bars.append(
+            f'<rect x="{x + 0.5:.1f}" y="{y:.1f}" width="{max(bw - 1, 1):.1f}" '
+            f'height="{top + plot_h - y:.1f}" fill="{color}"><title>'
+            f"{html.escape(f'{xlabel} {span}: {c} {ylabel}')}</title></rect>"
+        )
+    tstep = _nice_step(hi - lo, 6, nearest=True)
+    if integers:
+        tstep = max(1.0, tstep)
+    ticks = []
+    k = 0
+    while lo + k * tstep <= hi - 2 * shift + 1e-9:
+        v = lo + k * tstep
+        ticks.append(
+            f'<line x1="{x_at(v):.1f}" y1="{top + plot_h}" x2="{x_at(v):.1f}" '
+            f'y2="{top + plot_h + 4}" stroke="#888"/>'
+            f'<text x="{x_at(v):.1f}" y="{top + plot_h + 16}" text-anchor="middle">'
+            f"{_num(v)}</text>"
+        )
+        k += 1
     svg = (
-        f'<svg viewBox="0 0 {width} {height}" width="100%" role="img" '
-        f'aria-label="{html.escape(title)}">'
-        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" '
-        f'stroke="#888"/>{"".join(bars)}{ticks}'
-        f'<text x="{width / 2}" y="{height - 4}" text-anchor="middle">'
+        f'<svg viewBox="0 0 {w} {h}" width="100%" role="img" '
+        f'aria-label="{html.escape(title)}">{"".join(grid)}{"".join(bars)}'
+        f'<line x1="{left}" y1="{top + plot_h}" x2="{w - right}" y2="{top + plot_h}" '
+        f'stroke="#888"/>{"".join(ticks)}'
+        f'<text x="{left + plot_w / 2}" y="{h - 4}" text-anchor="middle">'
         f"{html.escape(xlabel)}</text>"
-        f'<text x="{pad}" y="{pad - 10}">max {top}</text></svg>'
+        f'<text transform="translate(11 {top + plot_h / 2}) rotate(-90)" '
+        f'text-anchor="middle">{html.escape(ylabel)}</text></svg>'
     )
     return f'<div class="card"><h2>{html.escape(title)}</h2>{svg}</div>'
 
 
 def _bars(
-    items: Sequence[tuple[str, float]], *, title: str, color: str, fmt: str = "{:,.0f}"
+    items: Sequence[tuple[str, float]],
+    *,
+    title: str,
+    color: str,
+    unit: str,
+    fmt: str = "{:,.0f}",
 ) -> str:
+    """Horizontal bars, each with its value; ``unit`` says what the values count."""
     if not items:
         return f'<div class="card"><h2>{html.escape(title)}</h2><p class="empty">none</p></div>'
     width, row, left = 460, 20, 170
-    height = row * len(items) + 10
+    height = row * len(items) + 28
     top = max(v for _, v in items) or 1
     rows = []
     for i, (label, value) in enumerate(items):
@@ -103,7 +180,8 @@ def _bars(
         )
     svg = (
         f'<svg viewBox="0 0 {width} {height}" width="100%" role="img" '
-        f'aria-label="{html.escape(title)}">{"".join(rows)}</svg>'
+        f'aria-label="{html.escape(title)}">{"".join(rows)}'
+        f'<text x="{left}" y="{height - 6}" fill="#59636e">{html.escape(unit)}</text></svg>'
     )
     return f'<div class="card"><h2>{html.escape(title)}</h2>{svg}</div>'
 
@@ -129,6 +207,10 @@ def _nearest_rouge(instructions: list[str], seeds: list[str]) -> tuple[list[floa
     return scores, "against the instructions before it in the dataset"
 
 
+def _classified(rows: Sequence[dict[str, Any]]) -> int:
+    return len({r["instruction"] for r in rows if r.get("is_classification")})
+
+
 def build_report(
     rows: Sequence[dict[str, Any]],
     run: dict[str, Any],
@@ -140,19 +222,55 @@ def build_report(
     lengths = [len(i.split()) for i in instructions]
     nn, nn_note = _nearest_rouge(instructions, list(seeds))
     verbs = Counter(i.split()[0].strip(".,:;!?\"'").lower() for i in instructions if i.split())
-    drops = run.get("filter_drops") or (run.get("self_instruct") or {}).get("filter_drops") or {}
-    prep = run.get("preparation_drops") or {}
-    req = run.get("requests") or {}
+    si = run.get("self_instruct") or run  # a directory run with Self-Instruct keeps it apart
+    drops = si.get("filter_drops") or {}
+    prep = si.get("preparation_drops") or {}
     sources = Counter(r.get("source") or "" for r in rows)
     skipped = run.get("skipped_files") or []
+    # The counts the command line printed, from run.json (the rows hold only the examples
+    # chosen for the dataset, not every instruction generated).
+    generated = si.get("instructions_generated")
+    classification = si.get("classification_instructions")
+    this = invocation_figures(run)
+    totals = run.get("totals") or this
+    resumed = totals["invocations"] > 1
+    in_rows = f"{len(instructions):,} of them in the examples"
     kpis = [
-        ("examples", f"{len(rows):,}"),
-        ("instructions", f"{len(instructions):,}"),
-        ("classification", f"{sum(1 for r in rows if r.get('is_classification')):,}"),
-        ("tokens", f"{req.get('prompt_tokens', 0) + req.get('completion_tokens', 0):,}"),
-        ("cost", format_usd(req.get("cost_usd", 0))),
-        ("requests sent", f"{req.get('requests_sent', 0):,}"),
+        ("examples", f"{len(rows):,}", ""),
+        (
+            "instructions generated" if generated is not None else "instructions",
+            f"{generated if generated is not None else len(instructions):,}",
+            in_rows if generated is not None else "",
+        ),
+        (
+            "classification instructions",
+            f"{classification if classification is not None else _classified(rows):,}",
+            "" if classification is not None else "in the examples",
+        ),
+        (
+            "tokens" + (" in all" if resumed else ""),
+            f"{totals['prompt_tokens'] + totals['completion_tokens']:,}",
+            f"{this['prompt_tokens'] + this['completion_tokens']:,} this time" if resumed else "",
+        ),
+        (
+            "cost" + (" in all" if resumed else ""),
+            format_usd(totals["cost_usd"]),
+            f"{format_usd(this['cost_usd'])} this time" if resumed else "",
+        ),
+        (
+            "requests paid" + (" in all" if resumed else ""),
+            f"{totals['requests_paid']:,}",
+            f"{this['requests_paid']:,} this time, over {totals['invocations']} runs"
+            if resumed
+            else "",
+        ),
     ]
+    cost_title = (
+        f"Tokens (cost {format_usd(totals['cost_usd'])} in all, "
+        f"{format_usd(this['cost_usd'])} this time)"
+        if resumed
+        else f"Tokens (cost {format_usd(totals['cost_usd'])})"
+    )
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
@@ -160,46 +278,56 @@ def build_report(
         f"<h1>{html.escape(title)}</h1>",
         f"<div class='sub'>engine {html.escape(str(run.get('engine', '?')))} · model "
         f"{html.escape(str(run.get('model', '?')))} · pipeline "
-        f"{html.escape(str(run.get('pipeline', '?')))}</div>",
+        f"{html.escape(str(run.get('pipeline', '?')))}"
+        + (f" · {totals['invocations']} runs (resumed)" if resumed else "")
+        + "</div>",
         "<div class='kpis'>"
-        + "".join(f"<div class='kpi'><b>{v}</b>{html.escape(k)}</div>" for k, v in kpis)
+        + "".join(
+            f"<div class='kpi'><b>{v}</b>{html.escape(k)}"
+            + (f"<small>{html.escape(note)}</small>" if note else "")
+            + "</div>"
+            for k, v, note in kpis
+        )
         + "</div>",
         "<div class='grid'>",
         _histogram(
             lengths,
-            15,
-            0,
-            max(lengths or [1]) + 1,
             title="Instruction length",
             xlabel="words per instruction",
+            ylabel="instructions",
             color="#0969da",
+            integers=True,
         ),
         _histogram(
             nn,
-            10,
-            0.0,
-            1.0,
+            lo=0.0,
+            hi=1.0,
+            bins=10,
             title=f"Nearest-neighbour ROUGE-L ({nn_note})",
             xlabel="highest ROUGE-L F",
+            ylabel="instructions",
             color="#8250df",
         ),
         _bars(
             [(v, float(c)) for v, c in verbs.most_common(15)],
             title="Most common leading words",
             color="#1a7f37",
+            unit="instructions starting with the word",
         ),
         _bars(
             sorted(((k, float(v)) for k, v in {**drops, **prep}.items()), key=lambda kv: -kv[1]),
             title="Drops per filter",
             color="#cf222e",
+            unit="instructions or instances dropped",
         ),
         _bars(
             [
-                ("prompt tokens", float(req.get("prompt_tokens", 0))),
-                ("completion tokens", float(req.get("completion_tokens", 0))),
+                ("prompt tokens", float(totals["prompt_tokens"])),
+                ("completion tokens", float(totals["completion_tokens"])),
             ],
-            title=f"Tokens (cost {format_usd(req.get('cost_usd', 0))})",
+            title=cost_title,
             color="#bf8700",
+            unit="tokens" + (f", in all over {totals['invocations']} runs" if resumed else ""),
         ),
     ]
     if any(s and s != "self-instruct" for s in sources):
@@ -208,6 +336,7 @@ def build_report(
                 [(s or "?", float(c)) for s, c in sources.most_common(25)],
                 title="Examples per source file",
                 color="#0550ae",
+                unit="examples",
             )
         )
     parts.append("</div>")

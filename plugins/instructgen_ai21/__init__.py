@@ -12,6 +12,7 @@ from instructgen import (
     Price,
     Request,
     Usage,
+    api_base_url,
     from_exception,
     from_status,
     hookimpl,
@@ -50,6 +51,8 @@ class AI21Engine(Engine):
         **kwargs: Any,
     ) -> None:
         host = api_host or base_url or os.environ.get("AI21_API_HOST") or None
+        if host:  # a bare host gets AI21's /studio/v1, where the SDK posts chat/completions
+            host = api_base_url(host, add="/studio/v1")
         super().__init__(api_key, model=model, base_url=host, **kwargs)
         self._client: Any = None
         self._http: Any = None  # the SDK's httpx client, built here to cap replies

@@ -13,6 +13,7 @@ from instructgen import (
     Price,
     Request,
     Usage,
+    api_base_url,
     from_exception,
     from_status,
     hookimpl,
@@ -52,6 +53,8 @@ class CohereEngine(Engine):
         **kwargs: Any,
     ) -> None:
         base_url = base_url or os.environ.get("CO_API_URL") or None
+        if base_url:  # the SDK adds /v2/chat itself: a /v1 or /v2 given with the host goes
+            base_url = api_base_url(base_url, strip=("/v1", "/v2"))
         super().__init__(api_key, model=model, base_url=base_url, **kwargs)
         self._client: Any = None
         self._http: Any = None  # the SDK's httpx client, built here to cap replies

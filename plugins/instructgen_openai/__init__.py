@@ -23,6 +23,7 @@ from instructgen import (
     ReplyTooLargeError,
     Request,
     Usage,
+    api_base_url,
     capped_lines,
     custom_id_in,
     from_exception,
@@ -56,8 +57,8 @@ class _OpenAIBase(Engine, BatchEngine):
     requires = ("openai",)
     install_with = "instructgen"
     missing_key_hint = (
-        "for a local OpenAI-compatible server pass --base-url or set OPENAI_BASE_URL; "
-        "no key is needed then"
+        "a local OpenAI-compatible server such as Ollama, vLLM or llama.cpp needs none: set "
+        "OPENAI_BASE_URL to its URL instead"
     )
     prices = PRICES
 
@@ -88,6 +89,8 @@ class _OpenAIBase(Engine, BatchEngine):
         **kwargs: Any,
     ) -> None:
         base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+        if base_url:  # a bare host gets OpenAI's /v1 (http://localhost:11434 → .../v1)
+            base_url = api_base_url(base_url, add="/v1")
         super().__init__(api_key, model=model, base_url=base_url, **kwargs)
         self.organization = organization
         self._client: Any = None

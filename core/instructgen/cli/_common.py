@@ -19,6 +19,7 @@ from instructgen.errors import (
     CacheDamagedError,
     DiskFullError,
     InstructgenError,
+    MissingKeyError,
     ServerUnreachableError,
     TaskFileError,
 )
@@ -103,7 +104,7 @@ def handles_errors(func: F) -> F:
                 # a write no writer of ours turned into DiskFullError (a plugin's exporter)
                 exc = disk_full("the file", exc.filename or "?", exc)
             as_json = bool(ctx.params.get("as_json"))
-            message = str(exc)
+            message = exc.command_line_message() if isinstance(exc, MissingKeyError) else str(exc)
             if isinstance(exc, ServerUnreachableError):
                 message += f"; resume with: {resume_command(ctx)}"
             elif isinstance(exc, DiskFullError):

@@ -80,8 +80,8 @@ _OPTIONS = [
     click.option(
         "--base-url",
         default=None,
-        help="API base URL, e.g. a local OpenAI-compatible server "
-        "(http://localhost:11434/v1 for Ollama).",
+        help="API base URL, e.g. a local OpenAI-compatible server (http://localhost:11434/v1 "
+        "for Ollama; a bare host gets /v1). What each engine expects: docs/engines.md.",
     ),
     click.option(
         "--out",
@@ -191,15 +191,14 @@ size_options = _stack(
             type=click.IntRange(min=1),
             default=5,
             show_default=True,
-            help="Size of the dataset: the number of examples it will hold "
-            "(from-dir: with --self-instruct).",
+            help="Size of the dataset: the number of examples it will hold.",
         ),
         click.option(
             "--num-instructions",
             type=click.IntRange(min=1),
             default=10,
             show_default=True,
-            help="Cap on the new instructions generated (from-dir: with --self-instruct).",
+            help="Cap on the new instructions generated.",
         ),
     ]
 )
@@ -212,21 +211,19 @@ self_instruct_options = _stack(
             type=click.IntRange(min=1),
             default=8,
             show_default=True,
-            help="Instructions listed in each bootstrap prompt (from-dir: with --self-instruct).",
+            help="Instructions listed in each bootstrap prompt.",
         ),
         click.option(
             "--rouge-tokenizer",
             type=click.Choice(["default", "unicode"]),
             default="default",
             show_default=True,
-            help="'unicode' for instructions in non-Latin scripts (from-dir: with "
-            "--self-instruct).",
+            help="'unicode' for instructions in non-Latin scripts.",
         ),
         click.option(
             "--allow-non-ascii",
             is_flag=True,
-            help="Keep instructions that start with a non-ASCII character (from-dir: with "
-            "--self-instruct).",
+            help="Keep instructions that start with a non-ASCII character.",
         ),
         click.option(
             "--window",
@@ -235,8 +232,7 @@ self_instruct_options = _stack(
             show_default=True,
             help="Bootstrap requests kept in flight (independent of --concurrency); request i "
             "lists instructions kept before answer i-WINDOW. Part of what the dataset depends "
-            "on: the same seed and window give the same dataset at any --concurrency "
-            "(from-dir: with --self-instruct).",
+            "on: the same seed and window give the same dataset at any --concurrency.",
         ),
         click.option(
             "--filter",
@@ -244,15 +240,14 @@ self_instruct_options = _stack(
             multiple=True,
             metavar="NAME",
             help="Also run this instruction filter (a plugin's filter that is off by default); "
-            "repeatable. See `instructgen plugins` (from-dir: with --self-instruct).",
+            "repeatable. See `instructgen plugins`.",
         ),
         click.option(
             "--no-filter",
             "drop_filters",
             multiple=True,
             metavar="NAME",
-            help="Do not run this instruction filter (e.g. rouge, blacklist); repeatable "
-            "(from-dir: with --self-instruct).",
+            help="Do not run this instruction filter (e.g. rouge, blacklist); repeatable.",
         ),
     ]
 )
@@ -448,6 +443,71 @@ class RunOptions:
         return self.out / "cache.sqlite3"
 
 
+def record_totals(report: dict[str, Any], out: Path) -> None:
+    """Add ``totals`` to ``report`` (in place, before the dataset and run.json are written):
+    this invocation's figures plus those of the run.json it replaces in ``out``."""
+    from instructgen.run_totals import add_totals, read_run_json
+
+    report["totals"] = add_totals(report, read_run_json(out / "run.json"))
+
+
+def record_unfinished(out: Path, renderer: ProgressRenderer) -> None:
+    """An invocation that ends early (Ctrl-C, a budget, an unreachable server) writes no run
+    report, but what it paid is part of the run: its figures are added to ``totals`` in
+    ``out``'s run.json (the rest of an earlier run.json is kept as it was), so that the rerun
+    that resumes counts them. Nothing is written when nothing was paid or ``out`` does not
+    exist."""
+    from instructgen.atomic import write_json_atomic
+    from instructgen.run_totals import add_totals, read_run_json
+
+    spent = renderer.spent()
+    if not spent["requests_completed"] or not out.is_dir():
+        return
+    previous = read_run_json(out / "run.json")
+    report = dict(previous or {"pipeline": None})
+    report["totals"] = add_totals({"requests": spent, "timings": {}}, previous)
+    report["unfinished_invocations"] = int(report.get("unfinished_invocations") or 0) + 1
+    write_json_atomic(out / "run.json", report)
+
+
+_DISPATCH_STAGES = ("requests", "questions")
+
+
+def spending_summary(report: dict[str, Any]) -> str:
+    """The summary line's requests, tokens and cost: this invocation's, and after a resume
+    the whole run's too ("$0.00 this time; $0.062 in all over 2 runs: ...")."""
+    from instructgen.run_totals import dispatch_stats, invocation_figures
+
+    stats = dispatch_stats(report)
+    sent, failed, cached = (
+        sum(s.get(k, 0) for s in stats)
+        for k in ("requests_sent", "requests_failed", "requests_cached")
+    )
+    now = invocation_figures(report)
+    this = (
+        f"{sent} requests sent" + (f" ({failed} failed)" if failed else "") + f", {cached} cached, "
+        f"{now['prompt_tokens'] + now['completion_tokens']:,} tokens, "
+        f"{format_usd(now['cost_usd'])}"
+    )
+    totals = report.get("totals") or now
+    if totals["invocations"] <= 1:
+        return this
+    return (
+        f"{this} this time; {format_usd(totals['cost_usd'])} in all over "
+        f"{totals['invocations']} runs: {totals['requests_paid']:,} requests paid, "
+        f"{totals['prompt_tokens'] + totals['completion_tokens']:,} tokens, "
+        f"{_duration(totals['elapsed_s'])}"
+    )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
 class ProgressRenderer:
     """The run's progress for a person: on a terminal one status line, redrawn in place, that
     covers every stage; otherwise (a log, a pipe) one plain line every ``log_every`` seconds
@@ -485,8 +545,29 @@ class ProgressRenderer:
         self._written = ""  # the last line written
         self._pending = False  # an event arrived since the last line
         self._dirty = False  # a live line is on the terminal
+        self.started = time.monotonic()
+        self.dispatch: dict[str, ProgressEvent] = {}  # each dispatcher's last report
+
+    def spent(self) -> dict[str, Any]:
+        """What the dispatchers reported so far, as run.json's ``requests``: the figures of an
+        invocation that ends before its report is written."""
+        evs = list(self.dispatch.values())
+        done, cached, failed = (
+            sum(getattr(e, k) for e in evs) for k in ("done", "cached", "failed")
+        )
+        return {
+            "requests_completed": max(0, done - cached - failed),
+            "requests_cached": cached,
+            "requests_failed": failed,
+            "prompt_tokens": sum(e.prompt_tokens for e in evs),
+            "completion_tokens": sum(e.completion_tokens for e in evs),
+            "cost_usd": round(sum(e.cost for e in evs), 6),
+            "elapsed_s": round(time.monotonic() - self.started, 3),
+        }
 
     def __call__(self, ev: ProgressEvent) -> None:
+        if ev.stage in _DISPATCH_STAGES:  # kept even when quiet: what an unfinished run paid
+            self.dispatch[ev.stage] = ev
         if not self.enabled:
             return
         self._stages[ev.stage] = ev

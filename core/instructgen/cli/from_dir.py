@@ -15,12 +15,15 @@ from instructgen.cli._run import (
     chosen_filters,
     filter_settings,
     format_option,
+    record_totals,
+    record_unfinished,
     refuse_unused,
     run_options,
     scan_limits,
     scan_options,
     self_instruct_options,
     size_options,
+    spending_summary,
 )
 from instructgen.errors import ConfigError
 from instructgen.money import format_usd
@@ -41,7 +44,24 @@ SELF_INSTRUCT_ONLY = (
 """The options that only a run with --self-instruct uses (parameter names)."""
 
 
-@click.command("from-dir")
+class _FromDirCommand(click.Command):
+    """``from-dir``, whose help lists the options that apply only with --self-instruct in a
+    section of their own, instead of saying so on each of them."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows: list[tuple[str, str]] = []
+        self_instruct: list[tuple[str, str]] = []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is not None:
+                (self_instruct if param.name in SELF_INSTRUCT_ONLY else rows).append(record)
+        with formatter.section("Options"):
+            formatter.write_dl(rows)
+        with formatter.section("Self-Instruct options (only with --self-instruct)"):
+            formatter.write_dl(self_instruct)
+
+
+@click.command("from-dir", cls=_FromDirCommand)
 @click.argument("directory", type=click.Path(path_type=Path))
 @click.option(
     "--samples-per-chunk",
@@ -267,10 +287,14 @@ def from_dir(
                 ),
             )
         )
-    finally:
+    except BaseException:
         renderer.close()
-    dataset.save(out)
+        record_unfinished(out, renderer)  # what it paid stays in the run's totals
+        raise
+    renderer.close()
     report = dataset.run_report
+    record_totals(report, out)  # before the save: metadata.json carries them too
+    dataset.save(out)
     exported = None
     if fmt is not None:
         exported = str(
@@ -286,6 +310,7 @@ def from_dir(
         "out": str(out),
         **report["extraction"],
         "requests": report["requests"],
+        "totals": report["totals"],
         "unparsed_replies": replies.get("unparsed_replies", 0),
         "short_chunks": short,
     }
@@ -297,7 +322,8 @@ def from_dir(
             f"wrote {len(dataset)} examples to {out} from {ex['read']} files "
             f"({ex['skipped']} skipped, see run.json), {ex['chunks']} chunks; "
             f"{replies.get('unparsed_replies', 0)} replies unparsed, "
-            f"{replies.get('follow_up_requests', 0)} follow-ups, {short} chunks short"
+            f"{replies.get('follow_up_requests', 0)} follow-ups, {short} chunks short; "
+            f"{spending_summary(report)}"
         )
     unreadable = ""
     if replies.get("unparsed_replies"):

@@ -14,9 +14,12 @@ from instructgen.cli._run import (
     chosen_filters,
     filter_settings,
     format_option,
+    record_totals,
+    record_unfinished,
     run_options,
     self_instruct_options,
     size_options,
+    spending_summary,
 )
 from instructgen.money import format_usd
 from instructgen.selfinstruct.options import SelfInstructOptions
@@ -74,6 +77,7 @@ def generate(
     from instructgen import plugins
     from instructgen.limits import check_dataset_size
     from instructgen.outdir import lock_output
+    from instructgen.selfinstruct.estimate import expected_requests
     from instructgen.tasks import load_tasks
 
     opts = RunOptions.pop_from(common)
@@ -116,21 +120,30 @@ def generate(
     engine = opts.build_engine()  # a missing key or extra: exit 2 before --out is made
     # refuse a folder of other files, or one another run is writing, before anything is sent
     click.get_current_context().call_on_close(lock_output(out, what="--out").release)
-    result = asyncio.run(
-        _generate(
-            seed_tasks,
-            opts,
-            n_examples,
-            num_instructions,
-            num_prompt_instructions,
-            window,
-            rouge_tokenizer,
-            allow_non_ascii,
-            filters,
-            engine,
-        )
+    renderer = ProgressRenderer(
+        enabled=not opts.as_json, expected_requests=expected_requests(num_instructions)
     )
+    try:
+        result = asyncio.run(
+            _generate(
+                seed_tasks,
+                opts,
+                n_examples,
+                num_instructions,
+                num_prompt_instructions,
+                window,
+                rouge_tokenizer,
+                allow_non_ascii,
+                filters,
+                engine,
+                renderer,
+            )
+        )
+    except BaseException:
+        record_unfinished(out, renderer)  # what it paid stays in the run's totals
+        raise
     dataset, report = result
+    record_totals(report, out)  # before the save: metadata.json carries them too
     dataset.save(out)
     exported = None
     if fmt is not None:
@@ -146,6 +159,7 @@ def generate(
         "out": str(out),
         "exported": exported,
         "requests": report["requests"],
+        "totals": report["totals"],
         "unparsed_instance_replies": (report.get("unparsed_instance_replies") or {}).get(
             "unparsed", 0
         ),
@@ -153,17 +167,12 @@ def generate(
     if opts.as_json:
         emit_json(summary)
     else:
-        req = report["requests"]
         click.echo(
             f"wrote {len(dataset)} of {n_examples} examples "
             f"({report.get('instructions_generated')} instructions) to {out}; "
-            f"{req['requests_sent']} requests sent"
-            + (f" ({req['requests_failed']} failed)" if req.get("requests_failed") else "")
-            + f", {req['requests_cached']} cached, "
-            f"{req['prompt_tokens'] + req['completion_tokens']:,} tokens, "
-            f"{format_usd(req['cost_usd'])}; "
+            f"{spending_summary(report)}; "
             f"{(report.get('unparsed_instance_replies') or {}).get('unparsed', 0)} "
-            "instance replies unparsed" + _batch_summary(req)
+            "instance replies unparsed" + _batch_summary(report["requests"])
         )
     if len(dataset) == 0:
         click.echo(
@@ -373,15 +382,17 @@ async def _generate(
     allow_non_ascii: bool,
     filters: list[str] | None,
     engine: Engine | None = None,
+    renderer: ProgressRenderer | None = None,
 ) -> tuple[InstructionDataset, dict[str, Any]]:
     from instructgen.dataset import InstructionDataset
     from instructgen.selfinstruct.estimate import expected_requests
     from instructgen.selfinstruct.options import SelfInstructOptions
 
     cache_path = opts.cache_path()
-    renderer = ProgressRenderer(
-        enabled=not opts.as_json, expected_requests=expected_requests(num_instructions)
-    )
+    if renderer is None:
+        renderer = ProgressRenderer(
+            enabled=not opts.as_json, expected_requests=expected_requests(num_instructions)
+        )
     try:
         dataset = await InstructionDataset.agenerate_dataset(
             seed_tasks,

@@ -167,6 +167,24 @@ _CLOSING = re.compile(
     re.I,
 )
 _CLASS_LABEL = re.compile(r"(?:^|\n)[ \t]*Class label[ \t]*:", re.I)
+# The reply format's own labels, not part of the text: a bare "Input:" ("Input 2:", "Input -")
+# before an input, "Output:" before an output. Named fields ("Sentence 1:", "Review:") are part
+# of the input, as in the paper's data, and stay.
+_INPUT_LABEL = re.compile(r"^[ \t]*input(?:[ \t]*\d+)?[ \t]*(?::|-[ \t]|(?=\n)|$)\s*", re.I)
+_OUTPUT_LABEL = re.compile(r"^[ \t]*output(?:[ \t]*\d+)?[ \t]*:\s*", re.I)
+_OUTPUT_AT_LINE = re.compile(r"^[ \t]*output[ \t]*:", re.I | re.M)
+
+
+def _split_output(chunk: str) -> tuple[str, str] | None:
+    """``(input part, output)`` of one input-first instance, split at its first "Output:" (the
+    paper's split) or at a line starting with "output:" in another case; ``None`` without."""
+    plain = chunk.find("Output:")
+    line = _OUTPUT_AT_LINE.search(chunk)
+    if line is not None and (plain < 0 or line.start() < plain):
+        return chunk[: line.start()], chunk[line.end() :]
+    if plain < 0:
+        return None
+    return chunk[:plain], chunk[plain + len("Output:") :]
 
 
 def parse_instances(text: str, is_classification: bool) -> list[tuple[str, str]]:
@@ -175,7 +193,10 @@ def parse_instances(text: str, is_classification: bool) -> list[tuple[str, str]]
     As the paper's parser: instances are split at "Example N" (inputs first) or "Class label:"
     (outputs first). Chat replies are read too: what comes before the first "Class label:",
     or before the first "Example N" when it holds no "Output:", is a preamble and no
-    instance; a closing remark after the last instance is not part of its output."""
+    instance; a closing remark after the last instance is not part of its output. A bare
+    "Input:" label is taken off inputs and "Output:" off outputs (a classification reply's
+    "Class label: Yes\nInput: The startup ..." gives the input "The startup ..."); named
+    fields such as "Sentence 1:" stay."""
     text = _CLOSING.sub("", text.strip())
     pairs: list[tuple[str, str]] = []
     if is_classification:
@@ -184,17 +205,14 @@ def parse_instances(text: str, is_classification: bool) -> list[tuple[str, str]]
             if not chunk:
                 continue
             label, _, rest = chunk.partition("\n")
-            pairs.append((rest.strip(), label.strip()))
+            pairs.append((_INPUT_LABEL.sub("", rest.strip()), _OUTPUT_LABEL.sub("", label.strip())))
         return pairs
     first = _EXAMPLE.search(text)
-    if first is not None and first.start() > 0 and "Output:" not in text[: first.start()]:
+    if first is not None and first.start() > 0 and _split_output(text[: first.start()]) is None:
         text = text[first.start() :]  # a preamble before "Example 1"
     chunks = [c for c in _EXAMPLE.split(text) if c.strip()] if first is not None else [text]
     for chunk in chunks:
-        if "Output:" in chunk:
-            inp, _, out = chunk.partition("Output:")
-        else:
-            inp, out = "", chunk
-        inp = re.sub(r"^Input(?:\s*\d+)?\s*(?:-\s*)?:?", "", inp.strip()).strip()
-        pairs.append((inp.strip(), out.strip()))
+        split = _split_output(chunk)
+        inp, out = split if split is not None else ("", chunk)
+        pairs.append((_INPUT_LABEL.sub("", inp.strip()), _OUTPUT_LABEL.sub("", out.strip())))
     return pairs
