@@ -35,7 +35,7 @@ _LAZY: dict[str, str] = {
     "Executor": "instructgen.executor",
     "atomic_path": "instructgen.atomic",
     "write_atomic": "instructgen.atomic",
-    "GenerationResult": "instructgen.executor",
+    "ReadJob": "instructgen.executor",
     "ProgressEvent": "instructgen.progress",
     "ProgressCallback": "instructgen.progress",
     # engine failures → typed errors (for engine plugins)
@@ -62,10 +62,10 @@ _LAZY: dict[str, str] = {
     "Chunk": "instructgen.documents.types",
     "ExtractOptions": "instructgen.documents.types",
     "ExtractResult": "instructgen.documents.types",
-    "ExtractionRun": "instructgen.documents.extract_cache",
+    "timeout_reason": "instructgen.documents.types",
+    "crash_reason": "instructgen.documents.types",
     "extract_file": "instructgen.documents.routing",
     "extract_one": "instructgen.documents.routing",
-    "pairs_for_chunks": "instructgen.runs",
     # helpers extractors share: text decoding, content sniffing (instructgen.content)
     "BOMS": "instructgen.content",
     "MIME_TYPES": "instructgen.content",
@@ -139,13 +139,11 @@ __all__ = [
     "ExtractResult",
     "Extracted",
     "ExtractionError",
-    "ExtractionRun",
     "Extractor",
     "ExtractorRegistry",
     "Filter",
     "FilterRegistry",
     "Found",
-    "GenerationResult",
     "InstructgenError",
     "InstructionDataset",
     "MalformedResponseError",
@@ -156,6 +154,7 @@ __all__ = [
     "ProgressCallback",
     "ProgressEvent",
     "RateLimitError",
+    "ReadJob",
     "Request",
     "SeedTask",
     "SelfInstructOptions",
@@ -167,6 +166,7 @@ __all__ = [
     "__version__",
     "atomic_path",
     "check_container",
+    "crash_reason",
     "create_engine",
     "decode_bytes",
     "engine",
@@ -182,13 +182,13 @@ __all__ = [
     "looks_like_email",
     "looks_like_html",
     "looks_like_office",
-    "pairs_for_chunks",
     "redact",
     "register_plugin",
     "report_progress",
     "resolve_kind",
     "sniff_kind",
     "tiktoken_counter",
+    "timeout_reason",
     "unicode_encoding",
     "unregister_plugin",
     "write_atomic",
@@ -216,9 +216,14 @@ if TYPE_CHECKING:
     from instructgen.dataset import InstructionDataset
     from instructgen.dispatch import DispatchConfig
     from instructgen.documents.discovery import Found
-    from instructgen.documents.extract_cache import ExtractionRun
     from instructgen.documents.routing import extract_file, extract_one
-    from instructgen.documents.types import Chunk, ExtractOptions, ExtractResult
+    from instructgen.documents.types import (
+        Chunk,
+        ExtractOptions,
+        ExtractResult,
+        crash_reason,
+        timeout_reason,
+    )
     from instructgen.engine_contract import Completion, Engine, Message, Price, Request, Usage
     from instructgen.engine_errors import from_exception, from_status, redact
     from instructgen.engines import EngineSpec, create_engine
@@ -240,7 +245,7 @@ if TYPE_CHECKING:
         UnknownNameError,
         UsageError,
     )
-    from instructgen.executor import Executor, GenerationResult
+    from instructgen.executor import Executor, ReadJob
     from instructgen.exporter import Exporter
     from instructgen.extractor import Extracted, Extractor, report_progress
     from instructgen.filter import Filter
@@ -254,7 +259,6 @@ if TYPE_CHECKING:
         ExtractorRegistry,
         FilterRegistry,
     )
-    from instructgen.runs import pairs_for_chunks
     from instructgen.selfinstruct.options import SelfInstructOptions
     from instructgen.tasks import SeedTask, load_tasks
     from instructgen.tokenizers import tiktoken_counter
