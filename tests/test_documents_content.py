@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 from conftest import SHARED
+from folder_reading import read_folder
 from instructgen_office import OfficeExtractor
 from instructgen_text import TextExtractor
-
-from instructgen.documents import scan
 
 CORPUS = SHARED / "corpus"
 MAIL = (CORPUS / "eml/fake-email.eml").read_bytes().decode("utf-8")
@@ -28,7 +27,7 @@ def test_a_utf16_email_is_read_by_the_email_reader(
 ) -> None:
     # Windows tools save e-mails as UTF-16, with or without a BOM, under any name.
     (tmp_path / f"fake-email-{encoding}{suffix}").write_bytes(MAIL.encode(encoding))
-    (found,) = scan(tmp_path, workers=0).files
+    (found,) = read_folder(tmp_path, workers=0).files
     assert found.extractor == "office", (found.extractor, found.skip)
     text = found.text or ""
     assert text.startswith("Subject: Test Email\nFrom: Matthew Robinson")
@@ -39,7 +38,7 @@ def test_a_utf16_email_is_read_by_the_email_reader(
 
 def test_the_corpus_email_saved_as_txt_is_read_as_an_email(tmp_path: Path) -> None:
     shutil.copy(CORPUS / "eml/fake-email.txt", tmp_path / "fake-email.txt")
-    (found,) = scan(tmp_path, workers=0).files
+    (found,) = read_folder(tmp_path, workers=0).files
     assert found.extractor == "office" and found.metadata["format"] == "eml"
     assert "Content-Type" not in (found.text or "") and "Roses are red" in (found.text or "")
 
@@ -48,7 +47,7 @@ def test_a_note_that_starts_with_colons_stays_with_the_text_reader(tmp_path: Pat
     note = tmp_path / "note.txt"
     note.write_text("Title: Garden tools\nAuthor: Ann\n\nTrowels and watering cans.\n")
     assert TextExtractor().sniff(note.read_bytes())
-    (found,) = scan(tmp_path, workers=0).files
+    (found,) = read_folder(tmp_path, workers=0).files
     assert found.extractor == "text" and found.text and found.text.startswith("Title: Garden")
 
 

@@ -13,13 +13,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from conftest import ENGINES, FORMATS_25, SHARED, engine_env
+from folder_reading import read_folder, read_found
 from selfinstruct_responder import respond
 from wire_server import WireServer
 
 import instructgen
 from instructgen import Extracted, Extractor, InstructionDataset, hookimpl
 from instructgen.cli import cli
-from instructgen.documents import chunk_text, discover, extract_many, parse_qa, scan
+from instructgen.documents import chunk_text, discover, parse_qa
 from instructgen.documents.types import ExtractOptions
 
 CORPUS = SHARED / "corpus"
@@ -80,7 +81,7 @@ def corpus_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def corpus_scan(corpus_copy: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     cache = tmp_path_factory.mktemp("xcache") / "extract.sqlite3"
     start = time.monotonic()
-    result = scan(corpus_copy, workers=2, cache_path=cache)
+    result = read_folder(corpus_copy, workers=2, cache_path=cache)
     return {"result": result, "cache": cache, "seconds": time.monotonic() - start}
 
 
@@ -107,13 +108,13 @@ def test_expected_words(corpus_scan: dict, rel: str) -> None:
 def test_rerun_reads_nothing_unchanged_and_rereads_changes(
     corpus_copy: Path, corpus_scan: dict
 ) -> None:
-    again = scan(corpus_copy, workers=2, cache_path=corpus_scan["cache"])
+    again = read_folder(corpus_copy, workers=2, cache_path=corpus_scan["cache"])
     assert again.summary()["from_cache"] == 108 - 0  # every file answered by content hash
     changed = corpus_copy / "fake-text.txt"
     original = changed.read_text()
     try:
         changed.write_text("A completely new text about lighthouses and their keepers.")
-        third = scan(corpus_copy, workers=0, cache_path=corpus_scan["cache"])
+        third = read_folder(corpus_copy, workers=0, cache_path=corpus_scan["cache"])
         f = next(x for x in third.files if x.rel == "fake-text.txt")
         assert not f.cached and "lighthouses" in (f.text or "")
         assert third.summary()["from_cache"] == 107
@@ -126,17 +127,17 @@ def test_upgrading_an_extractor_plugin_rereads_its_files(tmp_path: Path) -> None
 
     (tmp_path / "a.txt").write_text("Lighthouses and their keepers.")
     cache = tmp_path / "cache.sqlite3"
-    assert scan(tmp_path, workers=0, cache_path=cache).summary()["from_cache"] == 0
-    assert scan(tmp_path, workers=0, cache_path=cache).summary()["from_cache"] == 1
+    assert read_folder(tmp_path, workers=0, cache_path=cache).summary()["from_cache"] == 0
+    assert read_folder(tmp_path, workers=0, cache_path=cache).summary()["from_cache"] == 1
     info = next(i for i in plugins.plugin_infos() if i.name == "text")
     installed = info.version
     try:
         info.version = f"{installed}.post1"  # what a newer release of the plugin reports
-        again = scan(tmp_path, workers=0, cache_path=cache)
+        again = read_folder(tmp_path, workers=0, cache_path=cache)
         assert again.summary()["from_cache"] == 0 and again.files[0].text
     finally:
         info.version = installed
-    assert scan(tmp_path, workers=0, cache_path=cache).summary()["from_cache"] == 1
+    assert read_folder(tmp_path, workers=0, cache_path=cache).summary()["from_cache"] == 1
 
 
 def test_bad_files_are_skipped_with_reasons(tmp_path: Path) -> None:
@@ -155,7 +156,7 @@ def test_bad_files_are_skipped_with_reasons(tmp_path: Path) -> None:
     with zipfile.ZipFile(real, "w") as z:
         z.writestr("[Content_Types].xml", "<Types/>")
     (d / "notes.pdf").write_bytes((CORPUS / "fake.docx").read_bytes())  # wrong extension
-    result = scan(d, workers=2, max_bytes=40_000)
+    result = read_folder(d, workers=2, max_bytes=40_000)
     by = {f.rel: f for f in result.files}
     assert by["empty.txt"].skip == "empty file"
     assert by["truncated.docx"].skip and "docx" in by["truncated.docx"].skip
@@ -169,7 +170,7 @@ def test_bad_files_are_skipped_with_reasons(tmp_path: Path) -> None:
     if os.geteuid() != 0:  # root reads anything
         (d / "secret.txt").write_text("hidden")
         (d / "secret.txt").chmod(0)
-        assert "permission denied" in (scan(d, workers=0).files[-1].skip or "")
+        assert "permission denied" in (read_folder(d, workers=0).files[-1].skip or "")
 
 
 class Hang(Extractor):
@@ -193,7 +194,7 @@ def test_a_stuck_file_is_killed_and_the_run_goes_on(tmp_path: Path) -> None:
         (tmp_path / "a.hang").write_text("x")
         (tmp_path / "b.txt").write_text("Ships and lighthouses and harbours.")
         start = time.monotonic()
-        res = extract_many(discover(tmp_path), options=ExtractOptions(workers=2, timeout=1.5))
+        res = read_found(discover(tmp_path), ExtractOptions(workers=2, timeout=1.5))
         assert time.monotonic() - start < 20
         by = {r.rel: r for r in res}
         assert by["a.hang"].skip == "timed out after 1.5 s (--file-timeout allows more)"
@@ -223,7 +224,7 @@ def test_named_pipes_and_sockets_are_skipped_unopened(tmp_path: Path) -> None:
     sock.bind(str(tmp_path / "s.sock"))
     (tmp_path / "z.txt").write_text("Lighthouses and harbours.")
     try:
-        by = {f.rel: f for f in scan(tmp_path, workers=1, timeout=30).files}
+        by = {f.rel: f for f in read_folder(tmp_path, workers=1, timeout=30).files}
     finally:
         sock.close()
     assert by["pipe.txt"].skip == "not a regular file (named pipe)"

@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from conftest import SHARED
+from folder_reading import read_found
 
 import instructgen
 from instructgen import Extracted, Extractor, hookimpl, report_progress
 from instructgen.cli import cli
-from instructgen.documents import discover, extract_many
+from instructgen.documents import discover
 from instructgen.documents.discovery import Found
 from instructgen.documents.extract_cache import ExtractionRun
 from instructgen.documents.types import ExtractOptions
@@ -167,9 +168,7 @@ def test_a_file_over_the_memory_limit_is_skipped_and_the_run_goes_on(
     (tmp_path / "b.txt").write_text("Ships and lighthouses and harbours.")
     (tmp_path / "c.txt").write_text("Harbours, lighthouses and ships.")
     start = time.monotonic()
-    res = extract_many(
-        discover(tmp_path), options=ExtractOptions(workers=1, timeout=60, max_memory_mb=300)
-    )
+    res = read_found(discover(tmp_path), ExtractOptions(workers=1, timeout=60, max_memory_mb=300))
     took = time.monotonic() - start
     by = {r.rel: r for r in res}
     assert by["a.hog"].skip == "over the memory limit (300 MB)"
@@ -196,9 +195,7 @@ def test_a_decompression_bomb_docx_stops_at_the_memory_limit(tmp_path: Path) -> 
     assert (tmp_path / "bomb.docx").stat().st_size < 2_000_000
     shutil.copy(SHARED / "corpus" / "simple.docx", tmp_path / "simple.docx")
     start = time.monotonic()
-    res = extract_many(
-        discover(tmp_path), options=ExtractOptions(workers=1, timeout=120, max_memory_mb=300)
-    )
+    res = read_found(discover(tmp_path), ExtractOptions(workers=1, timeout=120, max_memory_mb=300))
     by = {r.rel: r for r in res}
     assert by["bomb.docx"].skip == "over the memory limit (300 MB)"
     assert by["simple.docx"].extractor == "office" and by["simple.docx"].text
@@ -210,9 +207,7 @@ def test_memory_of_the_programs_an_extractor_starts_counts(
 ) -> None:
     (tmp_path / "a.childhog").write_text("x")
     (tmp_path / "b.txt").write_text("Ships and lighthouses and harbours.")
-    res = extract_many(
-        discover(tmp_path), options=ExtractOptions(workers=2, timeout=60, max_memory_mb=400)
-    )
+    res = read_found(discover(tmp_path), ExtractOptions(workers=2, timeout=60, max_memory_mb=400))
     by = {r.rel: r for r in res}
     assert by["a.childhog"].skip == "over the memory limit (400 MB)"
     assert by["b.txt"].text
@@ -223,7 +218,7 @@ def test_a_timeout_also_ends_the_programs_the_extractor_started(
     tmp_path: Path, limit_plugin: None
 ) -> None:
     (tmp_path / "a.sleeper").write_text("x")
-    res = extract_many(discover(tmp_path), options=ExtractOptions(workers=1, timeout=1.5))
+    res = read_found(discover(tmp_path), ExtractOptions(workers=1, timeout=1.5))
     assert res[0].skip == "timed out after 1.5 s (--file-timeout allows more)"
     assert wait_gone(int((tmp_path / "a.pid").read_text())), "the program outlived its worker"
 
@@ -234,7 +229,7 @@ def test_a_file_that_keeps_reporting_progress_may_run_past_the_time_limit(
     (tmp_path / "long.mover").write_text("x")
     (tmp_path / "stuck.stopper").write_text("x")
     start = time.monotonic()
-    res = extract_many(discover(tmp_path), options=ExtractOptions(workers=2, timeout=1.5))
+    res = read_found(discover(tmp_path), ExtractOptions(workers=2, timeout=1.5))
     by = {r.rel: r for r in res}
     # 3 s of work against a 1.5 s limit: every report gave it 1.5 s more
     assert by["long.mover"].text == "fifteen pages read"
@@ -256,8 +251,8 @@ def test_a_caller_with_a_big_heap_does_not_push_workers_over_the_limit(
     heap = [[i, [i]] for i in range(3_000_000)]
     (tmp_path / "a.collect").write_text("x")
     try:
-        res = extract_many(
-            discover(tmp_path), options=ExtractOptions(workers=1, timeout=60, max_memory_mb=200)
+        res = read_found(
+            discover(tmp_path), ExtractOptions(workers=1, timeout=60, max_memory_mb=200)
         )
     finally:
         del heap
@@ -270,7 +265,7 @@ def test_a_file_that_crashes_its_worker_is_skipped_and_the_run_goes_on(
     for name in ("a.crash", "b.crash"):
         (tmp_path / name).write_text("x")
     (tmp_path / "c.txt").write_text("Ships and lighthouses and harbours.")
-    res = extract_many(discover(tmp_path), options=ExtractOptions(workers=1, timeout=30))
+    res = read_found(discover(tmp_path), ExtractOptions(workers=1, timeout=30))
     by = {r.rel: r for r in res}
     assert by["a.crash"].skip == by["b.crash"].skip == "extraction crashed the worker"
     assert by["c.txt"].text  # read by the worker that replaced the crashed ones
@@ -290,9 +285,7 @@ def test_a_worker_killed_while_idle_is_replaced(tmp_path: Path) -> None:
                 child.join(5)
                 killed.append(child.pid)
 
-    res = extract_many(
-        discover(tmp_path), options=ExtractOptions(workers=1), on_result=kill_the_workers
-    )
+    res = read_found(discover(tmp_path), ExtractOptions(workers=1), on_result=kill_the_workers)
     assert killed and [r.text for r in res] == [f"Lighthouse notes in {n}.txt." for n in "abc"]
 
 
@@ -313,7 +306,8 @@ def test_slow_extractors_start_first_then_larger_files(tmp_path: Path) -> None:
     sizes = {"small.txt": 10, "big.txt": 5000, "scan.png": 100, "talk.wav": 50, "mid.md": 800}
     found = [Found(tmp_path / n, n, s) for n, s in sorted(sizes.items())]
     run = ExtractionRun(found)
-    order = [found[i].rel for i in run.todo]
+    assert list(run.known()) == []  # nothing skipped, no cache
+    order = [job.rel for job in run.jobs()]
     assert order == ["scan.png", "talk.wav", "big.txt", "mid.md", "small.txt"]
 
 
@@ -335,16 +329,11 @@ def test_limits_from_the_command_line(tmp_path: Path) -> None:
 
 
 def test_the_defaults_are_one_set() -> None:
-    """The command line, scan() and ExtractOptions share the limits module's defaults."""
-    import inspect
-
+    """The command line and ExtractOptions share the limits module's defaults."""
     from instructgen import limits
-    from instructgen.documents import scan
 
-    params = inspect.signature(scan).parameters
-    assert params["timeout"].default == limits.DEFAULT_FILE_TIMEOUT
-    assert params["max_bytes"].default == limits.DEFAULT_MAX_BYTES
-    assert params["max_memory_mb"].default == limits.DEFAULT_MAX_MEMORY_MB
+    assert ExtractOptions().timeout == limits.DEFAULT_FILE_TIMEOUT
+    assert ExtractOptions().max_bytes == limits.DEFAULT_MAX_BYTES
     assert ExtractOptions().max_memory_mb == limits.DEFAULT_MAX_MEMORY_MB
     help_text = CliRunner().invoke(cli, ["extract", "--help"]).output
     assert f"default: {limits.DEFAULT_MAX_MEMORY_MB}" in help_text

@@ -160,8 +160,8 @@ def test_engine_repr_and_errors_hide_the_key() -> None:
 
 
 def test_hook_register_executors(tmp_path: Path) -> None:
-    """A plugin executor (here: everything in this process, one chunk at a time) is found by
-    name and gives the same dataset as the built-in local executor."""
+    """A plugin executor (here: every file read in this process, one after another, newest
+    first) is found by name and gives the same dataset as the built-in local executor."""
     import shutil
 
     from conftest import SHARED
@@ -169,20 +169,18 @@ def test_hook_register_executors(tmp_path: Path) -> None:
     from wire_server import WireServer
 
     from instructgen import InstructionDataset
-    from instructgen.dispatch import Dispatcher
-    from instructgen.documents import extract_one, generate_chunk_pairs
-    from instructgen.executor import Executor, GenerationResult
+    from instructgen.documents import extract_one
+    from instructgen.executor import Executor
+
+    read: list[str] = []
 
     class SerialExecutor(Executor):
         name = "serial"
 
-        def extract(self, found, options, cache_path, on_result=None):  # type: ignore[no-untyped-def]
-            return [extract_one(str(f.path), f.rel, f.size) for f in found]
-
-        async def generate(self, chunks, engine, *, n, config, cache_dir, progress=None):  # type: ignore[no-untyped-def]
-            async with Dispatcher(engine, config=config) as d:
-                pairs = [await generate_chunk_pairs(c, d, n) for c in chunks]
-                return GenerationResult(pairs, d.stats.to_dict())
+        def read(self, jobs, options, stop):  # type: ignore[no-untyped-def]
+            for job in reversed(jobs):  # the order of results does not matter
+                read.append(job.rel)
+                yield job.position, extract_one(job.path, job.rel, job.size, options.chunk_size)
 
     class ExecutorPlugin:
         @hookimpl
@@ -207,5 +205,6 @@ def test_hook_register_executors(tmp_path: Path) -> None:
         assert len(serial) == len(local) > 0
         assert serial.rows == local.rows
         assert serial.run_report["executor"] == "serial"
+        assert sorted(read) == sorted(f["rel"] for f in serial.run_report["files"] if f["chars"])
     finally:
         instructgen.unregister_plugin(name)

@@ -32,6 +32,19 @@ def _cmdline(pid: int) -> bytes:
         return b""
 
 
+def _dataset_files(out: Path) -> dict[str, bytes]:
+    """The saved dataset's files (``data/``: not run.json, metadata.json or the caches, which
+    hold timings and paths; nor ``state.json``, whose fingerprint ``datasets`` draws anew at
+    every save), by path."""
+    files = {
+        str(p.relative_to(out)): p.read_bytes()
+        for p in (out / "data").rglob("*")
+        if p.name != "state.json"
+    }
+    assert any(name.endswith(".arrow") for name in files), sorted(files)
+    return files
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     dst = tmp_path_factory.mktemp("ray") / "corpus"  # the whole corpus, all 25 formats
@@ -98,7 +111,10 @@ def test_ray_run_equals_local_run(
     assert run_b["requests"]["requests_completed"] == run_a["requests"]["requests_completed"]
     assert run_b["question_answer_replies"] == run_a["question_answer_replies"]
     assert run_a["question_answer_replies"]["follow_up_requests"] > 0
-    assert list((tmp_path / "ray").glob("cache-ray-*.sqlite3"))
+    # the same dataset, byte for byte, and one response cache as a local run has
+    assert _dataset_files(tmp_path / "ray") == _dataset_files(tmp_path / "local")
+    assert (tmp_path / "ray" / "cache.sqlite3").is_file()
+    assert not list((tmp_path / "ray").glob("cache-ray-*"))
     for p in (tmp_path / "ray").rglob("*"):
         if p.is_file():
             assert b"sk-ray-test" not in p.read_bytes(), p

@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from conftest import TEST_KEY
+from folder_reading import read_folder
 from selfinstruct_responder import respond
 from wire_server import WireServer
 
 from instructgen.cli import cli
-from instructgen.documents import discover, scan
+from instructgen.documents import discover
 from instructgen.documents.chunking import chunk_text
 
 MAIN = "import sys\nfrom instructgen.cli import main\nmain(sys.argv[1:])\n"
@@ -106,7 +107,7 @@ def test_the_python_api_follows_symlinks_only_when_asked(folder_with_links: Path
     assert kept["shadow.txt"] == kept["etcdir"] == "symlink leaves the folder"
     followed = {f.rel: f.skip for f in discover(folder_with_links, follow_symlinks=True)}
     assert followed["shadow.txt"] is None and followed["etcdir/shadow"] is None
-    result = scan(folder_with_links, workers=0)
+    result = read_folder(folder_with_links, workers=0)
     assert not any("PASSWORDHASH" in c.text for c in result.chunks)
 
 
@@ -221,9 +222,8 @@ def test_chunking_runs_in_the_worker_under_the_file_timeout(
     monkeypatch.setenv("INSTRUCTGEN_WORKER_START", "fork")  # a forked worker inherits `slow`
     monkeypatch.setattr(chunking, "chunk_text", slow)
     monkeypatch.setattr("instructgen.documents.routing.chunk_text", slow)
-    monkeypatch.setattr("instructgen.documents.pipeline.chunk_text", slow)
     start = time.monotonic()
-    result = scan(tmp_path, workers=1, timeout=2)
+    result = read_folder(tmp_path, workers=1, timeout=2)
     assert time.monotonic() - start < 20
     assert result.files[0].skip is not None and result.files[0].skip.startswith("timed out")
     assert result.chunks == []

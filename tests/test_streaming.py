@@ -182,7 +182,7 @@ def test_first_request_goes_out_before_the_last_file_is_read(tmp_path: Path) -> 
     assert res["slow_done"] - res["started"] < 15, res  # it did not wait in vain
 
 
-def test_streamed_dataset_equals_the_extract_then_generate_dataset(
+def test_the_dataset_does_not_depend_on_the_order_files_are_read_in(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from selfinstruct_responder import respond
@@ -191,10 +191,12 @@ def test_streamed_dataset_equals_the_extract_then_generate_dataset(
     from instructgen.engines import create_engine
     from instructgen.runs import LocalExecutor
 
-    class BatchExecutor(LocalExecutor):
-        """The local executor without streaming: extract everything, then generate."""
+    class Backwards(LocalExecutor):
+        """Reads every file first, then hands the results over last file first: the other end
+        of the orders in which an executor's results can come."""
 
-        streams = False
+        def read(self, jobs, options, stop):  # type: ignore[no-untyped-def]
+            return reversed(list(super().read(jobs, options, stop)))
 
     corpus = tmp_path / "corpus"
     shutil.copytree(
@@ -210,9 +212,10 @@ def test_streamed_dataset_equals_the_extract_then_generate_dataset(
         streamed = InstructionDataset.generate_dataset_from_dir(
             corpus, engine, out=tmp_path / "s", **common
         )
-        batch = InstructionDataset.generate_dataset_from_dir(
-            corpus, engine, out=tmp_path / "b", executor=BatchExecutor(), **common
+        backwards = InstructionDataset.generate_dataset_from_dir(
+            corpus, engine, out=tmp_path / "b", executor=Backwards(), **common
         )
+    batch = InstructionDataset(list(backwards), backwards.run_report)  # in memory
     assert streamed.on_disk and not batch.on_disk
     assert len(streamed) > 100
     assert list(streamed) == batch.rows

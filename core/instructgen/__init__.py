@@ -35,7 +35,6 @@ _LAZY: dict[str, str] = {
     "Executor": "instructgen.executor",
     "atomic_path": "instructgen.atomic",
     "write_atomic": "instructgen.atomic",
-    "GenerationResult": "instructgen.executor",
     # generation methods (for method plugins)
     "Method": "instructgen.method",
     "MethodContext": "instructgen.method",
@@ -47,6 +46,7 @@ _LAZY: dict[str, str] = {
     "RunSize": "instructgen.method",
     "WindowStats": "instructgen.method",
     "parse_options": "instructgen.method",
+    "ReadJob": "instructgen.executor",
     "ProgressEvent": "instructgen.progress",
     "ProgressCallback": "instructgen.progress",
     # engine failures → typed errors (for engine plugins)
@@ -83,10 +83,10 @@ _LAZY: dict[str, str] = {
     "Chunk": "instructgen.documents.types",
     "ExtractOptions": "instructgen.documents.types",
     "ExtractResult": "instructgen.documents.types",
-    "ExtractionRun": "instructgen.documents.extract_cache",
+    "timeout_reason": "instructgen.documents.types",
+    "crash_reason": "instructgen.documents.types",
     "extract_file": "instructgen.documents.routing",
     "extract_one": "instructgen.documents.routing",
-    "pairs_for_chunks": "instructgen.runs",
     # helpers extractors share: text decoding, content sniffing (instructgen.content)
     "BOMS": "instructgen.content",
     "MIME_TYPES": "instructgen.content",
@@ -162,13 +162,11 @@ __all__ = [
     "ExtractResult",
     "Extracted",
     "ExtractionError",
-    "ExtractionRun",
     "Extractor",
     "ExtractorRegistry",
     "Filter",
     "FilterRegistry",
     "Found",
-    "GenerationResult",
     "InstructgenError",
     "InstructionDataset",
     "MalformedResponseError",
@@ -186,6 +184,7 @@ __all__ = [
     "ProgressCallback",
     "ProgressEvent",
     "RateLimitError",
+    "ReadJob",
     "ReplyTooLargeError",
     "Request",
     "RequestEstimate",
@@ -203,6 +202,7 @@ __all__ = [
     "atomic_path",
     "capped_lines",
     "check_container",
+    "crash_reason",
     "create_engine",
     "custom_id_in",
     "decode_bytes",
@@ -221,7 +221,6 @@ __all__ = [
     "looks_like_html",
     "looks_like_office",
     "max_reply_bytes",
-    "pairs_for_chunks",
     "parse_options",
     "redact",
     "register_plugin",
@@ -230,6 +229,7 @@ __all__ = [
     "resolve_kind",
     "sniff_kind",
     "tiktoken_counter",
+    "timeout_reason",
     "unicode_encoding",
     "unregister_plugin",
     "write_atomic",
@@ -257,9 +257,14 @@ if TYPE_CHECKING:
     from instructgen.dataset import InstructionDataset
     from instructgen.dispatch import DispatchConfig
     from instructgen.documents.discovery import Found
-    from instructgen.documents.extract_cache import ExtractionRun
     from instructgen.documents.routing import extract_file, extract_one
-    from instructgen.documents.types import Chunk, ExtractOptions, ExtractResult
+    from instructgen.documents.types import (
+        Chunk,
+        ExtractOptions,
+        ExtractResult,
+        crash_reason,
+        timeout_reason,
+    )
     from instructgen.endpoints import api_base_url
     from instructgen.engine_contract import Completion, Engine, Message, Price, Request, Usage
     from instructgen.engine_errors import from_exception, from_status, redact
@@ -283,7 +288,7 @@ if TYPE_CHECKING:
         UnknownNameError,
         UsageError,
     )
-    from instructgen.executor import Executor, GenerationResult
+    from instructgen.executor import Executor, ReadJob
     from instructgen.exporter import Exporter
     from instructgen.extractor import Extracted, Extractor, report_progress
     from instructgen.filter import Filter
@@ -318,7 +323,6 @@ if TYPE_CHECKING:
         max_reply_bytes,
         reply_size_limit,
     )
-    from instructgen.runs import pairs_for_chunks
     from instructgen.selfinstruct.options import SelfInstructOptions
     from instructgen.tasks import SeedTask, load_tasks
     from instructgen.tokenizers import tiktoken_counter

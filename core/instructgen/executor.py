@@ -1,76 +1,65 @@
-"""The executor contract: where a directory run's extraction and generation happen.
+"""The executor contract: where a directory run's files are read.
 
-The default ``local`` executor (``runs.LocalExecutor``) reads files in worker processes on this
-machine and sends requests through one dispatcher here. Executor plugins
-(``register_executors``) spread the same work elsewhere — e.g. over a Ray cluster — and must
-return results in input order, so a run gives the same dataset whatever executes it. What they
-need for that is public: ``instructgen.ExtractionRun`` (extraction bookkeeping and its cache),
-``instructgen.extract_one`` (one file, in any process), ``instructgen.pairs_for_chunks``
-(question/answer pairs through a dispatcher and its cache) and ``instructgen.EngineSpec``.
+A directory run is one streamed pipeline (``documents.stream``): discovery → extraction →
+chunks → requests → rows spilled to disk, with bounded hand-overs between the stages. An
+executor supplies its extraction stage: it reads the files the extraction cache could not
+answer and hands each result back as it is read. The default ``local`` executor
+(``runs.LocalExecutor``) reads them in worker processes on this machine; executor plugins
+(``register_executors``) read them elsewhere, e.g. on the nodes of a Ray cluster. Requests go
+out from the run's own process through its one dispatcher, so concurrency, RPM/TPM limits,
+429 handling and the response cache are those of one run whatever reads the files, and the
+dataset does not depend on the executor.
+
+What a plugin needs for that is public: ``instructgen.extract_one`` (one file, in any
+process), ``instructgen.ReadJob``, ``ExtractOptions`` and ``ExtractResult``.
 """
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 if TYPE_CHECKING:
-    from instructgen.dispatch import DispatchConfig
-    from instructgen.documents.discovery import Found
-    from instructgen.documents.types import Chunk, ExtractOptions, ExtractResult
-    from instructgen.engine_contract import Engine
-    from instructgen.progress import ProgressCallback
+    from instructgen.documents.types import ExtractOptions, ExtractResult
 
-__all__ = ["Executor", "GenerationResult", "Pairs"]
-
-Pairs = list[tuple[str, str]]
+__all__ = ["Executor", "ReadJob"]
 
 
-@dataclass
-class GenerationResult:
-    pairs: list[Pairs]  # one list per chunk, in the order of the chunks given
-    stats: dict[str, Any]  # RunStats.to_dict() summed over workers
-    failed: list[dict[str, Any]] = field(default_factory=list)
-    # How the replies went: replies, unparsed_replies, follow_up_requests, short_chunks.
-    replies: dict[str, Any] = field(default_factory=dict)
+class ReadJob(NamedTuple):
+    """One file for an executor to read: its position in discovery order (``position``,
+    handed back with the result), its absolute ``path``, its path relative to the run's folder
+    (``rel``) and its ``size`` in bytes."""
+
+    position: int
+    path: str
+    rel: str
+    size: int
 
 
 class Executor(ABC):
     name: ClassVar[str] = ""
-    streams: ClassVar[bool] = False
-    """Whether ``runs.run_from_dir`` streams a directory run on this executor (its own
-    extraction workers and dispatcher on this machine; the ``local`` executor) instead of
-    calling ``extract`` and then ``generate``."""
 
     def __init__(self, **options: Any) -> None:
         self.options = options
 
     @abstractmethod
-    def extract(
+    def read(
         self,
-        found: Sequence[Found],
+        jobs: Sequence[ReadJob],
         options: ExtractOptions,
-        cache_path: Path | None,
-        on_result: Callable[[ExtractResult], None] | None = None,
-    ) -> list[ExtractResult]:
-        """Extract every file; results in the order of ``found``."""
-
-    @abstractmethod
-    async def generate(
-        self,
-        chunks: Sequence[Chunk],
-        engine: Engine,
-        *,
-        n: int,
-        config: DispatchConfig | None,
-        cache_dir: Path | None,
-        progress: ProgressCallback | None = None,
-    ) -> GenerationResult:
-        """Question/answer pairs for every chunk (at most ``n`` each), in chunk order.
-        ``cache_dir``: where response caches go (None: no cache)."""
+        stop: threading.Event,
+    ) -> Iterator[tuple[int, ExtractResult]]:
+        """Read every file of ``jobs`` (``extract_one(job.path, job.rel, job.size,
+        options.chunk_size)``, under the per-file limits of ``options``) and yield ``(job.position,
+        result)`` as each file is done, in any order. Start the jobs in the order given (slow
+        readers and large files come first) and keep only a bounded number in flight, so memory
+        does not grow with the corpus. A file that goes over ``options.timeout`` or whose
+        reader dies is yielded as skipped (``instructgen.timeout_reason`` /
+        ``crash_reason``), never raised. Once ``stop`` is set, stop the files being read and
+        return within a second. Called from a thread of its own; closing the generator early
+        must stop whatever is still reading."""
 
     def close(self) -> None:  # noqa: B027 - optional hook with a no-op default
         """Release what the executor holds (cluster connections, ...)."""

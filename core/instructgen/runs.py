@@ -3,8 +3,7 @@ together for one run, and hands back rows and a report.
 
 Everything below this floor takes what it needs as arguments (a dispatcher, a cache, an
 executor); everything above it (``InstructionDataset``, the CLI) calls these functions. The
-``local`` executor lives here because it is exactly such a wiring: extraction workers with their
-cache on this machine, and one dispatcher with its response cache.
+``local`` executor is registered here, beside the directory run that every executor feeds.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,15 +19,14 @@ from typing import Any
 import instructgen.plugins as plugins
 from instructgen.cache import Cache
 from instructgen.dispatch import DispatchConfig, Dispatcher
-from instructgen.documents.discovery import Found, discover_files
-from instructgen.documents.extraction import extract_files
-from instructgen.documents.pipeline import generate_pairs, read_dir
+from instructgen.documents.discovery import discover_files
+from instructgen.documents.extraction import read_files
 from instructgen.documents.stream import RowSpill, Tally, stream_chunks, stream_pairs
 from instructgen.documents.types import Chunk, ExtractOptions, ExtractResult
 from instructgen.engine_contract import Engine
 from instructgen.engines import create_engine
 from instructgen.errors import ConfigError
-from instructgen.executor import Executor, GenerationResult
+from instructgen.executor import Executor, ReadJob
 from instructgen.filter import Filter
 from instructgen.limits import check_dataset_size
 from instructgen.method import (
@@ -59,7 +57,6 @@ __all__ = [
     "get_method",
     "load_method_input",
     "open_cache",
-    "pairs_for_chunks",
     "run_from_dir",
     "run_method",
     "run_self_instruct_tasks",
@@ -94,60 +91,16 @@ def open_cache(cache: bool | str | Path | None) -> Cache | None:
 # -- executors --------------------------------------------------------------------------------
 
 
-async def pairs_for_chunks(
-    chunks: Sequence[Chunk],
-    engine: Engine,
-    *,
-    n: int,
-    config: DispatchConfig | None = None,
-    cache_file: str | Path | None = None,
-    progress: ProgressCallback | None = None,
-) -> GenerationResult:
-    """Question/answer pairs for ``chunks`` (at most ``n`` each, in chunk order) through one
-    dispatcher with its response cache in ``cache_file`` (None: no cache). What the ``local``
-    executor runs, and what an executor plugin runs on each of its workers."""
-    cache = Cache(cache_file) if cache_file is not None else None
-    try:
-        async with Dispatcher(
-            engine, config=config, cache=cache, progress=progress, stage="questions"
-        ) as d:
-            result = await generate_pairs(chunks, d, n)
-            return GenerationResult(result.pairs, d.stats.to_dict(), result.failed, result.replies)
-    finally:
-        if cache is not None:
-            cache.close()
-
-
 class LocalExecutor(Executor):
-    """This machine: extraction worker processes and one dispatcher. A directory run on it
-    streams (``documents.stream``): requests go out while files are still being read."""
+    """This machine: files read in extraction worker processes (``read_files``), as many as
+    the run's ``workers`` limit allows."""
 
     name = "local"
-    streams = True
 
-    def extract(
-        self,
-        found: Sequence[Found],
-        options: ExtractOptions,
-        cache_path: Path | None,
-        on_result: Callable[[ExtractResult], None] | None = None,
-    ) -> list[ExtractResult]:
-        return extract_files(found, options, cache_path, on_result)
-
-    async def generate(
-        self,
-        chunks: Sequence[Chunk],
-        engine: Engine,
-        *,
-        n: int,
-        config: DispatchConfig | None,
-        cache_dir: Path | None,
-        progress: ProgressCallback | None = None,
-    ) -> GenerationResult:
-        cache_file = cache_dir / "cache.sqlite3" if cache_dir is not None else None
-        return await pairs_for_chunks(
-            chunks, engine, n=n, config=config, cache_file=cache_file, progress=progress
-        )
+    def read(
+        self, jobs: Sequence[ReadJob], options: ExtractOptions, stop: threading.Event
+    ) -> Iterator[tuple[int, ExtractResult]]:
+        return read_files(jobs, options, stop)
 
 
 plugins.register_builtin("executors", "local", LocalExecutor)
@@ -548,17 +501,23 @@ async def run_from_dir(
     limits = limits or ExtractOptions()
     started = time.monotonic()
     out_dir = Path(out) if out is not None else None
-    if out_dir is not None:
-        claim(out_dir, what="output folder")  # a folder of other files: refused, untouched
+    # the engine and the executor first: a missing key or an unreachable cluster leaves no
+    # output folder behind
+    eng, runner = await asyncio.to_thread(
+        lambda: (prepared_engine(engine), get_executor(executor, executor_options))
+    )
+    try:
+        if out_dir is not None:
+            claim(out_dir, what="output folder")  # a folder of other files: refused, untouched
+    except BaseException:
+        runner.close()
+        raise
     if cache is False:
         cache_dir = None
     elif cache is True:
         cache_dir = out_dir if out_dir is not None else default_cache_path().parent
     else:
         cache_dir = Path(cache)
-    eng, runner = await asyncio.to_thread(
-        lambda: (prepared_engine(engine), get_executor(executor, executor_options))
-    )
 
     def to_rows(chunk: Chunk, pairs: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
         return [
@@ -586,90 +545,47 @@ async def run_from_dir(
         "limits": limits.to_report(),
     }
     rows: list[dict[str, Any]] = []
-    spill: RowSpill | None = None
-    workdir: Path | None = None
     try:
-        if runner.streams:
-            workdir = _workdir(out_dir)
-            spill = RowSpill(workdir / "rows.jsonl")
-            try:
-                tally, failed, replies, stats = await _stream_dir(
-                    path,
-                    eng,
-                    limits,
-                    spill,
-                    to_rows,
-                    chunk_size=chunk_size,
-                    n=num_samples_per_chunk,
-                    include=include,
-                    exclude=exclude,
-                    skip_dirs=[out_dir] if out_dir is not None else [],
-                    cache_dir=cache_dir,
-                    config=config,
-                    progress=progress,
-                )
-            except BaseException:
-                spill.close()
-                remove_workdir(workdir)
-                raise
-            report.update(
-                extraction=tally.summary(),
-                files=tally.files,
-                skipped_files=tally.skipped,
-                question_answer_pairs=len(spill),
-                failed_chunks=failed,
-                question_answer_replies=replies,
-                requests=stats,
-            )
-        else:
-            stop = threading.Event()  # Ctrl-C / SIGTERM: the reading thread ends at its next file
-            reading = asyncio.to_thread(
-                read_dir,
+        work = _workdir(out_dir)
+        rows_on_disk = RowSpill(work / "rows.jsonl")
+        try:
+            tally, failed, replies, stats = await _stream_dir(
                 path,
+                eng,
+                runner,
                 limits,
+                rows_on_disk,
+                to_rows,
                 chunk_size=chunk_size,
+                n=num_samples_per_chunk,
                 include=include,
                 exclude=exclude,
-                cache_path=cache_dir / "extract-cache.sqlite3" if cache_dir else None,
-                progress=progress,
-                executor=runner,
                 skip_dirs=[out_dir] if out_dir is not None else [],
-                stop=stop,
-            )
-            try:
-                scanned = await reading
-            except BaseException:
-                stop.set()
-                raise
-            generated = await runner.generate(
-                scanned.chunks,
-                eng,
-                n=num_samples_per_chunk,
-                config=config,
                 cache_dir=cache_dir,
+                config=config,
                 progress=progress,
             )
-            rows = [
-                row
-                for chunk, pairs in zip(scanned.chunks, generated.pairs, strict=True)
-                for row in to_rows(chunk, pairs)
-            ]
-            report.update(
-                extraction=scanned.summary(),
-                files=[f.to_dict() for f in scanned.files],
-                skipped_files=scanned.skipped,
-                question_answer_pairs=len(rows),
-                failed_chunks=generated.failed,
-                question_answer_replies=generated.replies,
-                requests=generated.stats,
-            )
+        except BaseException:
+            rows_on_disk.close()
+            remove_workdir(work)
+            raise
     finally:
         runner.close()
-    if use_self_instruct and spill is not None and len(spill):
-        rows = list(spill)  # the pairs become seed tasks, which Self-Instruct holds anyway
-        spill.close()
-        if workdir is not None:
-            remove_workdir(workdir)
+    report.update(
+        extraction=tally.summary(),
+        files=tally.files,
+        skipped_files=tally.skipped,
+        question_answer_pairs=len(rows_on_disk),
+        failed_chunks=failed,
+        question_answer_replies=replies,
+        requests=stats,
+    )
+    spill: RowSpill | None = rows_on_disk
+    workdir: Path | None = work
+    if use_self_instruct and len(rows_on_disk):
+        rows = list(rows_on_disk)  # the pairs become seed tasks, which Self-Instruct holds anyway
+        rows_on_disk.close()
+        remove_workdir(work)
         spill = workdir = None
     if use_self_instruct and rows:
         tasks = [
@@ -792,6 +708,7 @@ def _workdir(out_dir: Path | None) -> Path:
 async def _stream_dir(
     path: str | Path,
     engine: Engine,
+    runner: Executor,
     limits: ExtractOptions,
     spill: RowSpill,
     to_rows: Callable[[Chunk, list[tuple[str, str]]], list[dict[str, Any]]],
@@ -805,9 +722,9 @@ async def _stream_dir(
     config: DispatchConfig | None,
     progress: ProgressCallback | None,
 ) -> tuple[Tally, list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
-    """The local executor's directory run as a stream (``documents.stream``): returns the
-    files' tally, the failed chunks, how the replies went and the dispatcher's statistics;
-    rows go to ``spill``."""
+    """A directory run as a stream (``documents.stream``), its files read by ``runner``:
+    returns the files' tally, the failed chunks, how the replies went and the dispatcher's
+    statistics; rows go to ``spill``."""
     found = await asyncio.to_thread(
         discover_files, path, limits, include=include, exclude=exclude, skip_dirs=skip_dirs
     )
@@ -829,6 +746,7 @@ async def _stream_dir(
         tally=tally,
         progress=on_loop if progress is not None else None,
         stop=stop,
+        read=runner.read,
     )
     cache = Cache(cache_dir / "cache.sqlite3") if cache_dir is not None else None
     in_flight = 2 * (config or DispatchConfig()).concurrency + 16

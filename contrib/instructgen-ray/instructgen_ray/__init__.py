@@ -1,104 +1,131 @@
-"""The ``ray`` executor: a directory run's extraction and question generation on a Ray cluster.
+"""The ``ray`` executor: a directory run's files read on the nodes of a Ray cluster.
 
-Files are extracted by Ray tasks (one file each, with the run's per-file timeout); chunks are
-split into a fixed number of shards by a stable hash, and each shard runs in a Ray task with
-its own dispatcher and its own cache file (``cache-ray-<shard>.sqlite3`` in the output folder,
-which must be on storage the workers share for caching to carry over between runs). Results are
-put back in input order, so the dataset equals the local executor's.
+A directory run stays the one streamed pipeline on the machine that started it (discovery,
+the extraction cache, chunking, requests through one dispatcher, rows spilled to disk); this
+executor supplies its extraction stage. Each file is a Ray task running
+``instructgen.extract_one`` on some node, with at most as many tasks in flight as the cluster
+has CPUs (bounded ``ray.wait`` windows), each result handed to the pipeline as it returns. The
+driver therefore holds the texts of the files in flight and the pipeline's bounded queues,
+never the corpus, and requests start as soon as the first file is read.
 
-The API key never travels in task arguments: the workers read it from the environment variable
-the engine names (``OPENAI_API_KEY``, ...), which this executor forwards through Ray's
-``runtime_env`` when it starts or joins the cluster.
+Generation is not distributed: requests are network-bound, and sending them from one
+dispatcher keeps the run's concurrency, RPM/TPM limits, per-key 429 handling and response cache
+exactly those of a local run, so the dataset equals the local executor's byte for byte. The
+workers never see the API key (they only read files).
+
+Files are read by path: every node must see the folder at the same path (shared storage). A
+task whose node dies is retried by Ray on another node (``max_retries``); a file that goes over
+the per-file time limit is cancelled and reported as skipped.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import hashlib
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from instructgen import (
-    Chunk,
-    DispatchConfig,
-    Engine,
-    EngineSpec,
+    ConfigError,
     Executor,
     ExecutorRegistry,
-    ExtractionRun,
     ExtractOptions,
     ExtractResult,
-    Found,
-    GenerationResult,
-    ProgressCallback,
+    ReadJob,
+    crash_reason,
     extract_one,
     hookimpl,
-    pairs_for_chunks,
+    timeout_reason,
 )
 
-__all__ = ["RayExecutor"]
+__all__ = ["RayExecutor", "check_address"]
 
-NUM_SHARDS = 8
-
-
-def _shard_of(rel: str, index: int, shards: int) -> int:
-    digest = hashlib.sha256(f"{rel}\0{index}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") % shards
+PROBE_TIMEOUT = 5.0  # seconds to resolve and connect to a cluster address before giving up
+CLOSE_WAIT = 10.0  # seconds to wait for a local Ray instance to shut down
+NODE_RETRIES = 2  # a file whose node (or worker process) died is tried again this many times
 
 
-def _run_shard(
-    spec: EngineSpec,
-    chunks: list[tuple[int, str, int, int, str]],
-    n: int,
-    config: DispatchConfig | None,
-    cache_file: str | None,
-) -> dict[str, Any]:
-    """Runs inside a Ray worker: one dispatcher, one cache file, this shard's chunks."""
-    objs = [Chunk(rel, index, total, text) for _, rel, index, total, text in chunks]
-    result = asyncio.run(
-        pairs_for_chunks(objs, spec.build(), n=n, config=config, cache_file=cache_file)
-    )
-    return {
-        "positions": [c[0] for c in chunks],
-        "pairs": result.pairs,
-        "failed": result.failed,
-        "replies": result.replies,
-        "stats": result.stats,
-    }
+def _split_address(address: str) -> tuple[str, int]:
+    """``HOST:PORT`` or ``ray://HOST:PORT`` → (host, port); ConfigError when it is neither."""
+    parts = urlsplit(address if "://" in address else f"gcs://{address}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if not parts.hostname or port is None:
+        raise ConfigError(
+            f"--ray-address {address!r}: expected HOST:PORT (the head's GCS, port 6379 by "
+            "default), ray://HOST:PORT (Ray Client, 10001) or auto"
+        )
+    return parts.hostname, port
 
 
-def _sum_replies(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The shards' reply accounting as one (counts added, short chunks in file order)."""
-    total: dict[str, Any] = {"short_chunks": []}
-    for p in parts:
-        for k, v in p.items():
-            if k == "short_chunks":
-                total[k].extend(v)
-            else:
-                total[k] = total.get(k, 0) + v
-    total["short_chunks"].sort(key=lambda s: (s["file"], s["chunk"]))
-    return total
+def _connect(host: str, port: int, timeout: float) -> str | None:
+    """None when ``host:port`` accepts a TCP connection within ``timeout`` seconds, else why
+    not. Name resolution runs in a thread of its own, so a resolver that never answers does
+    not hold the caller past ``timeout`` either."""
+    outcome: list[str | None] = []
+
+    def attempt() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                outcome.append(None)
+        except socket.gaierror:
+            outcome.append("no such host")
+        except ConnectionRefusedError:
+            outcome.append("connection refused")
+        except TimeoutError:
+            outcome.append(f"no answer within {timeout:g} s")
+        except OSError as exc:
+            outcome.append(exc.strerror or type(exc).__name__)
+
+    thread = threading.Thread(target=attempt, name="instructgen-ray-probe", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return outcome[0] if outcome else f"no answer within {timeout:g} s"
 
 
-def _sum_stats(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    total: dict[str, Any] = {}
-    for p in parts:
-        for k, v in p.items():
-            if k == "elapsed_s":
-                total[k] = max(total.get(k, 0.0), v)
-            elif k == "errors":
-                errs = total.setdefault(k, {})
-                for name, count in v.items():
-                    errs[name] = errs.get(name, 0) + count
-            elif isinstance(v, int | float):
-                total[k] = round(total.get(k, 0) + v, 6)
-    return total
+def check_address(address: str, timeout: float = PROBE_TIMEOUT) -> str:
+    """The cluster address to join, checked: ``auto`` is resolved the way Ray resolves it
+    (``RAY_ADDRESS``, then the cluster started on this machine); ConfigError (exit 2) naming
+    the address when nothing answers there within ``timeout`` seconds, instead of Ray's own
+    reconnection attempts, which can take many minutes."""
+    if address == "auto":
+        import ray._private.services as services
+
+        try:
+            resolved = services.canonicalize_bootstrap_address("auto")
+        except ConnectionError as exc:
+            raise ConfigError(
+                "--ray-address auto: no Ray cluster is running on this machine and RAY_ADDRESS "
+                "is not set; start one with `ray start --head`, give its address, or leave "
+                "--ray-address out to start a local Ray instance"
+            ) from exc
+        if not resolved:
+            raise ConfigError("--ray-address auto: no Ray cluster found")
+        check_address(resolved, timeout)
+        return address
+    host, port = _split_address(address)
+    why = _connect(host, port, timeout)
+    if why is not None:
+        raise ConfigError(
+            f"--ray-address {address}: cannot reach a Ray cluster there ({why}); check the "
+            "head node's address (`ray status` on it prints it), or leave --ray-address out "
+            "to start a local Ray instance"
+        )
+    return address
+
+
+def _read(job: ReadJob, chunk_size: int | None) -> tuple[int, ExtractResult]:
+    """What one Ray task runs: one file, on whichever node Ray chose."""
+    return job.position, extract_one(job.path, job.rel, job.size, chunk_size)
 
 
 class RayExecutor(Executor):
@@ -107,138 +134,126 @@ class RayExecutor(Executor):
 
     name = "ray"
 
-    def __init__(
-        self,
-        address: str | None = None,
-        workers: int | None = None,
-        shards: int = NUM_SHARDS,
-        **options: Any,
-    ) -> None:
+    def __init__(self, address: str | None = None, workers: int | None = None, **options: Any):
         super().__init__(**options)
-        self.address = address
+        self.address = check_address(address) if address else None
         self.workers = workers or 2
-        self.shards = shards
         self._started = False
-        self._env: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._owner: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._closing = threading.Event()
         self._reaper: subprocess.Popen[bytes] | None = None
+        self._failure: BaseException | None = None
 
-    def _ray(self, env: dict[str, str] | None = None) -> Any:
-        import ray
+    # -- the cluster ---------------------------------------------------------------------------
 
-        if env:
-            self._env.update(env)
-        if not ray.is_initialized():
-            runtime_env = {"env_vars": dict(self._env)} if self._env else None
+    def _own_ray(self) -> None:
+        """The thread that starts (or joins) Ray and, for a local instance, stops it at
+        ``close``. It stays alive in between: Ray's own processes are set to die with the
+        thread that started them, so the thread must live as long as the instance."""
+        try:
+            import ray
+
             kwargs: dict[str, Any] = {
                 "include_dashboard": False,
                 "log_to_driver": False,
                 "configure_logging": False,
             }
-            if runtime_env:
-                kwargs["runtime_env"] = runtime_env
-            if self.address:
-                ray.init(address=self.address, **kwargs)
-            else:
-                ray.init(num_cpus=self.workers, **kwargs)
-                self._reaper = _start_reaper()
-            self._started = True
-        return ray
-
-    def extract(
-        self,
-        found: Sequence[Found],
-        options: ExtractOptions,
-        cache_path: Path | None,
-        on_result: Callable[[ExtractResult], None] | None = None,
-    ) -> list[ExtractResult]:
-        ray = self._ray()
-        remote = ray.remote(num_cpus=1, max_retries=0)(extract_one)
-        with ExtractionRun(found, cache_path, on_result) as run:
-            pending: dict[Any, tuple[int, float]] = {}
-            for i in run.todo:
-                f = found[i]
-                pending[remote.remote(str(f.path), f.rel, f.size)] = (i, time.monotonic())
-            while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
-                now = time.monotonic()
-                for ref in ready:
-                    i, _started = pending.pop(ref)
-                    try:
-                        res = ray.get(ref)
-                    except ray.exceptions.RayError as exc:  # the task's worker died (OOM, ...)
-                        run.crashed(i, f"Ray: {type(exc).__name__}")
-                    else:
-                        run.record(i, res)
-                for ref, (i, started) in list(pending.items()):
-                    if now - started > options.timeout:
-                        ray.cancel(ref, force=True)
-                        pending.pop(ref)
-                        run.timed_out(i, options.timeout)
-            return run.ordered()
-
-    async def generate(
-        self,
-        chunks: Sequence[Chunk],
-        engine: Engine,
-        *,
-        n: int,
-        config: DispatchConfig | None,
-        cache_dir: Path | None,
-        progress: ProgressCallback | None = None,
-    ) -> GenerationResult:
-        from dataclasses import replace
-
-        spec = EngineSpec.of(engine)
-        env = {spec.key_env_var: engine.api_key} if spec.key_env_var and engine.api_key else {}
-        ray = self._ray(env)  # a cluster joined before the key was known must have it set
-        shards: dict[int, list[tuple[int, str, int, int, str]]] = {}
-        for pos, c in enumerate(chunks):
-            shards.setdefault(_shard_of(c.rel, c.index, self.shards), []).append(
-                (pos, c.rel, c.index, c.total, c.text)
-            )
-        parallel = max(1, min(len(shards), self.workers))
-        if config is not None and (config.rpm or config.tpm):
-            # every shard has its own dispatcher: split the caps between those running at once
-            config = replace(
-                config,
-                rpm=config.rpm / parallel if config.rpm else None,
-                tpm=config.tpm / parallel if config.tpm else None,
-            )
-        remote = ray.remote(num_cpus=1, max_retries=0)(_run_shard)
-        refs = [
-            remote.remote(
-                spec,
-                shard_chunks,
-                n,
-                config,
-                str(cache_dir / f"cache-ray-{shard}.sqlite3") if cache_dir else None,
-            )
-            for shard, shard_chunks in sorted(shards.items())
-        ]
-        outputs = await asyncio.to_thread(ray.get, refs)
-        pairs: list[list[tuple[str, str]]] = [[] for _ in chunks]
-        failed: list[dict[str, Any]] = []
-        for out in outputs:
-            for pos, p in zip(out["positions"], out["pairs"], strict=True):
-                pairs[pos] = [tuple(x) for x in p]
-            failed.extend(out["failed"])
-        failed.sort(key=lambda f: (f["file"], f["chunk"]))
-        return GenerationResult(
-            pairs,
-            _sum_stats([o["stats"] for o in outputs]),
-            failed,
-            _sum_replies([o.get("replies") or {} for o in outputs]),
-        )
-
-    def close(self) -> None:
+            if not ray.is_initialized():
+                if self.address:
+                    ray.init(address=self.address, **kwargs)
+                else:  # "local": a new instance, never a cluster `ray start` left running here
+                    ray.init(address="local", num_cpus=self.workers, **kwargs)
+                    self._reaper = _start_reaper()
+                self._started = True
+        except BaseException as exc:  # handed to the reading thread, which raises it
+            self._failure = exc
+            return
+        finally:
+            self._ready.set()
+        self._closing.wait()
         if self._started:
-            import ray
-
             ray.shutdown()
             self._started = False
         if self._reaper is not None:
             _stop_reaper(self._reaper)
             self._reaper = None
+
+    def _ray(self, stop: threading.Event) -> Any | None:
+        """Ray, initialised (in a thread of its own, so that a stop is heard while a cluster
+        starts or is joined); None when ``stop`` was set first."""
+        with self._lock:
+            if self._owner is None:
+                self._owner = threading.Thread(
+                    target=self._own_ray, name="instructgen-ray", daemon=True
+                )
+                self._owner.start()
+        while not self._ready.wait(0.1):
+            if stop.is_set():
+                return None
+        if self._failure is not None:
+            where = f" at {self.address}" if self.address else ""
+            raise ConfigError(
+                f"Ray: cannot start or join the cluster{where}: "
+                f"{type(self._failure).__name__}: {self._failure}"
+            ) from self._failure
+        import ray
+
+        return ray
+
+    # -- the executor contract -----------------------------------------------------------------
+
+    def read(
+        self, jobs: Sequence[ReadJob], options: ExtractOptions, stop: threading.Event
+    ) -> Iterator[tuple[int, ExtractResult]]:
+        if not jobs:
+            return
+        ray = self._ray(stop)
+        if ray is None:
+            return
+        remote = ray.remote(num_cpus=1, max_retries=NODE_RETRIES, retry_exceptions=False)(_read)
+        # as many files in flight as the cluster has CPUs: each task starts when it is sent,
+        # so the per-file time limit counts from there
+        slots = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        pending: dict[Any, tuple[ReadJob, float]] = {}
+        queue = iter(jobs)
+        try:
+            while True:
+                while len(pending) < slots and (job := next(queue, None)) is not None:
+                    pending[remote.remote(job, options.chunk_size)] = (job, time.monotonic())
+                if not pending or stop.is_set():
+                    return
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.2)
+                for ref in ready:
+                    job, _sent = pending.pop(ref)
+                    try:
+                        position, result = ray.get(ref)
+                    except ray.exceptions.RayError as exc:  # its worker or node died for good
+                        yield (
+                            job.position,
+                            _skipped(job, crash_reason(f"Ray: {type(exc).__name__}")),
+                        )
+                    else:
+                        yield position, result
+                now = time.monotonic()
+                for ref, (job, sent) in list(pending.items()):
+                    if now - sent > options.timeout:
+                        del pending[ref]
+                        with contextlib.suppress(Exception):
+                            ray.cancel(ref, force=True)
+                        yield job.position, _skipped(job, timeout_reason(options.timeout))
+        finally:
+            for ref in pending:  # stopped or closed early: nothing keeps reading
+                with contextlib.suppress(Exception):
+                    ray.cancel(ref, force=True)
+
+    def close(self) -> None:
+        """Stop a Ray instance this executor started (within ``CLOSE_WAIT`` seconds: a run
+        that is being stopped does not wait longer; Ray's processes end with their owner)."""
+        self._closing.set()
+        if self._owner is not None:
+            self._owner.join(CLOSE_WAIT)
 
 
 def _start_reaper() -> subprocess.Popen[bytes] | None:
@@ -265,6 +280,10 @@ def _stop_reaper(reaper: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         reaper.kill()
         reaper.wait()
+
+
+def _skipped(job: ReadJob, why: str) -> ExtractResult:
+    return ExtractResult(rel=job.rel, path=job.path, size=job.size, skip=why)
 
 
 @hookimpl

@@ -12,18 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 _LAZY: dict[str, str] = {
     "Chunk": "instructgen.documents.types",
-    "ScanResult": "instructgen.documents.pipeline",
-    "generate_chunk_pairs": "instructgen.documents.pipeline",
-    "read_dir": "instructgen.documents.pipeline",
-    "scan": "instructgen.documents.pipeline",
     "chunk_text": "instructgen.documents.chunking",
     "Found": "instructgen.documents.discovery",
     "discover": "instructgen.documents.discovery",
     "ExtractOptions": "instructgen.documents.types",
     "ExtractResult": "instructgen.documents.types",
-    "extract_many": "instructgen.documents.extraction",
     "extract_one": "instructgen.documents.routing",
     "parse_qa": "instructgen.documents.qa",
+    "qa_for_chunk": "instructgen.documents.qa",
+    "stream_extract": "instructgen.documents.stream",
     "qa_request": "instructgen.documents.qa",
 }
 
@@ -32,30 +29,21 @@ __all__ = [
     "ExtractOptions",
     "ExtractResult",
     "Found",
-    "ScanResult",
     "chunk_text",
     "discover",
-    "extract_many",
     "extract_one",
-    "generate_chunk_pairs",
     "parse_qa",
+    "qa_for_chunk",
     "qa_request",
-    "read_dir",
-    "scan",
+    "stream_extract",
 ]
 
 if TYPE_CHECKING:
     from instructgen.documents.chunking import chunk_text
     from instructgen.documents.discovery import Found, discover
-    from instructgen.documents.extraction import extract_many
-    from instructgen.documents.pipeline import (
-        ScanResult,
-        generate_chunk_pairs,
-        read_dir,
-        scan,
-    )
-    from instructgen.documents.qa import parse_qa, qa_request
+    from instructgen.documents.qa import parse_qa, qa_for_chunk, qa_request
     from instructgen.documents.routing import extract_one
+    from instructgen.documents.stream import stream_extract
     from instructgen.documents.types import Chunk, ExtractOptions, ExtractResult
 
 

@@ -1,12 +1,12 @@
 """The extraction cache — extracted text by file content and the installed extractors, in
-SQLite — and the bookkeeping every executor shares around it (``ExtractionRun``)."""
+SQLite — and a directory run's extraction bookkeeping around it (``ExtractionRun``)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -17,12 +17,11 @@ from instructgen.documents.routing import is_slow
 from instructgen.documents.types import (
     NOT_FINISHED,
     ExtractResult,
-    crash_reason,
     printable_name,
     skipped,
-    timeout_reason,
 )
 from instructgen.errors import CacheDamagedError
+from instructgen.executor import ReadJob
 from instructgen.registry import MISSING_REQUIREMENT
 from instructgen.store import SQLiteStore
 
@@ -161,70 +160,47 @@ def _work_order(found: Sequence[Found], todo: list[int]) -> list[int]:
 
 
 class ExtractionRun:
-    """The bookkeeping every executor shares: results in the order of ``found``, discovery
-    skips and extraction-cache hits answered without reading a file, and each new result
-    stored in the cache (with its content hash) and reported through ``on_result``.
-    ``todo``: the files still to read, in the order to start them (slow ones first)."""
+    """The one bookkeeping of a directory run's extraction, lazy enough for a stream: ``known``
+    answers discovery skips and extraction-cache hits one at a time, without reading a file
+    (a hit's text is read when it is asked for); ``jobs`` lists the files still to read, in
+    the order to start them (slow readers and larger files first); ``record`` stores each
+    freshly read result in the cache (with its content hash) and returns it as runs report
+    it. Nothing is gathered: results are handed on as they come."""
 
-    def __init__(
-        self,
-        found: Sequence[Found],
-        cache: ExtractCache | str | Path | None = None,
-        on_result: Callable[[ExtractResult], None] | None = None,
-    ) -> None:
-        """``cache``: an open ``ExtractCache``, or the path of one, which this run then opens
-        and closes (``close()``, or use the run as a context manager); None: no cache."""
-        self._owns_cache = isinstance(cache, str | Path)
-        if isinstance(cache, str | Path):
-            cache = ExtractCache(cache)
-        self.found, self.cache, self.on_result = found, cache, on_result
-        self.results: list[ExtractResult | None] = [None] * len(found)
+    def __init__(self, found: Sequence[Found], cache: ExtractCache | None = None) -> None:
+        self.found, self.cache = found, cache
         self.keys: dict[int, str] = {}
-        self.todo: list[int] = []  # indices of the files still to extract
-        fingerprint = _fingerprint() if cache is not None else None
-        for i, f in enumerate(found):
+        self._todo: list[int] | None = None
+
+    def known(self) -> Iterator[tuple[int, ExtractResult]]:
+        """``(index in found, result)`` of every file answered without reading it."""
+        fingerprint = _fingerprint() if self.cache is not None else None
+        todo: list[int] = []
+        for i, f in enumerate(self.found):
             if f.skip is not None:
-                self._report(i, skipped(f, f.skip))
+                yield i, as_reported(f, skipped(f, f.skip))
                 continue
-            if cache is not None and (key := cache_key(f, fingerprint)) is not None:
+            if self.cache is not None and (key := cache_key(f, fingerprint)) is not None:
                 self.keys[i] = key
-                hit = cache.get(key)
+                hit = self.cache.get(key)
                 if hit is not None:
-                    self._report(i, result_from_cache(hit, f))
+                    yield i, as_reported(f, result_from_cache(hit, f))
                     continue
-            self.todo.append(i)
-        self.todo = _work_order(found, self.todo)
+            todo.append(i)
+        self._todo = _work_order(self.found, todo)
 
-    def _report(self, i: int, res: ExtractResult) -> None:
-        self.results[i] = as_reported(self.found[i], res)
-        if self.on_result:
-            self.on_result(res)
+    def jobs(self) -> list[ReadJob]:
+        """The files ``known`` left to read, in the order to start them."""
+        if self._todo is None:
+            raise RuntimeError("ExtractionRun.jobs() before known() was consumed")
+        return [
+            ReadJob(i, str(self.found[i].path), self.found[i].rel, self.found[i].size)
+            for i in self._todo
+        ]
 
-    def record(self, i: int, res: ExtractResult) -> None:
-        """A freshly extracted (or timed-out) file: cache it when worth it, then report it."""
+    def record(self, i: int, res: ExtractResult) -> ExtractResult:
+        """A freshly read (or timed-out, or crashed) file: cached when worth it, returned as
+        runs report it."""
         if i in self.keys:
             store_result(self.cache, self.keys[i], res)
-        self._report(i, res)
-
-    def crashed(self, i: int, detail: str | None = None) -> None:
-        """File ``i``'s worker died (``detail``: what the executor saw): skipped, not cached."""
-        self.record(i, skipped(self.found[i], crash_reason(detail)))
-
-    def timed_out(self, i: int, seconds: float) -> None:
-        """File ``i`` went over the per-file time limit: skipped, not cached."""
-        self.record(i, skipped(self.found[i], timeout_reason(seconds)))
-
-    def ordered(self) -> list[ExtractResult]:
-        return [r for r in self.results if r is not None]
-
-    def close(self) -> None:
-        """Close the cache this run opened from a path."""
-        if self._owns_cache and self.cache is not None:
-            self.cache.close()
-            self.cache = None
-
-    def __enter__(self) -> ExtractionRun:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        return as_reported(self.found[i], res)

@@ -30,30 +30,23 @@ from instructgen.diskspace import disk_full, is_disk_full
 from instructgen.dispatch import Dispatcher
 from instructgen.documents.chunking import chunk_text
 from instructgen.documents.discovery import Found
-from instructgen.documents.extract_cache import (
-    ExtractCache,
-    _fingerprint,
-    _work_order,
-    as_reported,
-    cache_key,
-    result_from_cache,
-    store_result,
-)
+from instructgen.documents.extract_cache import ExtractCache, ExtractionRun
+from instructgen.documents.extraction import read_files
 from instructgen.documents.qa import ChunkPairs, qa_for_chunk
-from instructgen.documents.routing import extract_one
-from instructgen.documents.types import (
-    Chunk,
-    ExtractOptions,
-    ExtractResult,
-    skipped,
-)
-from instructgen.documents.workers import run_pool
+from instructgen.documents.types import Chunk, ExtractOptions, ExtractResult
 from instructgen.errors import AuthenticationError, EngineError
+from instructgen.executor import ReadJob
 from instructgen.progress import ProgressCallback, ProgressEvent, emit
 
 log = logging.getLogger("instructgen.documents")
 
-__all__ = ["RowSpill", "Tally", "stream_chunks", "stream_extract", "stream_pairs"]
+__all__ = ["Read", "RowSpill", "Tally", "stream_chunks", "stream_extract", "stream_pairs"]
+
+
+Read = Callable[
+    [Sequence[ReadJob], ExtractOptions, threading.Event], Iterator[tuple[int, ExtractResult]]
+]
+"""What an executor supplies (``Executor.read``): reads jobs, yields ``(index, result)``."""
 
 
 def stream_extract(
@@ -61,48 +54,30 @@ def stream_extract(
     options: ExtractOptions,
     cache_path: str | Path | None,
     stop: threading.Event | None = None,
+    read: Read | None = None,
 ) -> Iterator[tuple[int, ExtractResult]]:
     """``(index in found, result)`` for every file, as each becomes known: discovery skips and
-    extraction-cache hits first (one at a time: a hit's text is read when it is asked for),
-    then the files read by the worker pool in the order they finish. New results are stored
-    in the cache (``cache_path``; None: no cache) like ``ExtractionRun`` does. Once ``stop``
-    is set, the workers are stopped (those reading killed) and nothing more is yielded."""
+    extraction-cache hits first (``ExtractionRun.known``), then the files ``read`` reads (an
+    executor's ``read``; None: ``read_files`` on this machine) in the order they finish. New
+    results are stored in the cache (``cache_path``; None: no cache). Once ``stop`` is set,
+    reading stops (files being read are abandoned) and nothing more is yielded."""
+    stop = stop if stop is not None else threading.Event()
     cache = ExtractCache(cache_path) if cache_path else None
     try:
-        fingerprint = _fingerprint() if cache is not None else None
-        keys: dict[int, str] = {}
-        todo: list[int] = []
-        for i, f in enumerate(found):
-            if f.skip is not None:
-                yield i, as_reported(f, skipped(f, f.skip))
-                continue
-            if cache is not None and (key := cache_key(f, fingerprint)) is not None:
-                keys[i] = key
-                hit = cache.get(key)
-                if hit is not None:
-                    yield i, as_reported(f, result_from_cache(hit, f))
-                    continue
-            todo.append(i)
-        jobs = [
-            (i, str(found[i].path), found[i].rel, found[i].size) for i in _work_order(found, todo)
-        ]
-        if options.workers <= 0:
-            results: Iterator[tuple[int, ExtractResult]] = (
-                (j[0], extract_one(j[1], j[2], j[3], options.chunk_size)) for j in jobs
-            )
-        else:
-            results = run_pool(jobs, options, stop)
+        run = ExtractionRun(found, cache)
+        yield from run.known()
+        if stop.is_set():
+            return
+        results = (read or read_files)(run.jobs(), options, stop)
         try:
             for i, res in results:
-                if stop is not None and stop.is_set():
+                if stop.is_set():
                     break
-                if i in keys:
-                    store_result(cache, keys[i], res)
-                yield i, as_reported(found[i], res)
+                yield i, run.record(i, res)
         finally:
             close = getattr(results, "close", None)
             if close is not None:
-                close()  # stops the workers when the consumer stops early
+                close()  # stops the readers when the consumer stops early
     finally:
         if cache is not None:
             cache.close()
@@ -117,6 +92,7 @@ def stream_chunks(
     tally: Tally,
     progress: ProgressCallback | None = None,
     stop: threading.Event | None = None,
+    read: Read | None = None,
 ) -> Iterator[tuple[int, list[Chunk]]]:
     """``(file index, its chunks)`` for every file read, as files are read; every file (read
     or skipped) is recorded in ``tally`` without its text."""
@@ -124,7 +100,7 @@ def stream_chunks(
     # The workers chunk what they read, under the per-file limits; cached texts are chunked
     # here (linear in the text either way).
     options = replace(options, chunk_size=chunk_size)
-    for i, res in stream_extract(found, options, cache_path, stop):
+    for i, res in stream_extract(found, options, cache_path, stop, read):
         done += 1
         emit(progress, ProgressEvent(stage="extract", done=done, total=len(found), message=res.rel))
         text, parts = res.text, res.chunks
@@ -143,7 +119,7 @@ def stream_chunks(
 
 class Tally:
     """What run.json reports about a run's files, kept without their text: ``files`` and
-    ``skipped`` in discovery order, and the counts of ``ScanResult.summary``."""
+    ``skipped`` in discovery order, and run.json's ``extraction`` counts (``summary``)."""
 
     def __init__(self) -> None:
         self._files: dict[int, dict[str, Any]] = {}
@@ -249,7 +225,7 @@ async def stream_pairs(
     Each chunk's pairs come from ``qa_for_chunk`` (with its follow-up requests). Returns the
     failed chunks (engine errors other than a wrong key, which stops the run; so do other
     exceptions and cancellation) and how the replies went (run.json's
-    ``question_answer_replies``, as ``generate_pairs`` reports it). ``stop`` is set when the
+    ``question_answer_replies``). ``stop`` is set when the
     run ends early; give the same event to ``stream_chunks`` so that extraction stops at once
     rather than after the file being read."""
     loop = asyncio.get_running_loop()
@@ -358,6 +334,6 @@ async def stream_pairs(
         # kills that worker); otherwise at its next hand-over, which the run waits 5 s for
         await asyncio.to_thread(thread.join, None if ok else 5.0)
     failed.sort(key=lambda f: (f["file"], f["chunk"]))
-    short.sort(key=lambda item: item[0])  # in chunk order, as the two-step path lists them
+    short.sort(key=lambda item: item[0])  # in chunk order, whatever order they were answered
     replies["short_chunks"] = [entry for _, entry in short]
     return failed, replies
