@@ -36,12 +36,29 @@ class _Formatter(logging.Formatter):
         return f"instructgen: {record.getMessage()}"
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record comes, not the stream it was made
+    with: a process that runs several commands (a test suite, a tool embedding the CLI with
+    its own stderr for each) gets each command's warnings on that command's stderr."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def setup_logging(debug: bool) -> None:
     root = logging.getLogger("instructgen")
     if any(getattr(h, "_instructgen", False) for h in root.handlers):
         root.setLevel(logging.DEBUG if debug else logging.WARNING)
         return
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(_Formatter())
     handler._instructgen = True  # type: ignore[attr-defined]
     root.addHandler(handler)
