@@ -25,13 +25,14 @@ def main(argv: list[str]) -> None:
     args = [a for a in argv if not a.startswith("--")]
     corpus = Path(args[0]) if args else DEFAULT_CORPUS
     os.environ["INSTRUCTGEN_TRANSCRIBER"] = "local"
-    from instructgen.documents import scan
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from folder_reading import read_folder  # the streamed reader, collected
 
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "corpus"
         shutil.copytree(corpus, copy, ignore=shutil.ignore_patterns("NOTICE.md"))
         start = time.monotonic()
-        result = scan(copy, workers=2)
+        result = read_folder(copy, workers=2)
         seconds = time.monotonic() - start
     rows = [
         {

@@ -4,6 +4,8 @@ corpus, against the local OpenAI-format server (benchmarks/_server.py). Prints J
     python benchmarks/stream.py --case text    # 200 text files of 1.2 MB (240 MB)
     python benchmarks/stream.py --case mixed   # >= 1 GB of text, HTML and docx
     python benchmarks/stream.py --case text --dry-run
+    python benchmarks/stream.py --case text --executor ray   # the same on a local Ray instance
+    python benchmarks/stream.py --case text --compare        # local, then Ray: ratios, dataset
 
 The corpus is generated under ``--work`` (default ``/tmp/instructgen-stream-bench``; reused
 when present). The CLI runs in its own process; every process of its tree (the main process and
@@ -155,7 +157,16 @@ def _rss(pid: int) -> tuple[int, int]:
     return rss, anon
 
 
-def run(corpus: Path, out: Path, *, chunk_size: int, dry_run: bool, concurrency: int) -> dict:
+def run(
+    corpus: Path,
+    out: Path,
+    *,
+    chunk_size: int,
+    dry_run: bool,
+    concurrency: int,
+    executor: str = "local",
+    workers: int = 2,
+) -> dict:
     server_first = Path(tempfile.mkstemp(prefix="first-request-")[1])
     server_first.unlink()
     server = subprocess.Popen(
@@ -195,6 +206,8 @@ def run(corpus: Path, out: Path, *, chunk_size: int, dry_run: bool, concurrency:
     ]
     if dry_run:
         cmd.append("--dry-run")
+    if executor != "local":
+        cmd += ["--executor", executor, "--executor-workers", str(workers)]
     env = {**os.environ, "OPENAI_API_KEY": "sk-bench"}
     peaks: dict[str, int] = {"main": 0, "workers": 0, "main_anon": 0, "workers_anon": 0}
     worker_pids: set[int] = set()
@@ -228,6 +241,7 @@ def run(corpus: Path, out: Path, *, chunk_size: int, dry_run: bool, concurrency:
     first = float(server_first.read_text()) - started if server_first.exists() else None
     server_first.unlink(missing_ok=True)
     return {
+        "executor": executor,
         "seconds": round(seconds, 1),
         "first_request_s": None if first is None else round(first, 2),
         "peak_rss_main_mb": round(peaks["main"] / MB, 1),
@@ -239,6 +253,16 @@ def run(corpus: Path, out: Path, *, chunk_size: int, dry_run: bool, concurrency:
     }
 
 
+def _dataset_bytes(out: Path) -> dict[str, bytes]:
+    """The saved dataset's files, without ``state.json`` (``datasets`` draws its fingerprint
+    anew at every save)."""
+    return {
+        str(p.relative_to(out)): p.read_bytes()
+        for p in sorted((out / "data").rglob("*"))
+        if p.is_file() and p.name != "state.json"
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--case", choices=("text", "mixed"), default="text")
@@ -246,18 +270,34 @@ def main() -> None:
     ap.add_argument("--chunk-size", type=int, default=8000)
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--dry-run", action="store_true")
+    ap.add_argument("--executor", choices=("local", "ray"), default="local")
+    ap.add_argument("--executor-workers", type=int, default=2)
+    ap.add_argument(
+        "--compare", action="store_true", help="run local, then ray: wall ratio and dataset"
+    )
     a = ap.parse_args()
     corpus = a.work / a.case
     t0 = time.time()
     made = make_corpus(corpus, a.case)
     made_s = time.time() - t0
-    result = run(
-        corpus,
-        a.work / f"out-{a.case}",
-        chunk_size=a.chunk_size,
-        dry_run=a.dry_run,
-        concurrency=a.concurrency,
-    )
+    executors = ("local", "ray") if a.compare else (a.executor,)
+    results = [
+        run(
+            corpus,
+            a.work / f"out-{a.case}-{name}",
+            chunk_size=a.chunk_size,
+            dry_run=a.dry_run,
+            concurrency=a.concurrency,
+            executor=name,
+            workers=a.executor_workers,
+        )
+        for name in executors
+    ]
+    result: dict = results[0] if len(results) == 1 else {"runs": results}
+    if len(results) == 2 and not a.dry_run:
+        local, ray = (a.work / f"out-{a.case}-{name}" for name in executors)
+        result["wall_ratio_ray_to_local"] = round(results[1]["seconds"] / results[0]["seconds"], 2)
+        result["same_dataset_bytes"] = _dataset_bytes(local) == _dataset_bytes(ray)
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     print(
         json.dumps(

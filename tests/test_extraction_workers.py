@@ -20,7 +20,8 @@ SCRIPT = textwrap.dedent(
     from pathlib import Path
 
     from instructgen import Extracted, Extractor, hookimpl, register_plugin
-    from instructgen.documents import scan
+    sys.path.insert(0, {tests!r})
+    from folder_reading import read_folder
     from instructgen.documents.workers import _start_method
 
 
@@ -48,7 +49,7 @@ SCRIPT = textwrap.dedent(
         register_plugin(ShoutPlugin(), name="shout-plugin")
         os.environ["INSTRUCTGEN_TEST_MARK"] = "set after start"
         start = time.monotonic()
-        files = scan(d, workers=2).files
+        files = read_folder(d, workers=2).files
         print(json.dumps({
             "before": before,
             "method": _start_method(),
@@ -72,7 +73,7 @@ def run(tmp_path: Path, mode: str) -> dict[str, object]:
         shutil.copy(SHARED / "corpus" / "audio" / name, d)
     (d / "note.shout").write_text("quiet words")
     script = tmp_path / "run.py"
-    script.write_text(SCRIPT)
+    script.write_text(SCRIPT.replace("{tests!r}", repr(str(Path(__file__).parent))))
     env = {**os.environ, "INSTRUCTGEN_TRANSCRIBER": "local"}
     r = subprocess.run(
         [sys.executable, str(script), str(d), mode],

@@ -12,12 +12,12 @@ from typing import Any, ClassVar
 
 import pytest
 from conftest import SHARED
+from folder_reading import read_folder
 from instructgen_office import OfficeExtractor, html_to_text
 from instructgen_unstructured import UnstructuredExtractor
 
 import instructgen
 from instructgen import Extracted, ExtractionError, Extractor, hookimpl
-from instructgen.documents import scan
 
 CORPUS = SHARED / "corpus"
 
@@ -167,7 +167,7 @@ def test_directory_runs_use_the_native_reader_and_unstructured_when_it_is_blocke
     d.mkdir()
     for rel in ("simple.docx", "fake-email-attachment.msg", "example-10k-1p.html"):
         shutil.copy(CORPUS / rel, d)
-    by = {f.rel: f for f in scan(d, workers=0).files}
+    by = {f.rel: f for f in read_folder(d, workers=0).files}
     assert by["simple.docx"].extractor == "office"
     assert by["example-10k-1p.html"].extractor == "office"
     assert by["fake-email-attachment.msg"].extractor == "office"
@@ -177,7 +177,7 @@ def test_directory_runs_use_the_native_reader_and_unstructured_when_it_is_blocke
     monkeypatch.setenv("INSTRUCTGEN_BLOCK_PLUGINS", "office")
     plugins.reset()
     try:
-        by = {f.rel: f for f in scan(d, workers=0).files}
+        by = {f.rel: f for f in read_folder(d, workers=0).files}
     finally:
         monkeypatch.delenv("INSTRUCTGEN_BLOCK_PLUGINS")
         plugins.reset()
@@ -218,7 +218,7 @@ def test_a_final_reason_stops_the_fallback_and_others_fall_through(tmp_path: Pat
     (tmp_path / "b.fin").write_text("retry")
     name = instructgen.register_plugin(FinPlugin(), name="fin-test")
     try:
-        by = {f.rel: f for f in scan(tmp_path, workers=0).files}
+        by = {f.rel: f for f in read_folder(tmp_path, workers=0).files}
     finally:
         instructgen.unregister_plugin(name)
     assert by["a.fin"].skip == "first says final" and by["a.fin"].text is None
@@ -246,7 +246,7 @@ def test_damaged_and_encrypted_office_files_are_final(tmp_path: Path) -> None:
         with pytest.raises(ExtractionError) as info:
             OfficeExtractor().extract(path)
         assert info.value.reason == reason and info.value.final
-    by = {f.rel: f for f in scan(tmp_path, workers=0).files}
+    by = {f.rel: f for f in read_folder(tmp_path, workers=0).files}
     assert by["t.docx"].skip == "cannot read the docx file (damaged or truncated zip)"
     assert by["e.xlsx"].skip == "encrypted or password-protected xlsx file"
     assert by["legacy.docx"].skip and "legacy Office" in by["legacy.docx"].skip
@@ -323,7 +323,7 @@ def test_email_attachments_are_read_like_files(tmp_path: Path) -> None:
     msg.add_attachment(logo, maintype="image", subtype="png", filename="logo.png", cid="<logo>")
     msg.add_attachment(b"\x00\x01junk", "application", "octet-stream", filename="blob.bin")
     (tmp_path / "mail.eml").write_bytes(msg.as_bytes())
-    (f,) = scan(tmp_path, workers=2).files
+    (f,) = read_folder(tmp_path, workers=2).files
     text = f.text or ""
     assert text.index("See the attached files.") < text.index("Attachment: report.docx")
     assert "favorite things" in text  # the docx, read by the office reader
@@ -380,7 +380,7 @@ def test_password_protected_office_files_are_skipped_with_the_reason(
 ) -> None:
     encrypt(CORPUS / name, tmp_path / name)
     (tmp_path / "notes.txt").write_text("The run goes on after a protected file.")
-    by = {f.rel: f for f in scan(tmp_path, workers=2).files}
+    by = {f.rel: f for f in read_folder(tmp_path, workers=2).files}
     fmt = name.rsplit(".", 1)[1]
     assert by[name].skip == f"encrypted or password-protected {fmt} file"
     assert by["notes.txt"].text
@@ -393,5 +393,5 @@ def test_password_protected_office_files_are_skipped_with_the_reason(
 
 def test_a_word_97_file_named_docx_is_read_by_the_doc_reader(tmp_path: Path) -> None:
     shutil.copy(CORPUS / "fake.doc", tmp_path / "old.docx")
-    (f,) = scan(tmp_path, workers=0).files
+    (f,) = read_folder(tmp_path, workers=0).files
     assert f.extractor == "doc" and "Lorem ipsum" in (f.text or "")

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from folder_reading import read_folder
 
 import instructgen
 from instructgen import Extracted, Extractor, Filter, hookimpl
-from instructgen.documents import scan
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,7 +42,7 @@ def test_files_are_routed_by_the_mime_type_of_their_extension(tmp_path: Path) ->
     (tmp_path / "b.zzz-unknown").write_bytes(b"\x00\xff")
     name = instructgen.register_plugin(MimePlugin(), name="mime-test")
     try:
-        by = {f.rel: f for f in scan(tmp_path, workers=0).files}
+        by = {f.rel: f for f in read_folder(tmp_path, workers=0).files}
     finally:
         instructgen.unregister_plugin(name)
     assert by["a.igt"].extractor == "test-mime-only"

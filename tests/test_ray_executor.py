@@ -154,3 +154,143 @@ def test_kill_9_of_a_ray_run_leaves_no_ray_process(tmp_path: Path) -> None:
             left = survivors(watched, within=5.0)
             end(watched)  # whatever happens, nothing is left running
         assert not left, f"outlived the run by 5 s: {sorted(left)} of {sorted(watched)}"
+
+
+def _from_dir(docs: Path, out: Path, server: WireServer, *extra: str) -> list[str]:
+    return [
+        *(sys.executable, "-m", "instructgen", "from-dir", str(docs), "--engine", "openai"),
+        *("--base-url", server.openai_base_url, "--out", str(out), "--executor", "ray"),
+        *("--chunk-size", "3000", "--samples-per-chunk", "2", *extra),
+    ]
+
+
+@pytest.mark.parametrize("address", ["HEAD:6379", "127.0.0.1:9", "ray://127.0.0.1:9", "6379"])
+def test_a_wrong_ray_address_exits_2_at_once_naming_it(tmp_path: Path, address: str) -> None:
+    """An address nothing answers at (a placeholder, a closed port, no host at all) is refused
+    in one line before anything is made, instead of Ray's minutes of reconnection attempts."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("Lighthouses guide ships into the harbour at night. " * 20)
+    env = {**os.environ, "OPENAI_API_KEY": "sk-ray-test"}
+    with WireServer() as server:
+        cmd = _from_dir(docs, tmp_path / "out", server, "--ray-address", address)
+        started = time.monotonic()
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        took = time.monotonic() - started
+        assert not server.calls
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and address in lines[0] and "Traceback" not in proc.stderr, lines
+    assert took < 60, took  # 15 s on an idle machine (5 s probe); the bound allows a busy one
+    assert not (tmp_path / "out").exists()  # nothing made for a run that cannot start
+
+
+@pytest.mark.skipif(not HAS_PROC, reason="Linux /proc")
+@pytest.mark.parametrize("moment", ["while Ray starts", "while requests are in flight"])
+def test_sigterm_stops_a_ray_run_at_once(tmp_path: Path, moment: str) -> None:
+    """SIGTERM at any moment of a Ray run: exit 143 with the resume message, and nothing
+    of the run (Ray's processes included) left running."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(6):
+        (docs / f"note-{i}.txt").write_text(f"Note {i} about lighthouses and ferries. " * 40)
+    env = {**os.environ, "OPENAI_API_KEY": "sk-ray-test"}
+    with WireServer() as server:
+        server.latency = 30.0  # requests stay in flight until the run is stopped
+        cmd = _from_dir(docs, tmp_path / "out", server, "--executor-workers", "2")
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        watched: dict[int, str] = {}
+        try:
+            if moment == "while Ray starts":
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline and not any(
+                    b"gcs_server" in _cmdline(p) for p in descendants(proc.pid)
+                ):
+                    time.sleep(0.05)
+            else:
+                deadline = time.monotonic() + 120
+                while not server.calls and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert server.calls, "the run never reached generation"
+            assert proc.poll() is None
+            watched = descendants(proc.pid)
+            sent = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=60)
+            took = time.monotonic() - sent
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            left = survivors(watched, within=10.0)
+            end(watched)
+    assert proc.returncode == 143, err.decode()
+    assert "terminated" in err.decode() and "Traceback" not in err.decode()
+    assert took < 15, took  # about a second on an idle machine (benchmarks/ray_signals.py)
+    assert not left, f"outlived the run: {sorted(left)}"
+
+
+@pytest.mark.slow
+def test_a_two_node_cluster_gives_the_local_dataset_and_survives_losing_a_node(
+    corpus: Path, tmp_path: Path
+) -> None:
+    """Two Ray nodes on this machine (a head and a worker node, as on a real cluster): a run
+    through them gives the local executor's dataset byte for byte; a second run whose worker
+    node is removed while files are being read still completes (Ray runs the lost tasks again
+    on the head) with the same dataset."""
+    from ray.cluster_utils import Cluster
+
+    env = {**os.environ, "OPENAI_API_KEY": "sk-ray-test"}
+    cluster = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False}
+    )
+    try:
+        worker = cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        with WireServer() as server:
+            server.responder = qa_responder("mixed", fallback=respond)
+            local = subprocess.run(
+                [*_from_dir(corpus, tmp_path / "local", server), "--executor", "local"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            assert local.returncode == 0, local.stderr
+            sent_local = len(server.calls)
+            two = subprocess.run(
+                _from_dir(corpus, tmp_path / "two", server, "--ray-address", cluster.address),
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            assert two.returncode == 0, two.stderr
+            assert len(server.calls) == 2 * sent_local  # the same requests, once each
+            # again, losing the worker node while files are being read
+            before = len(server.calls)
+            proc = subprocess.Popen(
+                _from_dir(corpus, tmp_path / "lost", server, "--ray-address", cluster.address),
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            try:
+                deadline = time.monotonic() + 300
+                while len(server.calls) == before and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert proc.poll() is None, "the run ended before the node could be lost"
+                cluster.remove_node(worker)
+                _, err = proc.communicate(timeout=600)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            assert proc.returncode == 0, err.decode()
+    finally:
+        cluster.shutdown()
+    expected = _dataset_files(tmp_path / "local")
+    assert _dataset_files(tmp_path / "two") == expected
+    assert _dataset_files(tmp_path / "lost") == expected
+    runs = [json.loads((tmp_path / d / "run.json").read_text()) for d in ("local", "two", "lost")]
+    assert runs[1]["skipped_files"] == runs[2]["skipped_files"] == runs[0]["skipped_files"]

@@ -80,8 +80,8 @@ class _FromDirCommand(click.Command):
     "--executor",
     default="local",
     show_default=True,
-    help="Where extraction and generation run: local, or an executor plugin's name "
-    "(e.g. ray from instructgen-ray).",
+    help="Where the files are read: local (worker processes here), or an executor plugin's "
+    "name (e.g. ray from instructgen-ray: the nodes of a Ray cluster).",
 )
 @click.option(
     "--executor-address",
@@ -94,7 +94,7 @@ class _FromDirCommand(click.Command):
     "--executor-workers",
     type=click.IntRange(min=1),
     default=None,
-    help="Workers the executor may use (Ray: tasks in parallel).",
+    help="Workers the executor may use (Ray: the CPUs of the local instance it starts).",
 )
 @size_options
 @self_instruct_options
@@ -129,6 +129,7 @@ def from_dir(
     from instructgen.dataset import InstructionDataset
     from instructgen.limits import check_dataset_size
     from instructgen.outdir import lock_output
+    from instructgen.runs import get_executor
     from instructgen.selfinstruct.options import SelfInstructOptions
 
     opts = RunOptions.pop_from(common)
@@ -251,8 +252,14 @@ def from_dir(
         raise ConfigError(f"{directory}: no such file or directory")
     out = opts.out or Path(f"{directory.name or 'docs'}-dataset")
     engine = opts.build_engine()  # a missing key or extra: exit 2 before --out is made
-    # refuse a folder of other files, or one another run is writing, before anything is read
-    click.get_current_context().call_on_close(lock_output(out, what="--out").release)
+    # an unreachable cluster too (the run closes the executor when it ends)
+    runner = get_executor(executor, executor_options)
+    try:
+        # refuse a folder of other files, or one another run is writing, before anything is read
+        click.get_current_context().call_on_close(lock_output(out, what="--out").release)
+    except BaseException:
+        runner.close()
+        raise
     renderer = ProgressRenderer(enabled=not opts.as_json)
     try:
         dataset = asyncio.run(
@@ -272,8 +279,7 @@ def from_dir(
                 limits=limits,
                 seed=opts.seed,
                 progress=renderer,
-                executor=executor,
-                executor_options=executor_options,
+                executor=runner,
                 filters=filters,
                 filter_options=(
                     filter_settings(rouge_tokenizer, allow_non_ascii) if use_self_instruct else None
