@@ -156,6 +156,11 @@ def test_judged_run_exact_count_scores_requests_and_rerun(tasks: Path, tmp_path:
         assert j["method_runs"] >= 2  # drops were made up for by generating more
         assert sum(j["histogram"].values()) == j["rows_judged"]
         assert j["histogram"]["unjudged"] == j["rows_unjudged"]
+        html_file = tmp_path / "report.html"
+        rep = CliRunner().invoke(cli, ["report", str(out), "--out", str(html_file)])
+        assert rep.exit_code == 0, rep.output
+        page = html_file.read_text()
+        assert "Judge scores" in page and f"kept 200 of {j['rows_judged']}" in page
         sent = len(server.requests)
         r2 = _generate(tasks, server, out)
         assert r2.exit_code == 0, r2.output
