@@ -24,7 +24,7 @@ from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
-from selfinstruct_responder import respond
+from judge_responder import respond as judge_respond  # Self-Instruct's prompts, and ratings
 from wire_server import WireServer, qa_responder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,7 +92,7 @@ def skip_reason(line: str) -> str | None:
 @pytest.fixture
 def server() -> Iterator[WireServer]:
     with WireServer() as srv:
-        srv.responder = qa_responder("mixed", fallback=respond)
+        srv.responder = qa_responder("mixed", fallback=judge_respond)
         yield srv
 
 

@@ -31,6 +31,7 @@ _LAZY: dict[str, str] = {
     "Extracted": "instructgen.extractor",
     "report_progress": "instructgen.extractor",
     "Filter": "instructgen.filter",
+    "RowJudge": "instructgen.filter",
     "Exporter": "instructgen.exporter",
     "Executor": "instructgen.executor",
     "atomic_path": "instructgen.atomic",
@@ -188,6 +189,7 @@ __all__ = [
     "ReplyTooLargeError",
     "Request",
     "RequestEstimate",
+    "RowJudge",
     "RunSize",
     "SeedTask",
     "SelfInstructOptions",
@@ -291,7 +293,7 @@ if TYPE_CHECKING:
     from instructgen.executor import Executor, ReadJob
     from instructgen.exporter import Exporter
     from instructgen.extractor import Extracted, Extractor, report_progress
-    from instructgen.filter import Filter
+    from instructgen.filter import Filter, RowJudge
     from instructgen.hookspecs import hookimpl
     from instructgen.method import (
         Method,

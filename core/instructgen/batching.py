@@ -187,11 +187,11 @@ class Batcher:
             return
         r = pending.request
         worst = self.price.cost(Usage(prompt_tokens(r), r.max_tokens * r.n))
-        spent = self.dispatcher.stats.cost + self.dispatcher._reserved + self._reserved
+        spent = self.dispatcher.spent()  # every engine of the run, this batcher's reserve too
         if cfg.max_cost is not None and spent + worst > cfg.max_cost:
             raise BudgetExceededError(
                 f"stopping before the budget of {format_usd(cfg.max_cost)} is exceeded "
-                f"(spent {format_usd(self.dispatcher.stats.cost)}); finished requests are "
+                f"(spent {format_usd(self.dispatcher.spent(reserved=False))}); finished requests are "
                 "cached: rerun the same command with a higher --max-cost to resume"
             )
         pending.reserved = worst

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from datasets import Dataset
 
-__all__ = ["COLUMNS", "InstructionDataset", "quiet_datasets", "run_sync"]
+__all__ = ["COLUMNS", "JUDGE_COLUMN", "InstructionDataset", "quiet_datasets", "run_sync"]
 
 COLUMNS = (
     "instruction",
@@ -52,13 +52,18 @@ COLUMNS = (
     "is_classification",
     "source",
 )
+JUDGE_COLUMN = "judge_score"
+"""The optional column a row judge (``--filter llm-judge``) adds: each row's score (a float;
+missing only in rows merged from an unjudged dataset). A dataset without it has exactly
+``COLUMNS``."""
 FORMAT_VERSION = 1
 T = TypeVar("T")
 
 
-def _features() -> Any:
+def _features(judged: bool = False) -> Any:
     from datasets import Features, Sequence, Value
 
+    extra = {JUDGE_COLUMN: Value("float64")} if judged else {}
     return Features(
         {
             "instruction": Value("string"),
@@ -69,6 +74,7 @@ def _features() -> Any:
             "seed_task_ids": Sequence(Value("string")),
             "is_classification": Value("bool"),
             "source": Value("string"),
+            **extra,
         }
     )
 
@@ -131,7 +137,28 @@ def _normalise(row: dict[str, Any]) -> dict[str, Any]:
         "is_classification": bool(row.get("is_classification", False)),
         "source": str(row.get("source") or ""),
     }
+    if JUDGE_COLUMN in row:
+        score = row[JUDGE_COLUMN]
+        out[JUDGE_COLUMN] = None if score is None else float(score)
     return out
+
+
+def _with_judge_column(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of one schema: when any row has a judge score, every row has the column."""
+    if any(JUDGE_COLUMN in r for r in rows):
+        for r in rows:
+            r.setdefault(JUDGE_COLUMN, None)
+    return rows
+
+
+def _role_configs(
+    response: DispatchConfig | None, config: DispatchConfig | None, batch: Any
+) -> dict[str, DispatchConfig] | None:
+    """The response engine's own limits, with the run's budget and batch mode."""
+    if response is None:
+        return None
+    run = with_batch(config, batch) or DispatchConfig()
+    return {"answers": replace(response, max_cost=run.max_cost, batch=run.batch)}
 
 
 def run_sync(factory: Callable[[], Awaitable[T]]) -> T:
@@ -183,7 +210,7 @@ class InstructionDataset:
     def __init__(
         self, rows: Iterable[dict[str, Any]] = (), run_report: dict[str, Any] | None = None
     ) -> None:
-        self._rows: list[dict[str, Any]] | None = [_normalise(r) for r in rows]
+        self._rows: list[dict[str, Any]] | None = _with_judge_column([_normalise(r) for r in rows])
         self._table: Dataset | None = None  # the rows on disk, when not in memory
         self.run_report: dict[str, Any] = dict(run_report or {})
 
@@ -235,6 +262,14 @@ class InstructionDataset:
         self._rows, self._table = value, None
 
     @property
+    def judged(self) -> bool:
+        """Whether the rows carry a ``judge_score`` column."""
+        if self._rows is None and self._table is not None:
+            return JUDGE_COLUMN in self._table.column_names
+        rows = self._rows or []
+        return bool(rows) and JUDGE_COLUMN in rows[0]
+
+    @property
     def on_disk(self) -> bool:
         """Whether the rows are read from a memory-mapped file rather than held in memory."""
         return self._rows is None
@@ -269,8 +304,8 @@ class InstructionDataset:
         """``ds[0]`` a row, ``ds["instruction"]`` a column (a list), ``ds[:10]`` a smaller
         dataset, as with Hugging Face datasets."""
         if isinstance(key, str):
-            if key not in COLUMNS:
-                raise KeyError(f"no column {key!r}; the columns are {', '.join(COLUMNS)}")
+            if key not in self.column_names:
+                raise KeyError(f"no column {key!r}; the columns are {', '.join(self.column_names)}")
             if self._rows is None and self._table is not None:
                 return list(self._table[key])
             return [row[key] for row in self.rows]
@@ -290,7 +325,7 @@ class InstructionDataset:
 
     @property
     def column_names(self) -> list[str]:
-        return list(COLUMNS)
+        return [*COLUMNS, JUDGE_COLUMN] if self.judged else list(COLUMNS)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, InstructionDataset) or len(self) != len(other):
@@ -330,7 +365,7 @@ class InstructionDataset:
         """The rows as a ``pandas.DataFrame`` with the dataset's columns in order."""
         import pandas
 
-        return pandas.DataFrame.from_records(list(self), columns=list(COLUMNS))
+        return pandas.DataFrame.from_records(list(self), columns=self.column_names)
 
     def to_hf(self) -> Dataset:
         """The rows as a Hugging Face ``datasets.Dataset`` with the dataset's typed features."""
@@ -338,7 +373,7 @@ class InstructionDataset:
 
         if self._rows is None and self._table is not None:
             return self._table  # memory-mapped from disk
-        features = _features()
+        features = _features(self.judged)
         if not self.rows:  # from_list cannot carry a schema without rows
             return Dataset.from_dict({k: [] for k in features}, features=features)
         return Dataset.from_list(self.rows, features=features)
@@ -362,7 +397,7 @@ class InstructionDataset:
                 meta = {
                     "format": "instructgen-dataset",
                     "version": FORMAT_VERSION,
-                    "columns": list(COLUMNS),
+                    "columns": self.column_names,
                     "rows": len(self),
                     "run_report": self.run_report,
                 }
@@ -413,6 +448,65 @@ class InstructionDataset:
             )
         return cls().export(self, path)
 
+    # -- judging ----------------------------------------------------------------------------------
+
+    async def ajudge(
+        self,
+        engine: str | Engine,
+        *,
+        threshold: float | None = None,
+        judge: str | Filter = "llm-judge",
+        judge_options: Mapping[str, Any] | None = None,
+        cache: bool | str | Path = True,
+        config: DispatchConfig | None = None,
+        batch: bool | BatchConfig = False,
+        progress: ProgressCallback | None = None,
+    ) -> InstructionDataset:
+        """A new dataset of the rows ``engine`` rates at least ``threshold`` (default: the
+        judge's, 4.5 for ``llm-judge``), each with its ``judge_score``; ``run_report["judge"]``
+        holds the counts and the histogram. The requests are those of judging inside a run
+        (``filters=[..., "llm-judge"]``), so that run's cache answers them."""
+        options = dict(judge_options or {})
+        if threshold is not None:
+            options["threshold"] = threshold
+        name = judge if isinstance(judge, str) else judge.name
+        result = await runs.run_judge(
+            list(self),
+            engine,
+            judge=judge,  # type: ignore[arg-type]
+            filter_options={name: options},
+            cache=cache,
+            config=with_batch(config, batch),
+            progress=progress,
+        )
+        return InstructionDataset(result.rows, result.report)
+
+    def judge(
+        self,
+        engine: str | Engine,
+        *,
+        threshold: float | None = None,
+        judge: str | Filter = "llm-judge",
+        judge_options: Mapping[str, Any] | None = None,
+        cache: bool | str | Path = True,
+        config: DispatchConfig | None = None,
+        batch: bool | BatchConfig = False,
+        progress: ProgressCallback | None = None,
+    ) -> InstructionDataset:
+        """``ajudge`` for sync code."""
+        return run_sync(
+            lambda: self.ajudge(
+                engine,
+                threshold=threshold,
+                judge=judge,
+                judge_options=judge_options,
+                cache=cache,
+                config=config,
+                batch=batch,
+                progress=progress,
+            )
+        )
+
     # -- generation (the seed's API) -------------------------------------------------------------
 
     @classmethod
@@ -433,6 +527,9 @@ class InstructionDataset:
         batch: bool | BatchConfig = False,
         method: str | Method | None = None,
         method_options: MethodOptions | Mapping[str, Any] | None = None,
+        response_engine: str | Engine | None = None,
+        response_config: DispatchConfig | None = None,
+        judge_engine: str | Engine | None = None,
     ) -> InstructionDataset:
         """Self-Instruct from a tasks.jsonl file (or a list of ``SeedTask``s), or any
         generation method (``method="alpaca"``, ``instructgen methods`` lists them).
@@ -455,7 +552,18 @@ class InstructionDataset:
         its options (a mapping, checked and converted; unknown keys raise ``UnknownNameError``
         listing them). Every method gets the cache, resume, batch mode, ``max_cost``,
         filters and progress; its report section goes to ``run_report``.
+
+        ``response_engine``: another engine (an ``Engine`` or a name) for the answers:
+        Self-Instruct's instance requests, Evol-Instruct's answers (the instructions stay on
+        ``engine``; a method that writes outputs in the same request as its instructions,
+        such as ``alpaca``, refuses it). ``response_config``: that engine's own limits
+        (concurrency, rpm, tpm; ``max_cost`` in ``config`` covers both engines).
+        ``judge_engine``: the engine of the ``llm-judge`` filter (``filters=[...,
+        "llm-judge"]``, ``filter_options={"llm-judge": {"threshold": 4}}``; default
+        ``engine``). ``run_report`` gives requests, tokens and cost per engine
+        (``requests.by_engine``) and the judge's histogram (``judge``).
         """
+        roles = _role_configs(response_config, config, batch)
         if method is not None and not _is_self_instruct(method):
             if self_instruct is not None:
                 raise ConfigError(
@@ -473,6 +581,9 @@ class InstructionDataset:
                 progress=progress,
                 filters=filters,
                 filter_options=filter_options,
+                response_engine=response_engine,
+                judge_engine=judge_engine,
+                role_configs=roles,
             )
             return cls(result.rows, result.report)
         if method_options is not None:
@@ -502,6 +613,9 @@ class InstructionDataset:
             filters=filters,
             filter_options=filter_options,
             options=self_instruct,
+            response_engine=response_engine,
+            judge_engine=judge_engine,
+            role_configs=roles,
         )
         return cls(result.rows, result.report)
 
@@ -523,6 +637,9 @@ class InstructionDataset:
         batch: bool | BatchConfig = False,
         method: str | Method | None = None,
         method_options: MethodOptions | Mapping[str, Any] | None = None,
+        response_engine: str | Engine | None = None,
+        response_config: DispatchConfig | None = None,
+        judge_engine: str | Engine | None = None,
     ) -> InstructionDataset:
         """``agenerate_dataset`` for sync code (also inside a running loop, e.g. notebooks)."""
         return run_sync(
@@ -541,6 +658,9 @@ class InstructionDataset:
                 batch=batch,
                 method=method,
                 method_options=method_options,
+                response_engine=response_engine,
+                response_config=response_config,
+                judge_engine=judge_engine,
             )
         )
 
@@ -574,6 +694,8 @@ class InstructionDataset:
         filters: Sequence[str | Filter] | None = None,
         filter_options: Mapping[str, Mapping[str, Any]] | None = None,
         batch: bool | BatchConfig = False,
+        response_engine: str | Engine | None = None,
+        response_config: DispatchConfig | None = None,
     ) -> InstructionDataset:
         """A directory of documents → question/answer pairs (and optionally Self-Instruct on
         top). ``run_report`` lists files read, files skipped (with reasons), requests, tokens
@@ -593,7 +715,10 @@ class InstructionDataset:
 
         With ``use_self_instruct=True``, ``self_instruct`` (``SelfInstructOptions``: window,
         num_prompt_instructions, ...), ``filters`` and ``filter_options`` tune Self-Instruct as
-        in ``agenerate_dataset``; given without it they raise ``ConfigError``.
+        in ``agenerate_dataset``; given without it they raise ``ConfigError``. So do
+        ``response_engine`` (Self-Instruct's instance requests go to it; the question/answer
+        pairs are written with their questions, one request per chunk) and
+        ``response_config`` (its own limits).
         """
         lim = _limits(limits, workers, timeout, max_bytes, max_memory_mb)
         if follow_symlinks is not None:
@@ -619,6 +744,8 @@ class InstructionDataset:
             self_instruct=self_instruct,
             filters=filters,
             filter_options=filter_options,
+            response_engine=response_engine,
+            role_configs=_role_configs(response_config, config, batch),
         )
         if result.spill is not None and result.workdir is not None:
             # a streamed run: its rows are on disk; the dataset is memory-mapped from there
@@ -662,6 +789,8 @@ class InstructionDataset:
         filters: Sequence[str | Filter] | None = None,
         filter_options: Mapping[str, Mapping[str, Any]] | None = None,
         batch: bool | BatchConfig = False,
+        response_engine: str | Engine | None = None,
+        response_config: DispatchConfig | None = None,
     ) -> InstructionDataset:
         """``agenerate_dataset_from_dir`` for sync code."""
         return run_sync(
@@ -692,5 +821,7 @@ class InstructionDataset:
                 filters=filters,
                 filter_options=filter_options,
                 batch=batch,
+                response_engine=response_engine,
+                response_config=response_config,
             )
         )

@@ -75,6 +75,7 @@ __all__ = [
     "estimate",
     "estimate_tokens",
     "gather_values",
+    "share_budget",
 ]
 
 
@@ -495,6 +496,7 @@ class Dispatcher:
         self._halted: DiskFullError | CacheDamagedError | None = None
         self._draining: set[asyncio.Task[None]] = set()  # answers awaited after a halt
         self.batcher: Any = None
+        self.peers: list[Dispatcher] = []  # those sharing one budget (``share_budget``)
         if self.config.batch is not None:
             from instructgen.batching import Batcher, supports_batch
 
@@ -548,6 +550,21 @@ class Dispatcher:
         self._gate = None
         self._rpm = self._tpm = None
 
+    # -- one budget for the dispatchers of one run -----------------------------------------------
+
+    def spent(self, *, reserved: bool = True) -> float:
+        """What this dispatcher and those sharing its budget (``share_budget``) have paid,
+        plus (``reserved``) the worst case of what they have in flight: ``--max-cost`` covers
+        every engine of a run together."""
+        total = 0.0
+        for d in self.peers or [self]:
+            total += d.stats.cost
+            if reserved:
+                total += d._reserved
+                if d.batcher is not None:
+                    total += d.batcher._reserved
+        return total
+
     # -- estimates ----------------------------------------------------------------------------
 
     def worst_case_cost(self, request: Request) -> float:
@@ -600,13 +617,11 @@ class Dispatcher:
                     raise self._halted
                 if breaker.error is not None:
                     raise copy.copy(breaker.error)
-                if (
-                    cfg.max_cost is not None
-                    and self.stats.cost + self._reserved + worst > cfg.max_cost
-                ):
+                if cfg.max_cost is not None and self.spent() + worst > cfg.max_cost:
                     raise BudgetExceededError(
                         f"stopping before the budget of {format_usd(cfg.max_cost)} is exceeded "
-                        f"(spent {format_usd(self.stats.cost)}); finished requests are cached: "
+                        f"(spent {format_usd(self.spent(reserved=False))}); finished requests "
+                        "are cached: "
                         "rerun the same command with a higher --max-cost to resume"
                     )
                 if self._rpm is not None:
@@ -817,6 +832,14 @@ class Dispatcher:
                 eta_s=eta,
             ),
         )
+
+
+def share_budget(dispatchers: Sequence[Dispatcher]) -> None:
+    """Make ``dispatchers`` (one per engine of a run) spend from one budget: each checks
+    ``max_cost`` against what all of them paid and hold in flight."""
+    group = list(dispatchers)
+    for d in group:
+        d.peers = group
 
 
 def with_batch(config: Any, batch: Any) -> Any:

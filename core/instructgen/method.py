@@ -69,7 +69,10 @@ line)."""
 
 ROLES = ("instructions", "answers", "judge")
 """The engine roles the core knows. A method sends each request for one role; every role a run
-is not given its own engine for falls back to the ``instructions`` engine."""
+is not given its own engine for falls back to the ``instructions`` engine. ``answers`` is the
+response engine (``--response-engine``), ``judge`` the judge's (``--judge-engine``: the
+``llm-judge`` filter's ratings, and a method's own verdicts such as Evol-Instruct's
+elimination)."""
 
 
 # -- input and size ----------------------------------------------------------------------------
@@ -391,6 +394,10 @@ class Method(ABC):
     inputs: ClassVar[tuple[InputKind, ...]] = ("tasks",)
     roles: ClassVar[tuple[str, ...]] = ("instructions",)
     """The engine roles the method sends requests for (see ``ROLES``)."""
+    roles_note: ClassVar[str] = ""
+    """What each role's engine does in this method, or why there is no ``answers`` role
+    (e.g. outputs written in the same request as the instructions); listed by ``instructgen
+    methods``."""
     Options: ClassVar[type[MethodOptions]] = MethodOptions
     filter_options: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     """Defaults for the instruction filters' options, by filter name (what the user gives
@@ -422,6 +429,7 @@ class Method(ABC):
             "url": cls.url,
             "inputs": list(cls.inputs),
             "roles": list(cls.roles),
+            "roles_note": cls.roles_note,
             "options": [o.to_dict() for o in cls.option_specs()],
             "requests_per_example": cls.requests_per_example,
         }

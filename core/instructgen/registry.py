@@ -222,8 +222,9 @@ class ExtractorRegistry(Registry[type[Extractor]]):
 
 
 class FilterRegistry(Registry[type[Filter]]):
-    """Filter classes for generated instructions (``stage="instruction"``, the only stage a
-    pipeline runs filters at: a filter declaring another stage is left out, with a warning)."""
+    """Filter classes: for generated instructions (``stage="instruction"``) and row judges
+    (``stage="row"``, ``RowJudge``: run on finished rows); a filter declaring another stage is
+    left out, with a warning."""
 
     kind = "filter"
 
@@ -236,7 +237,7 @@ class FilterRegistry(Registry[type[Filter]]):
         default: bool = True,
     ) -> None:
         stage = getattr(filter_cls, "stage", "instruction")
-        if stage != "instruction":
+        if stage not in ("instruction", "row"):
             log.warning(
                 "filter %r from plugin %r ignored: stage %r is not run by any pipeline "
                 "(filters judge generated instructions)",

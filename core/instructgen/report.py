@@ -339,6 +339,38 @@ def build_report(
                 unit="examples",
             )
         )
+    judge = run.get("judge")
+    if isinstance(judge, dict) and judge.get("histogram"):
+        # every row the judge rated, kept or not (the dataset holds only those kept)
+        parts.append(
+            _bars(
+                [
+                    (f"score {k}" if k != "unjudged" else k, float(v))
+                    for k, v in judge["histogram"].items()
+                ],
+                title=(
+                    f"Judge scores ({judge.get('engine')}:{judge.get('model')}; kept "
+                    f"{judge.get('rows_kept', 0):,} of {judge.get('rows_judged', 0):,} rated, "
+                    f"threshold {judge.get('threshold')})"
+                ),
+                color="#9a6700",
+                unit="rows rated",
+            )
+        )
+    by_engine = (run.get("requests") or {}).get("by_engine") or []
+    if by_engine:
+        parts.append(
+            _bars(
+                [
+                    (f"{e['model']} ({'+'.join(e['roles'])})", float(e["cost_usd"]))
+                    for e in by_engine
+                ],
+                title="Cost per engine (this time)",
+                color="#bf8700",
+                unit="US dollars",
+                fmt="{:,.4f}",
+            )
+        )
     parts.append("</div>")
     if skipped:
         parts.append(

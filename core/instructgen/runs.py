@@ -9,6 +9,7 @@ executor); everything above it (``InstructionDataset``, the CLI) calls these fun
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -27,7 +28,7 @@ from instructgen.engine_contract import Engine
 from instructgen.engines import create_engine
 from instructgen.errors import ConfigError
 from instructgen.executor import Executor, ReadJob
-from instructgen.filter import Filter
+from instructgen.filter import Filter, RowJudge
 from instructgen.limits import check_dataset_size
 from instructgen.method import (
     Method,
@@ -39,6 +40,7 @@ from instructgen.method import (
     RunSize,
 )
 from instructgen.methods.context import DispatchContext
+from instructgen.methods.judging import Judging
 from instructgen.methods.selfinstruct import SelfInstructMethod
 from instructgen.outdir import claim, remove_workdir, user_cache_dir
 from instructgen.progress import ProgressCallback, ProgressEvent, emit
@@ -58,6 +60,7 @@ __all__ = [
     "load_method_input",
     "open_cache",
     "run_from_dir",
+    "run_judge",
     "run_method",
     "run_self_instruct_tasks",
 ]
@@ -142,6 +145,8 @@ async def _self_instruct(
     filters: Sequence[Filter] | None = None,
     options: SelfInstructOptions | None = None,
     source: str = "self-instruct",
+    answers: Engine | None = None,
+    role_configs: Mapping[str, DispatchConfig] | None = None,
 ) -> tuple[SelfInstructResult, dict[str, Any]]:
     """Self-Instruct over ``seeds``: the ``self-instruct`` method in a context with the
     response cache ``store`` (closed at the end); returns the result and the request
@@ -149,12 +154,13 @@ async def _self_instruct(
     method = SelfInstructMethod(options or SelfInstructOptions(), source=source)
     size = RunSize(num_instructions_for_finetuning, num_instructions, seed)
     ctx = DispatchContext(
-        {"instructions": engine},
+        {"instructions": engine, **({"answers": answers} if answers is not None else {})},
         size=size,
         config=config,
         cache=store,
         filters=filters if filters is not None else build_filters(),
         progress=progress,
+        role_configs=role_configs,
     )
     async with ctx:
         result = await method.run(MethodInput("tasks", tasks=tuple(seeds)), ctx)
@@ -174,6 +180,9 @@ async def run_self_instruct_tasks(
     filters: Sequence[str | Filter] | None = None,
     filter_options: Mapping[str, Mapping[str, Any]] | None = None,
     options: SelfInstructOptions | None = None,
+    response_engine: str | Engine | None = None,
+    judge_engine: str | Engine | None = None,
+    role_configs: Mapping[str, DispatchConfig] | None = None,
 ) -> RunResult:
     """Self-Instruct from a tasks.jsonl file (or seed tasks): the ``self-instruct`` method
     through ``run_method``; see ``InstructionDataset.agenerate_dataset``."""
@@ -193,6 +202,9 @@ async def run_self_instruct_tasks(
         progress=progress,
         filters=filters,
         filter_options=filter_options,
+        response_engine=response_engine,
+        judge_engine=judge_engine,
+        role_configs=role_configs,
     )
 
 
@@ -323,31 +335,56 @@ async def run_method(
     progress: ProgressCallback | None = None,
     filters: Sequence[str | Filter] | None = None,
     filter_options: Mapping[str, Mapping[str, Any]] | None = None,
+    response_engine: str | Engine | None = None,
+    judge_engine: str | Engine | None = None,
+    role_configs: Mapping[str, DispatchConfig] | None = None,
 ) -> RunResult:
     """Any registered method over its input: the one path every method runs through.
 
     ``engine``: one engine for every role, or ``{"instructions": ..., "answers": ...}`` (a
-    role not given uses the ``instructions`` engine). Loading the input, plugins, filters and
-    the engines' SDKs happens in a worker thread."""
+    role not given uses the ``instructions`` engine). ``response_engine``: the ``answers``
+    role's engine (Self-Instruct's instances, Evol-Instruct's answers; a method without that
+    role refuses it); ``judge_engine``: the ``judge`` role's (the ``llm-judge`` filter's
+    ratings). ``role_configs``: an engine's own limits, by the role that names it (its
+    dispatcher's concurrency, rpm, tpm; ``max_cost`` is one budget for every engine).
+
+    A row judge among ``filters`` (``llm-judge``) rates the rows the method made, after the
+    other filters, and keeps the first ``size.n`` rated at least its threshold; when it drops
+    rows the method runs again for more (the answers it had are in the cache) until ``size.n``
+    are kept, the method has no more to give, or the budget stops the run.
+
+    Loading the input, plugins, filters and the engines' SDKs happens in a worker thread."""
     size = size or RunSize()
     if size.n < 1 or size.num_instructions < 1:
         raise ConfigError("num_instructions and num_instructions_for_finetuning must be >= 1")
 
-    def prepare() -> tuple[Method, MethodInput, dict[str, Engine], list[Filter]]:
+    def prepare() -> tuple[Method, MethodInput, dict[str, Engine], list[Filter], RowJudge | None]:
         m = get_method(method, method_options)
         m.check_size(size)
         loaded = load_method_input(source, input_kind)
         m.check_input(loaded)
-        given = engine if isinstance(engine, Mapping) else {"instructions": engine}
+        given = dict(engine) if isinstance(engine, Mapping) else {"instructions": engine}
         if "instructions" not in given:
             raise ConfigError(
                 "engine: name the 'instructions' engine (other roles fall back to it)"
             )
-        unknown = sorted(set(given) - {"instructions", *m.roles})
+        if response_engine is not None:
+            given["answers"] = response_engine
+        if judge_engine is not None:
+            given["judge"] = judge_engine
+        chosen, judge = _split_filters(_method_filters(m, filters, filter_options))
+        roles = {"instructions", *m.roles, *((judge.role,) if judge is not None else ())}
+        unknown = sorted(set(given) - roles)
         if unknown:
+            note = f" ({m.roles_note})" if m.roles_note else ""
+            if unknown == ["answers"]:
+                raise ConfigError(
+                    f"method {m.name!r} takes no response engine: its roles are "
+                    f"{', '.join(m.roles)}{note}"
+                )
             raise ConfigError(
-                f"method {m.name!r} sends no requests for role(s) {', '.join(unknown)}; "
-                f"its roles: {', '.join(m.roles)}"
+                f"method {m.name!r} sends no requests for role(s) {', '.join(unknown)}; its "
+                f"roles: {', '.join(m.roles)}{note}"
             )
         built: dict[int, Engine] = {}
         engines: dict[str, Engine] = {}
@@ -356,35 +393,10 @@ async def run_method(
             if key not in built:
                 built[key] = prepared_engine(spec)
             engines[role] = built[key]
-        merged = {k: dict(v) for k, v in m.filter_options.items()}
-        for k, v in (filter_options or {}).items():
-            merged.setdefault(k, {}).update(v)
-        return m, loaded, engines, build_filters(filters, merged)
+        return m, loaded, engines, chosen, judge
 
-    m, loaded, engines, chosen = await asyncio.to_thread(prepare)
-    if isinstance(m, SelfInstructMethod) and loaded.kind == "tasks":
-        # the seed's generate_dataset: the same report as always
-        result, stats = await _self_instruct(
-            loaded.tasks,
-            engines["instructions"],
-            open_cache(cache),
-            config=config,
-            progress=progress,
-            num_instructions_for_finetuning=size.n,
-            num_instructions=size.num_instructions,
-            seed=size.seed,
-            filters=chosen,
-            options=m.options,
-        )
-        si_report = {
-            "method": m.name,
-            **result.report,
-            "engine": engines["instructions"].name,
-            "model": engines["instructions"].model,
-            "filters": [f.name for f in chosen],
-            "requests": stats,
-        }
-        return RunResult(result.rows, si_report)
+    m, loaded, engines, chosen, judge = await asyncio.to_thread(prepare)
+    self_instruct_tasks = isinstance(m, SelfInstructMethod) and loaded.kind == "tasks"
     own_cache = isinstance(m, DocumentQAMethod)  # the directory pipeline opens its caches
     ctx = DispatchContext(
         engines,
@@ -393,14 +405,35 @@ async def run_method(
         cache=None if own_cache else open_cache(cache),
         filters=chosen,
         progress=progress,
+        role_configs=role_configs,
     )
     ctx.cache_location = cache
     started = time.monotonic()
     async with ctx:
-        out = await m.run(loaded, ctx)
+        out, judged = await _run_judged(
+            m,
+            loaded,
+            ctx,
+            size,
+            judge,
+            lambda: _split_filters(_method_filters(m, filters, filter_options))[0],
+        )
         stats = ctx.stats()
     main = engines["instructions"]
-    rows = [{"engine": main.name, "model": main.model, "source": m.name, **r} for r in out.rows]
+    writer = engines.get("answers", main) if "answers" in m.roles else main
+    if self_instruct_tasks:
+        # the seed's generate_dataset: the same report as always
+        si_report = {
+            "method": m.name,
+            **out.report,
+            "engine": main.name,
+            "model": main.model,
+            "filters": [f.name for f in chosen],
+            "requests": stats,
+        }
+        _add_roles(si_report, engines, judged, len(out.rows))
+        return RunResult(out.rows, si_report)
+    rows = [{"engine": writer.name, "model": writer.model, "source": m.name, **r} for r in out.rows]
     import dataclasses
 
     report: dict[str, Any] = {
@@ -424,6 +457,7 @@ async def run_method(
         report.update(ctx.filter_report())
     else:
         report.setdefault("filters", [f.name for f in chosen])
+    _add_roles(report, engines, judged, len(rows))
     report.setdefault("timings", {})
     report["timings"] = {
         **report["timings"],
@@ -431,6 +465,172 @@ async def run_method(
         "total_s": round(time.monotonic() - started, 3),
     }
     return RunResult(rows, report)
+
+
+MAX_JUDGED_PASSES = 10
+"""How many times a judged run asks its method for more rows at most."""
+
+
+def _method_filters(
+    m: Method,
+    filters: Sequence[str | Filter] | None,
+    filter_options: Mapping[str, Mapping[str, Any]] | None,
+) -> list[Filter]:
+    merged = {k: dict(v) for k, v in m.filter_options.items()}
+    for k, v in (filter_options or {}).items():
+        merged.setdefault(k, {}).update(v)
+    try:
+        return build_filters(filters, merged)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"filter options: {exc}") from None
+
+
+def _split_filters(chosen: Sequence[Filter]) -> tuple[list[Filter], RowJudge | None]:
+    """The instruction filters, and the row judge (at most one)."""
+    judges = [f for f in chosen if isinstance(f, RowJudge)]
+    if len(judges) > 1:
+        raise ConfigError(f"one row judge a run: {', '.join(j.name for j in judges)} were chosen")
+    return [f for f in chosen if not isinstance(f, RowJudge)], (judges[0] if judges else None)
+
+
+async def _run_judged(
+    m: Method,
+    loaded: MethodInput,
+    ctx: DispatchContext,
+    size: RunSize,
+    judge: RowJudge | None,
+    fresh_filters: Callable[[], list[Filter]],
+) -> tuple[MethodResult, dict[str, Any] | None]:
+    """The method's run; with a row judge, its rows judged, and the method run again for more
+    (a larger size, same seed: the requests it sent before are replayed from the cache, and
+    each run starts with fresh instruction filters) until ``size.n`` rows are kept."""
+    out = await m.run(loaded, ctx)
+    if judge is None:
+        return out, None
+    judging = Judging(judge, ctx)
+    asked = size
+    spent = {"completed": 0.0, "cached": 0.0, "cost": 0.0}  # by the ratings alone
+    had = -1
+    passes = 1
+    while True:
+        before = _paid(ctx)
+        kept = await judging.select(out.rows, size.n)
+        after = _paid(ctx)
+        for k in spent:
+            spent[k] += after[k] - before[k]
+        if len(kept) >= size.n or len(out.rows) <= had or passes >= MAX_JUDGED_PASSES:
+            break
+        had = len(out.rows)
+        asked = _grown(asked, size.n - len(kept), judging.pass_rate(), len(out.rows))
+        ctx.size = asked
+        ctx.filters = fresh_filters()  # stateful filters (novelty) start again with the run
+        ctx.drops.clear()
+        ctx.drop_examples.clear()
+        out = await m.run(loaded, ctx)
+        passes += 1
+    ctx.size = size
+    report = judging.report(
+        len(kept),
+        {
+            "requests_completed": int(spent["completed"]),
+            "requests_cached": int(spent["cached"]),
+            "cost_usd": round(spent["cost"], 6),
+        },
+    )
+    report["method_runs"] = passes
+    report["asked_of_method"] = {"n": asked.n, "num_instructions": asked.num_instructions}
+    if len(kept) < size.n:
+        report["shortfall_reason"] = (
+            f"the judge kept {len(kept)} of the {len(judging.scores)} rows it rated and the "
+            "method gave no more rows"
+            if len(out.rows) <= had
+            else f"the judge kept {len(kept)} rows after {passes} runs of the method"
+        )
+    return MethodResult(kept, out.report), report
+
+
+async def run_judge(
+    rows: Sequence[Mapping[str, Any]],
+    engine: str | Engine,
+    *,
+    judge: str | RowJudge = "llm-judge",
+    filter_options: Mapping[str, Mapping[str, Any]] | None = None,
+    cache: bool | str | Path = True,
+    config: DispatchConfig | None = None,
+    progress: ProgressCallback | None = None,
+) -> RunResult:
+    """Rate every row of a finished dataset with a row judge and keep those at or above its
+    threshold (each with its ``judge_score``, in their order): the same requests as judging
+    inside a run, so a run's cache answers them."""
+
+    def prepare() -> tuple[Engine, RowJudge]:
+        built = build_filters([judge], filter_options)
+        chosen = built[0]
+        if not isinstance(chosen, RowJudge):
+            raise ConfigError(f"filter {chosen.name!r} rates no rows (not a row judge)")
+        return prepared_engine(engine), chosen
+
+    try:
+        eng, j = await asyncio.to_thread(prepare)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"judge options: {exc}") from None
+    started = time.monotonic()
+    ctx = DispatchContext(
+        {"instructions": eng, j.role: eng},
+        size=RunSize(max(1, len(rows)), max(1, len(rows))),
+        config=config,
+        cache=open_cache(cache),
+        progress=progress,
+    )
+    async with ctx:
+        judging = Judging(j, ctx)
+        kept = await judging.select([dict(r) for r in rows], len(rows))
+        stats = ctx.stats()
+    report = {
+        "pipeline": "judge",
+        "rows_in": len(rows),
+        "examples": len(kept),
+        "engine": eng.name,
+        "model": eng.model,
+        "judge": judging.report(len(kept)),
+        "requests": stats,
+        "timings": {"total_s": round(time.monotonic() - started, 3)},
+    }
+    return RunResult(kept, report)
+
+
+def _paid(ctx: DispatchContext) -> dict[str, float]:
+    d = ctx.dispatchers()
+    return {
+        "completed": sum(x.stats.completed for x in d),
+        "cached": sum(x.stats.cached for x in d),
+        "cost": sum(x.stats.cost for x in d),
+    }
+
+
+def _grown(asked: RunSize, missing: int, rate: float, made: int) -> RunSize:
+    """The size to ask the method for next: enough more rows for ``missing`` kept ones at the
+    judge's pass ``rate`` (a quarter more), the instruction cap grown in proportion."""
+    more = math.ceil(missing / max(rate, 0.05) * 1.25) + 1
+    n = max(asked.n, made) + more
+    num = max(asked.num_instructions, math.ceil(asked.num_instructions * n / max(1, asked.n)))
+    return RunSize(n, num, asked.seed)
+
+
+def _add_roles(
+    report: dict[str, Any],
+    engines: Mapping[str, Engine],
+    judged: dict[str, Any] | None,
+    examples: int,
+) -> None:
+    """The engines by role (when a run has more than one) and the judge's section."""
+    if len({id(e) for e in engines.values()}) > 1:
+        report["engines"] = {role: f"{e.name}:{e.model}" for role, e in engines.items()}
+    if judged is not None:
+        report["judge"] = judged
+        report["examples"] = examples
+        if judged.get("shortfall_reason"):
+            report["shortfall_reason"] = judged["shortfall_reason"]
 
 
 def _jsonable(value: Any) -> Any:
@@ -468,9 +668,13 @@ async def run_from_dir(
     self_instruct: SelfInstructOptions | None = None,
     filters: Sequence[str | Filter] | None = None,
     filter_options: Mapping[str, Mapping[str, Any]] | None = None,
+    response_engine: str | Engine | None = None,
+    role_configs: Mapping[str, DispatchConfig] | None = None,
 ) -> RunResult:
     """A directory of documents → question/answer pairs (and optionally Self-Instruct): see
-    ``InstructionDataset.agenerate_dataset_from_dir``."""
+    ``InstructionDataset.agenerate_dataset_from_dir``. ``response_engine``: Self-Instruct's
+    instance requests go to it (the question/answer pairs are written in one request per
+    chunk, by ``engine``)."""
     if num_samples_per_chunk < 1:
         raise ConfigError("num_samples_per_chunk must be at least 1")
     if not use_self_instruct:
@@ -480,6 +684,7 @@ async def run_from_dir(
                 ("self_instruct", self_instruct),
                 ("filters", filters),
                 ("filter_options", filter_options),
+                ("response_engine", response_engine),
             )
             if value is not None
         ]
@@ -505,6 +710,11 @@ async def run_from_dir(
     # output folder behind
     eng, runner = await asyncio.to_thread(
         lambda: (prepared_engine(engine), get_executor(executor, executor_options))
+    )
+    answers = (
+        await asyncio.to_thread(prepared_engine, response_engine)
+        if response_engine is not None and use_self_instruct
+        else None
     )
     try:
         if out_dir is not None:
@@ -609,6 +819,8 @@ async def run_from_dir(
             filters=chosen,
             options=self_instruct,
             source="self-instruct:from-dir",
+            answers=answers,
+            role_configs=role_configs,
         )
         report["self_instruct"] = {
             **result.report,
@@ -649,6 +861,11 @@ class DocumentQAMethod(Method):
     url = "https://github.com/stochasticai/xTuring"
     inputs = ("documents",)
     roles = ("instructions",)
+    roles_note = (
+        "no answers role: each request asks for question/answer pairs about a chunk, the "
+        "answers written with the questions from the same excerpt (a second request per "
+        "question would resend the chunk)"
+    )
     Options = DocumentQAOptions
     requests_per_example = 0.2  # one request per chunk, 5 pairs asked for by default
 

@@ -100,6 +100,10 @@ class AlpacaMethod(Method):
     url = "https://github.com/tatsu-lab/stanford_alpaca"
     inputs = ("tasks", "dataset")
     roles = ("instructions",)
+    roles_note = (
+        "no answers role: Alpaca writes each instruction's input and output in the same "
+        "request as the instruction, so --response-engine does not apply"
+    )
     Options = AlpacaOptions
     filter_options: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "blacklist": {"extra": BLACKLIST_EXTRA}

@@ -45,6 +45,10 @@ class EvolInstruct(Method):
     url = "https://arxiv.org/abs/2304.12244"
     inputs = ("tasks", "dataset", "instructions")
     roles = ("instructions", "answers", "judge")
+    roles_note = (
+        "instructions: the evolutions; answers: the answers to evolved instructions "
+        "(--response-engine); judge: the elimination's equality verdicts (--judge-engine)"
+    )
     Options = EvolOptions
     requests_per_example: ClassVar[float | None] = 3.88
     """Measured: 3,877 requests per 1,000 kept rows (docs/benchmarks.md, Evol-Instruct)."""

@@ -42,6 +42,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Check a tasks.jsonl file against the schema.",
     ),
     "export": ("instructgen.cli.export", "export", "Write a saved dataset in another format."),
+    "judge": (
+        "instructgen.cli.judge",
+        "judge",
+        "Rate a saved dataset's rows with an LLM judge; keep those above a threshold.",
+    ),
     "report": (
         "instructgen.cli.report",
         "report",

@@ -182,6 +182,66 @@ def _stack(options: list[Callable[[F], F]]) -> Callable[[F], F]:
 run_options = _stack(_OPTIONS)
 """The flags every generating command shares (engine, limits, cache, budget, output)."""
 
+_RESPONSE_OPTIONS = [
+    click.option(
+        "--response-engine",
+        default=None,
+        help="Another engine for the answers: Self-Instruct's instances (inputs and outputs), "
+        "Evol-Instruct's answers; the instructions stay on --engine. Default: --engine "
+        "(with --response-model alone, the same engine with that model). `instructgen "
+        "methods` says which methods have answers of their own.",
+    ),
+    click.option("--response-model", default=None, help="The response engine's model."),
+    click.option(
+        "--response-base-url",
+        default=None,
+        help="The response engine's API base URL (default: --base-url when it is the same engine).",
+    ),
+    click.option(
+        "--response-concurrency",
+        type=click.IntRange(min=1),
+        default=None,
+        help="The response engine's requests in flight (default: --concurrency).",
+    ),
+    click.option(
+        "--response-rpm",
+        type=click.FloatRange(min=0, min_open=True),
+        default=None,
+        help="The response engine's requests-per-minute limit (default: --rpm).",
+    ),
+    click.option(
+        "--response-tpm",
+        type=click.FloatRange(min=0, min_open=True),
+        default=None,
+        help="The response engine's tokens-per-minute limit (default: --tpm).",
+    ),
+]
+
+_JUDGE_OPTIONS = [
+    click.option(
+        "--judge-engine",
+        default=None,
+        help="The engine of the llm-judge filter (--filter llm-judge), and of a method's own "
+        "verdicts (Evol-Instruct's elimination). Default: --engine.",
+    ),
+    click.option("--judge-model", default=None, help="The judge engine's model."),
+    click.option(
+        "--judge-base-url",
+        default=None,
+        help="The judge engine's API base URL (default: --base-url when it is the same engine).",
+    ),
+    click.option(
+        "--judge-threshold",
+        type=click.FloatRange(min=0),
+        default=None,
+        help="llm-judge: keep the rows rated at least this on its 0-5 scale (default 4.5, "
+        "AlpaGasus's cut).",
+    ),
+]
+
+role_options = _stack(_RESPONSE_OPTIONS + _JUDGE_OPTIONS)
+"""A second engine for the answers and the judge's engine, with their own limits."""
+
 size_options = _stack(
     [
         click.option(
@@ -278,6 +338,55 @@ def chosen_filters(add: tuple[str, ...], drop: tuple[str, ...]) -> list[str] | N
     ]
     names += [reg.entry(n).name for n in add if reg.entry(n).name not in names]
     return [n for n in names if n not in dropped]
+
+
+def judge_chosen(filters: list[str] | None) -> bool:
+    """Whether a row judge (a filter of stage ``row``, e.g. llm-judge) is among ``filters``."""
+    from instructgen import plugins
+
+    reg = plugins.filters()
+    return any(reg.entry(n).meta.get("stage") == "row" for n in filters or [])
+
+
+def check_judge_flags(opts: RunOptions, filters: list[str] | None) -> None:
+    """--judge-threshold says nothing without a judge: a ``ConfigError`` (exit 2)."""
+    from instructgen.errors import ConfigError
+
+    if opts.judge_threshold is not None and not judge_chosen(filters):
+        raise ConfigError(
+            "--judge-threshold applies only with --filter llm-judge: add it or leave "
+            "--judge-threshold out"
+        )
+    if opts.judge_threshold is not None:
+        from instructgen import plugins
+
+        try:
+            plugins.filters().get("llm-judge")(threshold=opts.judge_threshold)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"--judge-threshold: {exc}") from None
+
+
+def role_summary(report: dict[str, Any]) -> str:
+    """The summary line's figures per engine (a run with a response or judge engine of its
+    own) and what the judge kept."""
+    parts = []
+    for e in (report.get("requests") or {}).get("by_engine") or []:
+        parts.append(
+            f"{e['engine']}:{e['model']} ({'+'.join(e['roles'])}) "
+            f"{e['requests_sent']} sent, {e['requests_cached']} cached, "
+            f"{e['prompt_tokens'] + e['completion_tokens']:,} tokens, "
+            f"{format_usd(e['cost_usd'])}"
+        )
+    out = "; by engine: " + ", ".join(parts) if parts else ""
+    j = report.get("judge")
+    if j:
+        out += (
+            f"; judge kept {j['rows_kept']} of {j['rows_judged']} rows rated "
+            f"(threshold {j['threshold']:g}"
+            + (f", {j['rows_unjudged']} unjudged" if j["rows_unjudged"] else "")
+            + f"), {j['rating_requests']} rating requests"
+        )
+    return out
 
 
 def refuse_unused(ctx: click.Context, names: tuple[str, ...], needs: str) -> None:
@@ -397,11 +506,21 @@ class RunOptions:
     batch: bool = False
     batch_fallback: str = "batch"
     batch_poll: float = 10.0
+    response_engine: str | None = None
+    response_model: str | None = None
+    response_base_url: str | None = None
+    response_concurrency: int | None = None
+    response_rpm: float | None = None
+    response_tpm: float | None = None
+    judge_engine: str | None = None
+    judge_model: str | None = None
+    judge_base_url: str | None = None
+    judge_threshold: float | None = None
 
     @classmethod
     def pop_from(cls, kwargs: dict[str, Any]) -> RunOptions:
         names = cls.__dataclass_fields__
-        return cls(**{k: kwargs.pop(k) for k in list(names)})
+        return cls(**{k: kwargs.pop(k) for k in list(names) if k in kwargs})
 
     def build_engine(self) -> Engine:
         from instructgen.engines import create_engine
@@ -412,6 +531,88 @@ class RunOptions:
         if self.base_url:
             kw["base_url"] = self.base_url
         return create_engine(self.engine_name, **kw)
+
+    def _role_spec(self, name: str | None, model: str | None, base_url: str | None) -> Any:
+        """(engine name, model, base URL, engine options) of another role's engine: the run's
+        engine's options and base URL carry over when it is the same engine."""
+        from instructgen.engines import engine_class
+
+        same = name is None or engine_class(name) is engine_class(self.engine_name)
+        engine_name = self.engine_name if name is None else name
+        options = dict(self.engine_options) if same else {}
+        return engine_name, model, base_url or (self.base_url if same else None), options
+
+    def role_engine(self, role: str) -> Engine | None:
+        """The ``answers`` (--response-*) or ``judge`` (--judge-*) engine; ``None`` when none
+        of its flags was given (the role then uses the run's engine)."""
+        from instructgen.engines import create_engine
+
+        name, model, base_url = (
+            (self.response_engine, self.response_model, self.response_base_url)
+            if role == "answers"
+            else (self.judge_engine, self.judge_model, self.judge_base_url)
+        )
+        if name is None and model is None and base_url is None:
+            return None
+        engine_name, model, base_url, options = self._role_spec(name, model, base_url)
+        kw: dict[str, Any] = {"timeout": self.timeout, **options}
+        if model:
+            kw["model"] = model
+        elif name is None and self.model:
+            kw["model"] = self.model
+        if base_url:
+            kw["base_url"] = base_url
+        return create_engine(engine_name, **kw)
+
+    def role_model(self, role: str) -> tuple[str, str | None]:
+        """(engine name, model or None for the default) of a role, for the dry run."""
+        name, model = (
+            (self.response_engine, self.response_model)
+            if role == "answers"
+            else (self.judge_engine, self.judge_model)
+            if role == "judge"
+            else (None, None)
+        )
+        if name is None and model is None:
+            return self.engine_name, self.model
+        return (name or self.engine_name), (model or (self.model if name is None else None))
+
+    def response_config(self) -> DispatchConfig | None:
+        """The response engine's own limits, when any was given."""
+        import dataclasses
+
+        given: dict[str, Any] = {
+            k: v
+            for k, v in (
+                ("concurrency", self.response_concurrency),
+                ("rpm", self.response_rpm),
+                ("tpm", self.response_tpm),
+            )
+            if v is not None
+        }
+        if not given:
+            return None
+        return dataclasses.replace(self.dispatch_config(), **given)
+
+    def role_engine_given(self) -> bool:
+        return any(
+            v is not None
+            for v in (
+                self.response_engine,
+                self.response_model,
+                self.response_base_url,
+                self.judge_engine,
+                self.judge_model,
+                self.judge_base_url,
+            )
+        )
+
+    def judge_filter_options(self) -> dict[str, dict[str, Any]]:
+        return (
+            {}
+            if self.judge_threshold is None
+            else {"llm-judge": {"threshold": self.judge_threshold}}
+        )
 
     def dispatch_config(self) -> DispatchConfig:
         from instructgen.dispatch import DispatchConfig
@@ -566,7 +767,8 @@ class ProgressRenderer:
         }
 
     def __call__(self, ev: ProgressEvent) -> None:
-        if ev.stage in _DISPATCH_STAGES:  # kept even when quiet: what an unfinished run paid
+        if ev.stage in _DISPATCH_STAGES or ev.stage.startswith("requests:"):
+            # kept even when quiet: what an unfinished run paid (each engine's dispatcher)
             self.dispatch[ev.stage] = ev
         if not self.enabled:
             return

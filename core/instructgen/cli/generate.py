@@ -11,11 +11,15 @@ from instructgen.cli._common import EXIT_FAILED, emit_json, handles_errors
 from instructgen.cli._run import (
     ProgressRenderer,
     RunOptions,
+    check_judge_flags,
     chosen_filters,
     filter_settings,
     format_option,
+    judge_chosen,
     record_totals,
     record_unfinished,
+    role_options,
+    role_summary,
     run_options,
     self_instruct_options,
     size_options,
@@ -54,6 +58,7 @@ if TYPE_CHECKING:
 @self_instruct_options
 @format_option
 @run_options
+@role_options
 @handles_errors
 def generate(
     tasks: Path,
@@ -82,7 +87,17 @@ def generate(
 
     opts = RunOptions.pop_from(common)
     given = dict(method_opts)
-    if method_name is not None and method_name.lower() != "self-instruct":
+    filters = chosen_filters(add_filters, drop_filters)  # unknown name: exit 2
+    check_judge_flags(opts, filters)
+    settings = {**filter_settings(rouge_tokenizer, allow_non_ascii), **opts.judge_filter_options()}
+    other = method_name is not None and method_name.lower() != "self-instruct"
+    if opts.dry_run and not other and (opts.role_engine_given() or judge_chosen(filters)):
+        # the dry run per engine: Self-Instruct's stages priced by the engine of their role
+        method_name, other = "self-instruct", True
+        given.setdefault("num_prompt_instructions", str(num_prompt_instructions))
+        given.setdefault("window", str(window))
+    if other:
+        assert method_name is not None
         _generate_method(
             tasks,
             method_name,
@@ -91,8 +106,8 @@ def generate(
             n_examples=n_examples,
             num_instructions=num_instructions,
             flags={"num_prompt_instructions": num_prompt_instructions, "window": window},
-            filter_options=filter_settings(rouge_tokenizer, allow_non_ascii),
-            filters=chosen_filters(add_filters, drop_filters),
+            filter_options=settings,
+            filters=filters,
             fmt=fmt,
         )
         return
@@ -111,13 +126,13 @@ def generate(
     check_dataset_size(n_examples, num_instructions, SelfInstructOptions().max_instances_per_task)
     if fmt is not None:
         plugins.exporters().get(fmt)  # unknown format: exit 2 before anything is sent
-    filters = chosen_filters(add_filters, drop_filters)  # unknown name: exit 2
     if opts.dry_run:
         _dry_run(seed_tasks, opts, n_examples, num_instructions, num_prompt_instructions)
         return
     out = opts.out or Path(f"{tasks.stem}-dataset")
     opts.out = out
     engine = opts.build_engine()  # a missing key or extra: exit 2 before --out is made
+    roles = (opts.role_engine("answers"), opts.role_engine("judge"))
     # refuse a folder of other files, or one another run is writing, before anything is sent
     click.get_current_context().call_on_close(lock_output(out, what="--out").release)
     renderer = ProgressRenderer(
@@ -137,6 +152,8 @@ def generate(
                 filters,
                 engine,
                 renderer,
+                roles,
+                settings,
             )
         )
     except BaseException:
@@ -163,6 +180,7 @@ def generate(
         "unparsed_instance_replies": (report.get("unparsed_instance_replies") or {}).get(
             "unparsed", 0
         ),
+        **_roles_json(report),
     }
     if opts.as_json:
         emit_json(summary)
@@ -172,7 +190,7 @@ def generate(
             f"({report.get('instructions_generated')} instructions) to {out}; "
             f"{spending_summary(report)}; "
             f"{(report.get('unparsed_instance_replies') or {}).get('unparsed', 0)} "
-            "instance replies unparsed" + _batch_summary(report["requests"])
+            "instance replies unparsed" + _batch_summary(report["requests"]) + role_summary(report)
         )
     if len(dataset) == 0:
         click.echo(
@@ -228,11 +246,12 @@ def _generate_method(
     if fmt is not None:
         plugins.exporters().get(fmt)
     if opts.dry_run:
-        _dry_run_method(method, source, opts, size)
+        _dry_run_method(method, source, opts, size, filters, filter_options)
         return
     out = opts.out or Path(f"{tasks.stem}-dataset")
     opts.out = out
     engine = opts.build_engine()
+    response, judge = opts.role_engine("answers"), opts.role_engine("judge")
     click.get_current_context().call_on_close(lock_output(out, what="--out").release)
     expected = sum(e.expected for e in method.estimate(source, size, chat=engine.kind == "chat"))
     renderer = ProgressRenderer(enabled=not opts.as_json, expected_requests=round(expected))
@@ -251,11 +270,18 @@ def _generate_method(
                 filters=filters,
                 filter_options=filter_options,
                 method=method,
+                response_engine=response,
+                response_config=opts.response_config(),
+                judge_engine=judge,
             )
         )
+    except BaseException:
+        record_unfinished(out, renderer)
+        raise
     finally:
         renderer.close()
     report = dataset.run_report
+    record_totals(report, out)
     dataset.save(out)
     exported = None
     if fmt is not None:
@@ -274,6 +300,7 @@ def _generate_method(
                 "out": str(out),
                 "exported": exported,
                 "requests": req,
+                **_roles_json(report),
             }
         )
     else:
@@ -283,7 +310,7 @@ def _generate_method(
             + (f" ({req['requests_failed']} failed)" if req.get("requests_failed") else "")
             + f", {req['requests_cached']} cached, "
             f"{req['prompt_tokens'] + req['completion_tokens']:,} tokens, "
-            f"{format_usd(req['cost_usd'])}" + _batch_summary(req)
+            f"{format_usd(req['cost_usd'])}" + _batch_summary(req) + role_summary(report)
         )
     if len(dataset) == 0:
         click.echo(
@@ -293,9 +320,49 @@ def _generate_method(
         click.get_current_context().exit(EXIT_FAILED)
 
 
-def _dry_run_method(method: Any, source: Any, opts: RunOptions, size: Any) -> None:
+def _judge_estimate(
+    source: Any,
+    size: Any,
+    filters: list[str] | None,
+    filter_options: dict[str, dict[str, Any]] | None,
+    chat: bool,
+) -> Any:
+    """The judge's stage for the dry run: one rating per row it rates (the rows wanted over
+    the share it is expected to keep), priced on a row of typical length."""
+    from instructgen import plugins
+    from instructgen.filter import RowJudge
+    from instructgen.method import RequestEstimate
+    from instructgen.methods.judging import PRIOR_PASS_RATE
+
+    reg = plugins.filters()
+    for name in filters or []:
+        cls = reg.get(name)
+        if isinstance(cls, type) and issubclass(cls, RowJudge):
+            judge = cls(**(filter_options or {}).get(reg.entry(name).name, {}))
+            first = (source.instructions() or ["An instruction of typical length."])[0]
+            row = {"instruction": first, "text": "", "target": "word " * 120}
+            return RequestEstimate(
+                "judge",
+                judge.request(row, chat=chat),
+                size.n / PRIOR_PASS_RATE,
+                role=judge.role,
+                batchable=True,
+                reply_tokens=40,
+            )
+    return None
+
+
+def _dry_run_method(
+    method: Any,
+    source: Any,
+    opts: RunOptions,
+    size: Any,
+    filters: list[str] | None = None,
+    filter_options: dict[str, dict[str, Any]] | None = None,
+) -> None:
     """Any method's dry run: per stage the first prompt, the expected requests and cost, and
-    an upper bound; builds no client and needs no key."""
+    an upper bound, each stage priced by the engine of its role (--response-engine,
+    --judge-engine); builds no client and needs no key."""
     import math
 
     from instructgen.engine_contract import Usage
@@ -306,12 +373,19 @@ def _dry_run_method(method: Any, source: Any, opts: RunOptions, size: Any) -> No
     cls.check_options(dict(opts.engine_options))
     model = opts.model or cls.default_model
     stages = method.estimate(source, size, chat=cls.kind == "chat")
-    price = cls.model_price(model)
-    count = cls.token_counter(model)
+    judging = _judge_estimate(source, size, filters, filter_options, cls.kind == "chat")
+    if judging is not None:
+        stages.append(judging)
     rows = []
-    expected_cost: float | None = 0.0 if price is not None else None
-    max_cost: float | None = 0.0 if price is not None else None
+    expected_cost: float | None = 0.0
+    max_cost: float | None = 0.0
+    per_engine: dict[str, dict[str, Any]] = {}
     for e in stages:
+        name, role_model = opts.role_model(e.role)
+        ecls = engine_class(name)
+        emodel = role_model or ecls.default_model
+        price = ecls.model_price(emodel)
+        count = ecls.token_counter(emodel)
         reply = e.reply_tokens if e.reply_tokens is not None else e.request.max_tokens // 2
         n_exp = e.expected
         n_max = e.upper if e.upper is not None else math.ceil(e.expected)
@@ -324,13 +398,24 @@ def _dry_run_method(method: Any, source: Any, opts: RunOptions, size: Any) -> No
             round(n_exp * expected_prompt_tokens(e.request, count)), round(n_exp * reply)
         )
         max_usage = Usage(n_max * prompt_tokens(e.request), n_max * e.request.max_tokens)
-        if p is not None and expected_cost is not None and max_cost is not None:
+        key = f"{ecls.name}:{emodel}"
+        mine = per_engine.setdefault(
+            key, {"roles": [], "expected_requests": 0.0, "expected_cost_usd": 0.0}
+        )
+        if e.role not in mine["roles"]:
+            mine["roles"].append(e.role)
+        mine["expected_requests"] = round(mine["expected_requests"] + n_exp, 2)
+        if p is None:
+            expected_cost = max_cost = mine["expected_cost_usd"] = None
+        elif expected_cost is not None and max_cost is not None:
             expected_cost += p.cost(exp_usage)
             max_cost += p.cost(max_usage)
+            mine["expected_cost_usd"] = round(mine["expected_cost_usd"] + p.cost(exp_usage), 6)
         rows.append(
             {
                 "stage": e.stage,
                 "role": e.role,
+                "engine": key,
                 "expected_requests": round(n_exp, 2),
                 "upper_bound": e.upper,
                 "batchable": e.batchable,
@@ -348,6 +433,7 @@ def _dry_run_method(method: Any, source: Any, opts: RunOptions, size: Any) -> No
         "num_instructions_for_finetuning": size.n,
         "requests": {**{r["stage"]: r["expected_requests"] for r in rows}, "total": total},
         "stages": rows,
+        "engines": per_engine,
         "batch": opts.batch,
         "expected_cost_usd": None if expected_cost is None else round(expected_cost, 6),
         "max_cost_usd": None if max_cost is None else round(max_cost, 4),
@@ -361,13 +447,21 @@ def _dry_run_method(method: Any, source: Any, opts: RunOptions, size: Any) -> No
         click.echo(e.request.as_prompt())
     click.echo("-" * 66)
     cost = (
-        "unknown (no price for this model)"
+        "unknown (no price for a model)"
         if expected_cost is None or max_cost is None
         else f"expected {format_usd(expected_cost)}, at most {format_usd(max_cost)}"
     )
+    if len(per_engine) > 1:
+        for key, mine in per_engine.items():
+            c = mine["expected_cost_usd"]
+            click.echo(
+                f"  {key} ({'+'.join(mine['roles'])}): about {mine['expected_requests']:g} "
+                f"requests, expected {'unknown' if c is None else format_usd(c)}"
+            )
     click.echo(
         f"dry run, nothing sent: {method.name} expects about {total:g} requests to "
-        f"{cls.name} ({model}) for {size.n} examples, cost {cost}"
+        f"{cls.name} ({model}){' and the other engines above' if len(per_engine) > 1 else ''} "
+        f"for {size.n} examples, cost {cost}"
     )
 
 
@@ -383,6 +477,8 @@ async def _generate(
     filters: list[str] | None,
     engine: Engine | None = None,
     renderer: ProgressRenderer | None = None,
+    roles: tuple[Engine | None, Engine | None] = (None, None),
+    settings: dict[str, dict[str, Any]] | None = None,
 ) -> tuple[InstructionDataset, dict[str, Any]]:
     from instructgen.dataset import InstructionDataset
     from instructgen.selfinstruct.estimate import expected_requests
@@ -404,14 +500,27 @@ async def _generate(
             progress=renderer,
             seed=opts.seed,
             filters=filters,
-            filter_options=filter_settings(rouge_tokenizer, allow_non_ascii),
+            filter_options=settings or filter_settings(rouge_tokenizer, allow_non_ascii),
             self_instruct=SelfInstructOptions(
                 num_prompt_instructions=num_prompt_instructions, window=window
             ),
+            response_engine=roles[0],
+            response_config=opts.response_config(),
+            judge_engine=roles[1],
         )
     finally:
         renderer.close()
     return dataset, dataset.run_report
+
+
+def _roles_json(report: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if report.get("requests", {}).get("by_engine"):
+        out["by_engine"] = report["requests"]["by_engine"]
+    if report.get("judge"):
+        j = report["judge"]
+        out["judge"] = {k: j[k] for k in ("rows_judged", "rows_kept", "rows_unjudged", "histogram")}
+    return out
 
 
 def _batch_summary(requests: dict[str, Any]) -> str:

@@ -34,6 +34,8 @@ def methods(as_json: bool) -> None:
             click.echo(f"  {row['title']}")
         click.echo(f"  paper: {row['paper'] or '-'}")
         click.echo(f"  inputs: {', '.join(row['inputs'])}; engine roles: {', '.join(row['roles'])}")
+        if row.get("roles_note"):
+            click.echo(f"  roles: {row['roles_note']}")
         rpe = row["requests_per_example"]
         click.echo(
             "  cost: "

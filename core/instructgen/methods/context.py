@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from instructgen.cache import Cache
-from instructgen.dispatch import DispatchConfig, Dispatcher, gather_values
+from instructgen.dispatch import DispatchConfig, Dispatcher, gather_values, share_budget
 from instructgen.engine_contract import Completion, Engine, Request
 from instructgen.errors import AuthenticationError, ConfigError, EngineError
 from instructgen.filter import Filter
@@ -23,7 +23,40 @@ from instructgen.method import MethodContext, RunSize, WindowStats
 from instructgen.progress import ProgressCallback, ProgressEvent, emit
 from instructgen.selfinstruct.window import BootstrapWindow
 
-__all__ = ["DispatchContext"]
+__all__ = ["DispatchContext", "sum_stats"]
+
+_SUMMED = (
+    "requests_sent",
+    "requests_completed",
+    "requests_cached",
+    "requests_failed",
+    "retries",
+    "prompt_tokens",
+    "completion_tokens",
+)
+
+
+def sum_stats(stats: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Dispatcher statistics (``RunStats.to_dict``) of several engines added up: counts,
+    tokens, cost and errors summed, the longest elapsed time; batch figures summed too."""
+    out: dict[str, Any] = {k: sum(int(s.get(k, 0)) for s in stats) for k in _SUMMED}
+    out["cost_usd"] = round(sum(float(s.get("cost_usd", 0.0)) for s in stats), 6)
+    out["elapsed_s"] = max((float(s.get("elapsed_s", 0.0)) for s in stats), default=0.0)
+    errors: Counter[str] = Counter()
+    for s in stats:
+        errors.update(s.get("errors") or {})
+    out["errors"] = dict(errors)
+    batches = [s["batch"] for s in stats if s.get("batch")]
+    if batches:
+        summed: dict[str, Any] = {}
+        for b in batches:
+            for k, v in b.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    summed[k] = summed.get(k, 0) + v
+        if "cost_usd" in summed:
+            summed["cost_usd"] = round(summed["cost_usd"], 6)
+        out["batch"] = summed
+    return out
 
 
 class DispatchContext(MethodContext):
@@ -39,12 +72,15 @@ class DispatchContext(MethodContext):
         filters: Sequence[Filter] = (),
         progress: ProgressCallback | None = None,
         stage: str = "requests",
+        role_configs: Mapping[str, DispatchConfig] | None = None,
     ) -> None:
         if "instructions" not in engines:
             raise ConfigError("a run needs an engine for the 'instructions' role")
         self.engines = dict(engines)
         self.size = size
         self.config = config
+        # an engine's own limits (``--response-rpm``, ...): by the role that brought it
+        self.role_configs = dict(role_configs or {})
         self.cache = cache
         self.cache_location: bool | str | Path = cache.path if cache is not None else False
         self.filters = list(filters)
@@ -65,14 +101,33 @@ class DispatchContext(MethodContext):
         eng = self.engine(role)
         d = self._dispatchers.get(id(eng))
         if d is None:
-            d = Dispatcher(
-                eng, config=self.config, cache=self.cache, progress=self.progress, stage=self.stage
-            )
-            self._dispatchers[id(eng)] = d
+            d = self._new_dispatcher(eng)
         return d
 
+    def _new_dispatcher(self, eng: Engine) -> Dispatcher:
+        """The dispatcher of engine ``eng``: its own limits (those of the first role that
+        names it with limits of its own, else the run's), one budget with the others."""
+        roles = [r for r, e in self.engines.items() if e is eng]
+        config = next((self.role_configs[r] for r in roles if r in self.role_configs), self.config)
+        main = eng is self.engines["instructions"]
+        # each engine reports progress under its own name; the run's engine as "requests"
+        stage = self.stage if main else f"{self.stage}:{'+'.join(roles)}"
+        d = Dispatcher(eng, config=config, cache=self.cache, progress=self.progress, stage=stage)
+        self._dispatchers[id(eng)] = d
+        share_budget(list(self._dispatchers.values()))
+        return d
+
+    def dispatchers(self) -> list[Dispatcher]:
+        """A dispatcher per distinct engine of the run, the run's own engine first."""
+        seen: dict[int, Dispatcher] = {}
+        for role in ("instructions", *self.engines):
+            eng = self.engine(role)
+            if id(eng) not in seen:
+                seen[id(eng)] = self.dispatcher(role)
+        return list(seen.values())
+
     async def __aenter__(self) -> DispatchContext:
-        self.dispatcher("instructions")
+        self.dispatchers()  # every engine's, so that they share the budget from the start
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -84,15 +139,24 @@ class DispatchContext(MethodContext):
                 self.cache.close()
 
     def stats(self) -> dict[str, Any]:
-        """The request statistics for run.json: the ``instructions`` dispatcher's, and per
-        role when other roles have engines of their own."""
-        main = self.dispatcher("instructions").stats.to_dict()
-        others = {
-            role: self.dispatcher(role).stats.to_dict()
-            for role, eng in self.engines.items()
-            if eng is not self.engines["instructions"]
+        """The request statistics for run.json: the sums over every engine of the run (what
+        the summary and the run's totals count), and with more than one engine ``by_engine``:
+        each engine's own figures (requests, tokens, cost) and the roles it answered."""
+        per = [(d, d.stats.to_dict()) for d in self.dispatchers()]
+        if len(per) == 1:
+            return per[0][1]
+        return {
+            **sum_stats([s for _, s in per]),
+            "by_engine": [
+                {
+                    "engine": d.engine.name,
+                    "model": d.engine.model,
+                    "roles": [r for r, e in self.engines.items() if e is d.engine],
+                    **s,
+                }
+                for d, s in per
+            ],
         }
-        return {**main, "by_role": others} if others else main
 
     # -- requests -------------------------------------------------------------------------------
 

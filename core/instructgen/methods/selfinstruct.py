@@ -61,7 +61,11 @@ class SelfInstructMethod(Method):
     )
     url = "https://arxiv.org/abs/2212.10560"
     inputs = ("tasks", "dataset", "instructions")
-    roles = ("instructions",)
+    roles = ("instructions", "answers")
+    roles_note = (
+        "answers: the instance requests (inputs and outputs); the bootstrap and the "
+        "classification stay on the run's engine"
+    )
     Options = SelfInstructOptions
     requests_per_example = 1.08  # measured: docs/benchmarks.md (methods_cost.py)
 
@@ -109,6 +113,7 @@ class SelfInstructMethod(Method):
                 prompts.instances_request(typical, False, chat),
                 n,
                 upper=n,
+                role="answers",
                 batchable=True,
                 reply_tokens=lengths["instances"],
             ),
@@ -120,6 +125,7 @@ class SelfInstructMethod(Method):
         result = await run_self_instruct(
             seed_tasks_of(source),
             ctx.dispatcher("instructions"),
+            answers=ctx.dispatcher("answers"),
             num_instructions_for_finetuning=ctx.size.n,
             num_instructions=ctx.size.num_instructions,
             seed=ctx.size.seed,

@@ -92,6 +92,7 @@ async def run_self_instruct(
     classify_params: dict[str, Any] | None = None,
     instance_params: dict[str, Any] | None = None,
     source: str = "self-instruct",
+    answers: Dispatcher | None = None,
 ) -> SelfInstructResult:
     """Self-Instruct over ``dispatcher``: exactly ``num_instructions_for_finetuning`` examples
     (or all there are) from at most ``num_instructions`` new instructions.
@@ -100,7 +101,9 @@ async def run_self_instruct(
     results ``0 .. i - window`` were processed (``window=1`` is the paper's one-at-a-time loop).
     Each kept instruction is classified and gets its instances at once, while the bootstrap
     goes on. The dataset depends on the tasks, ``seed``, ``window`` and the parameters, never
-    on the dispatcher's concurrency or timing.
+    on the dispatcher's concurrency or timing. ``answers``: the dispatcher of another engine
+    for the instance requests (inputs and outputs); the bootstrap and the classification stay
+    on ``dispatcher``.
     """
     if not tasks:
         raise ConfigError("self-instruct needs at least one seed task")
@@ -124,6 +127,7 @@ async def run_self_instruct(
         bootstrap_params=bootstrap_params or {},
         classify_params=classify_params or {},
         instance_params=instance_params or {},
+        answers=answers,
     )
     machine = await run.run()
     plan = run.plan
@@ -140,7 +144,9 @@ async def run_self_instruct(
         else:
             prep_drops["task without valid instances"] += 1
     rng = random.Random(f"{seed}:select")
-    rows = _select_rows(prepared, num_instructions_for_finetuning, rng, dispatcher, source)
+    rows = _select_rows(
+        prepared, num_instructions_for_finetuning, rng, answers or dispatcher, source
+    )
     shortfall = None
     if len(rows) < num_instructions_for_finetuning:
         # Filter drops explain a shortfall only when the bootstrap fell short of its target.
@@ -207,9 +213,12 @@ class _Run:
         bootstrap_params: dict[str, Any],
         classify_params: dict[str, Any],
         instance_params: dict[str, Any],
+        answers: Dispatcher | None = None,
     ) -> None:
         self.dispatcher = dispatcher
+        self.answers = answers or dispatcher
         self.chat = dispatcher.engine.kind == "chat"
+        self.answers_chat = self.answers.engine.kind == "chat"
         self.target = num_instructions
         self.num_prompt_instructions = num_prompt_instructions
         self.num_machine_in_prompt = num_machine_in_prompt
@@ -371,7 +380,8 @@ class _Run:
 
     def _keep(self, task: GeneratedTask) -> None:
         self.machine.append(task)
-        self.dispatcher.expect(2)
+        self.dispatcher.expect(1)
+        self.answers.expect(1)
         follow = asyncio.ensure_future(self._follow(task))
         self._followups.add(follow)
         follow.add_done_callback(self._followup_done)
@@ -401,9 +411,9 @@ class _Run:
         self.timings["classify_s"] = self._elapsed()  # the stages overlap: when the last ended
         self._tick("classify", self.classified)
         request = prompts.instances_request(
-            m.instruction, m.is_classification, self.chat, **self.instance_params
+            m.instruction, m.is_classification, self.answers_chat, **self.instance_params
         )
-        result = await self._complete(request, 0, batchable=True)
+        result = await self._complete(request, 0, batchable=True, dispatcher=self.answers)
         if isinstance(result, Completion):
             m.instances = self.instance_replies.parse(result.text, m.is_classification)
         else:
@@ -413,10 +423,16 @@ class _Run:
         self._tick("instances", self.with_instances)
 
     async def _complete(
-        self, request: Request, sample: int, *, batchable: bool = False
+        self,
+        request: Request,
+        sample: int,
+        *,
+        batchable: bool = False,
+        dispatcher: Dispatcher | None = None,
     ) -> Completion | EngineError:
+        d = dispatcher or self.dispatcher
         try:
-            return await self.dispatcher.complete(request, sample=sample, batchable=batchable)
+            return await d.complete(request, sample=sample, batchable=batchable)
         except AuthenticationError:
             raise  # a wrong key fails every request: stop at once
         except EngineError as exc:
