@@ -36,11 +36,12 @@ import instructgen.plugins as pm  # noqa: E402
 from instructgen import InstructionDataset  # noqa: E402
 
 SEEDS = HERE.parent.parent / "shared" / "data" / "seed_tasks.jsonl"
-FILLER = (
+FILLER_TEXT = (
     "The response follows the instruction and uses the input correctly, the facts it states "
     "are right and the format matches what was asked, although one step could be explained "
     "more clearly and a detail of the input is not used"
-).split()
+)
+FILLER = FILLER_TEXT.split()
 
 
 def main() -> None:

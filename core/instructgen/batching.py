@@ -191,8 +191,8 @@ class Batcher:
         if cfg.max_cost is not None and spent + worst > cfg.max_cost:
             raise BudgetExceededError(
                 f"stopping before the budget of {format_usd(cfg.max_cost)} is exceeded "
-                f"(spent {format_usd(self.dispatcher.spent(reserved=False))}); finished requests are "
-                "cached: rerun the same command with a higher --max-cost to resume"
+                f"(spent {format_usd(self.dispatcher.spent(reserved=False))}); finished "
+                "requests are cached: rerun the same command with a higher --max-cost to resume"
             )
         pending.reserved = worst
         self._reserved += worst
