@@ -17,7 +17,7 @@ answered after the longest latency of its prompts' kinds. ``--rpm N`` enforces a
 of N requests a minute, lists counting one (a token bucket holding one second's worth): a
 request over it is answered 429 at once with ``retry-after-ms`` and
 ``x-ratelimit-remaining-requests: 0``. The statistics count requests answered, prompts
-answered and requests refused.
+answered and requests refused; ``GET /stats`` returns them while the server runs.
 """
 
 from __future__ import annotations
@@ -190,6 +190,16 @@ async def handle(
     try:
         while True:
             head, body = await read_request(reader)
+            if head.startswith(b"GET /stats"):  # the statistics so far, as JSON
+                payload = json.dumps(st.to_dict()).encode()
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                    + str(len(payload)).encode()
+                    + b"\r\n\r\n"
+                    + payload
+                )
+                await writer.drain()
+                continue
             if st.first is None:
                 st.first = time.monotonic()
                 if args.first_request:  # the wall-clock time, for other processes to compare

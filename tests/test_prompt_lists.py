@@ -439,3 +439,63 @@ def test_the_python_api_takes_the_setting(wire_server: WireServer, tmp_path: Pat
     assert DispatchConfig().prompts_per_request == 20
     with pytest.raises(instructgen.ConfigError):
         DispatchConfig(prompts_per_request=0)
+
+
+KILL_SCRIPT = """
+import sys
+from instructgen.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_kill_9_with_lists_then_rerun_equals_a_run_of_one_prompt_a_request(
+    tmp_path: Path,
+) -> None:
+    """The dataset does not depend on the list size, and a run killed with lists in flight
+    resumes from the cache: only the prompts of the lists in flight are paid again."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import TEST_KEY
+
+    from instructgen import InstructionDataset
+
+    tasks = tmp_path / "seed_tasks.jsonl"
+    shutil.copy(SHARED / "data" / "seed_tasks.jsonl", tasks)
+    args = ["generate", str(tasks), "--engine", "openai-completions", "-n", "30"]
+    args += ["--num-instructions", "25", "--concurrency", "2"]
+    env = {**os.environ, "OPENAI_API_KEY": TEST_KEY}
+
+    def command(server: WireServer, out: Path, *extra: str) -> list[str]:
+        where = ["--base-url", server.openai_base_url, "--out", str(out)]
+        return [sys.executable, "-c", KILL_SCRIPT, *args, *where, *extra]
+
+    with WireServer() as ref:
+        ref.responder = respond
+        cmd = command(ref, tmp_path / "ref", "--prompts-per-request", "1")
+        subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=300)
+        assert ref.list_sizes == []
+    reference = InstructionDataset.load(tmp_path / "ref")
+    with WireServer() as server:
+        server.responder = respond
+        server.latency = 0.1
+        out = tmp_path / "killed"
+        cmd = command(server, out, "--prompts-per-request", "5")
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while server.prompts_answered < 12 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert server.prompts_answered > 0
+        assert not (out / "metadata.json").exists()  # it really died mid-run
+        server.latency = 0
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        # at most the 2 lists in flight at the kill (5 prompts each) are paid again
+        assert len(server.paid_twice()) <= 10, server.paid_twice()
+        assert max(server.list_sizes) > 1
+    assert InstructionDataset.load(out) == reference
