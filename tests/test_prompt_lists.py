@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,15 @@ def run(
         return out, d
 
     return asyncio.run(go())
+
+
+def settled(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    """Wait for the server thread's counters: it counts an answer once it has written it."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def alone(server: WireServer, request: Request) -> str:
@@ -135,6 +144,25 @@ def test_a_lone_request_goes_out_without_waiting_for_a_full_list(
     assert wire_server.list_sizes == [] and len(wire_server.calls) == 1
 
 
+def test_a_list_is_one_request_for_the_concurrency_and_the_rpm_limit(
+    wire_server: WireServer,
+) -> None:
+    """--rpm 60 (one a second, no burst) and 2 in flight: 60 prompts go in 3 lists of 20,
+    each one request for both limits. Counted per prompt, the RPM cap alone would take a
+    minute."""
+    import time
+
+    wire_server.latency = 0.1
+    started = time.monotonic()
+    out, d = run(wire_server, prompts(60), rpm=60, concurrency=2)
+    elapsed = time.monotonic() - started
+    assert all(isinstance(c, Completion) for c in out)
+    assert sorted(wire_server.list_sizes) == [20, 20, 20]
+    assert wire_server.max_in_flight <= 2
+    assert d.stats.sent == 3 and d.stats.prompts_sent == 60
+    assert elapsed < 30, elapsed  # about 2 s: 3 requests at one a second
+
+
 # -- the cache -------------------------------------------------------------------------------------
 
 
@@ -171,6 +199,7 @@ def test_a_failed_list_is_retried_and_nothing_is_paid_twice(wire_server: WireSer
     assert wire_server.failures["500"] == 1 and wire_server.failures["429"] == 1
     assert wire_server.list_sizes == [20, 20, 20]  # sent again as a list
     assert d.stats.retried == 2 and d.stats.failed == 0
+    settled(lambda: wire_server.prompts_answered >= 20)  # counted after the reply is written
     assert wire_server.prompts_answered == 20 and not wire_server.paid_twice()
 
 

@@ -454,6 +454,18 @@ class RunOptions:
         return self.out / "cache.sqlite3"
 
 
+def prompts_per_request(engine_class: type[Engine], opts: RunOptions) -> int:
+    """How many prompts one request carries at most in this run (1 on engines that take one)."""
+    return max(1, min(opts.prompts_per_request, engine_class.max_prompts_per_request))
+
+
+def list_note(per_request: int) -> str:
+    """What a dry run adds to its request count on an engine that takes several prompts."""
+    if per_request <= 1:
+        return ""
+    return f", up to {per_request} of them in one request (--prompts-per-request)"
+
+
 def record_totals(report: dict[str, Any], out: Path) -> None:
     """Add ``totals`` to ``report`` (in place, before the dataset and run.json are written):
     this invocation's figures plus those of the run.json it replaces in ``out``."""

@@ -14,6 +14,8 @@ from instructgen.cli._run import (
     chosen_filters,
     filter_settings,
     format_option,
+    list_note,
+    prompts_per_request,
     record_totals,
     record_unfinished,
     run_options,
@@ -349,6 +351,7 @@ def _dry_run_method(method: Any, source: Any, opts: RunOptions, size: Any) -> No
         "requests": {**{r["stage"]: r["expected_requests"] for r in rows}, "total": total},
         "stages": rows,
         "batch": opts.batch,
+        "prompts_per_request": prompts_per_request(cls, opts),
         "expected_cost_usd": None if expected_cost is None else round(expected_cost, 6),
         "max_cost_usd": None if max_cost is None else round(max_cost, 4),
         "first_prompts": {e.stage: e.request.as_prompt() for e in stages},
@@ -367,7 +370,8 @@ def _dry_run_method(method: Any, source: Any, opts: RunOptions, size: Any) -> No
     )
     click.echo(
         f"dry run, nothing sent: {method.name} expects about {total:g} requests to "
-        f"{cls.name} ({model}) for {size.n} examples, cost {cost}"
+        f"{cls.name} ({model}){list_note(prompts_per_request(cls, opts))} for {size.n} "
+        f"examples, cost {cost}"
     )
 
 
@@ -464,6 +468,7 @@ def _dry_run(
         "max_completion_tokens": fields["max_completion_tokens"],
         "max_cost_usd": fields["max_cost_usd"],
         "batch": opts.batch,
+        "prompts_per_request": prompts_per_request(cls, opts),
         "expected_prompt_tokens": fields["expected_prompt_tokens"],
         "prompt_tokens_counted": fields["prompt_tokens_counted"],
         "expected_completion_tokens": fields["expected_completion_tokens"],
@@ -484,6 +489,7 @@ def _dry_run(
     click.echo("-" * 66)
     click.echo(
         f"dry run, nothing sent: about {est.total_requests} requests to "
-        f"{cls.name} ({model}), ~{est.prompt_tokens:,} prompt tokens, at most "
+        f"{cls.name} ({model}){list_note(prompts_per_request(cls, opts))}, "
+        f"~{est.prompt_tokens:,} prompt tokens, at most "
         f"{est.max_completion_tokens:,} completion tokens, cost {est.cost_text()}"
     )
