@@ -163,6 +163,27 @@ def test_a_list_is_one_request_for_the_concurrency_and_the_rpm_limit(
     assert elapsed < 30, elapsed  # about 2 s: 3 requests at one a second
 
 
+def test_a_list_keeps_filling_while_the_dispatcher_has_no_room(wire_server: WireServer) -> None:
+    """One request in flight at --concurrency 1; 15 more arrive one every 10 ms meanwhile:
+    they wait together and go as one list when the slot frees, not as lists of one."""
+    wire_server.latency = 0.3
+    eng = make_engine(wire_server, "openai-completions")
+    reqs = prompts(16)
+
+    async def go() -> list[Completion]:
+        async with Dispatcher(eng, config=DispatchConfig(concurrency=1)) as d:
+            first = asyncio.ensure_future(d.complete(reqs[0]))
+            later = []
+            for r in reqs[1:]:
+                await asyncio.sleep(0.01)
+                later.append(asyncio.ensure_future(d.complete(r)))
+            return list(await asyncio.gather(first, *later))
+
+    out = asyncio.run(go())
+    assert [c.text for c in out] == [alone(wire_server, r) for r in reqs]
+    assert len(wire_server.calls) == 2 and wire_server.list_sizes == [15]
+
+
 # -- the cache -------------------------------------------------------------------------------------
 
 

@@ -13,8 +13,8 @@ above 1, ``acomplete_prompts``); the dispatcher then hands every online request 
   smaller of ``--prompts-per-request`` and the engine's maximum). A list goes out when it is
   full, or ``delay`` seconds (a few ms) after its first request arrived if the dispatcher
   could send it at once; while every slot of the concurrency gate is taken (or the RPM bucket
-  is empty, or a 429 paused the run) it keeps filling instead, so a busy run sends full lists
-  and a quiet one loses only the delay.
+  is empty, or a 429 paused the run) it keeps filling instead (for 2 s at most), so a busy
+  run sends full lists and a quiet one loses only the delay.
 - A list is one request to the dispatcher's limits: one slot of ``--concurrency``, one request
   of ``--rpm``, the sum of its prompts' tokens for ``--tpm``, the sum of their worst-case costs
   reserved against ``--max-cost``. A list that does not fit the budget is sent prompt by
@@ -58,6 +58,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("instructgen.dispatch")
 
 __all__ = ["PromptLists", "list_group", "split_usage"]
+
+MAX_FILLING = 2.0
+"""Seconds a list keeps filling at most while the dispatcher has no room for it: then it
+waits for its turn like any request (requests the dispatcher sends alone may keep the gate
+busy for longer)."""
 
 
 def list_group(request: Request) -> str:
@@ -116,6 +121,7 @@ class PromptLists:
         self.delay = delay
         self.refused: str | None = None  # why the server was found not to take lists
         self._open: dict[str, list[_Waiting]] = {}
+        self._since: dict[str, float] = {}  # when each open list's first request arrived
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._sending: set[asyncio.Task[None]] = set()
 
@@ -128,6 +134,8 @@ class PromptLists:
         waiting = _Waiting(request, key, loop.create_future())
         group = list_group(request)
         items = self._open.setdefault(group, [])
+        if not items:
+            self._since[group] = loop.time()
         items.append(waiting)
         if len(items) >= self.size:
             self._seal(group)
@@ -148,16 +156,18 @@ class PromptLists:
         self._timers.pop(group, None)
         if not self._open.get(group):
             return
-        if self._ready():
+        loop = asyncio.get_running_loop()
+        waited = loop.time() - self._since.get(group, loop.time())
+        if self._ready() or waited >= MAX_FILLING:
             self._seal(group)
         else:
-            loop = asyncio.get_running_loop()
             self._timers[group] = loop.call_later(max(self.delay, 0.001), self._due, group)
 
     def _seal(self, group: str) -> None:
         timer = self._timers.pop(group, None)
         if timer is not None:
             timer.cancel()
+        self._since.pop(group, None)
         items = [w for w in self._open.pop(group, []) if not w.future.done()]
         if not items:
             return
@@ -340,6 +350,7 @@ class PromptLists:
             for w in items:
                 w.future.cancel()
         self._open.clear()
+        self._since.clear()
         sending = list(self._sending)
         if self.dispatcher._halted is None:
             for task in sending:
