@@ -9,6 +9,15 @@ JSON line of statistics (requests answered, first arrival and last answer, the m
     python benchmarks/_server.py 0.2 --evol               # Evol-Instruct replies
     python benchmarks/_server.py 0.2 --selfinstruct --latency-bootstrap 0.12 \\
         --latency-classify 0.01 --latency-instances 0.06  # per-stage latencies
+    python benchmarks/_server.py 0.2 --selfinstruct --rpm 600   # a requests-per-minute limit
+
+Completion requests may carry ``prompt`` as a list (OpenAI's legacy completions): each prompt
+is answered, choices come back with ``index`` = prompt position × n + choice, and a list is
+answered after the longest latency of its prompts' kinds. ``--rpm N`` enforces a true limit
+of N requests a minute, lists counting one (a token bucket holding one second's worth): a
+request over it is answered 429 at once with ``retry-after-ms`` and
+``x-ratelimit-remaining-requests: 0``. The statistics count requests answered, prompts
+answered and requests refused; ``GET /stats`` returns them while the server runs.
 """
 
 from __future__ import annotations
@@ -34,6 +43,8 @@ class Stats:
         self.first: float | None = None
         self.last = 0.0
         self.answered = 0
+        self.prompts = 0  # prompts answered (several a request with prompt lists)
+        self.limited = 0  # requests answered 429 (--rpm)
         self.in_flight = 0
         self.max_in_flight = 0
         self.by_kind: Counter[str] = Counter()
@@ -53,12 +64,52 @@ class Stats:
         span = (self.last - self.first) if self.first is not None else 0.0
         return {
             "requests": self.answered,
+            "prompts": self.prompts,
+            "refused_429": self.limited,
             "span_s": round(span, 3),
             "per_second": round(self.answered / span, 2) if span else None,
             "max_in_flight": self.max_in_flight,
             "by_kind": dict(self.by_kind),
             "mean_in_flight_each_second": [round(self.busy[i], 1) for i in range(int(span) + 1)],
         }
+
+
+class RequestLimit:
+    """A true limit of ``rpm`` requests a minute: a token bucket holding a second's worth."""
+
+    def __init__(self, rpm: int) -> None:
+        self.rate = rpm / 60
+        self.rpm = rpm
+        self.level = self.rate
+        self.updated = time.monotonic()
+
+    def refuse(self) -> bytes | None:
+        now = time.monotonic()
+        self.level = min(self.rate, self.level + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.level >= 1:
+            self.level -= 1
+            return None
+        wait_ms = max(1, int((1 - self.level) / self.rate * 1000))
+        payload = json.dumps(
+            {"error": {"message": f"Rate limit reached: {self.rpm} requests/min"}}
+        ).encode()
+        head = [
+            "HTTP/1.1 429 Too Many Requests",
+            "Content-Type: application/json",
+            f"retry-after-ms: {wait_ms}",
+            f"x-ratelimit-limit-requests: {self.rpm}",
+            "x-ratelimit-remaining-requests: 0",
+            f"x-ratelimit-reset-requests: {wait_ms}ms",
+            f"Content-Length: {len(payload)}",
+        ]
+        return ("\r\n".join(head) + "\r\n\r\n").encode() + payload
+
+
+def prompts_of(req: dict[str, Any]) -> list[str] | None:
+    """The prompts of a completion request whose ``prompt`` is a list, else None."""
+    p = req.get("prompt")
+    return [str(x) for x in p] if "messages" not in req and isinstance(p, list) else None
 
 
 def prompt_of(req: dict[str, Any]) -> tuple[str, bool]:
@@ -68,7 +119,15 @@ def prompt_of(req: dict[str, Any]) -> tuple[str, bool]:
     return (p if isinstance(p, str) else "\n\n".join(p)), False
 
 
-def reply(req: dict[str, Any], text: str, chat: bool) -> bytes:
+def reply(req: dict[str, Any], text: str | list[str], chat: bool) -> bytes:
+    """The reply to ``req``: ``text`` (a list: one text per prompt of a prompt list, each
+    choice's index its prompt's position × n, n = 1 here)."""
+    if isinstance(text, list):
+        choices = [
+            {"index": i, "finish_reason": "stop", "text": t, "logprobs": None}
+            for i, t in enumerate(text)
+        ]
+        return _payload(req, "text_completion", choices, 8 * len(text), 5 * len(text))
     if chat:
         choice: dict[str, Any] = {
             "index": 0,
@@ -79,14 +138,18 @@ def reply(req: dict[str, Any], text: str, chat: bool) -> bytes:
     else:
         choice = {"index": 0, "finish_reason": "stop", "text": text, "logprobs": None}
         obj = "text_completion"
+    return _payload(req, obj, [choice], 8, 5)
+
+
+def _payload(req: dict[str, Any], obj: str, choices: list[Any], pt: int, ct: int) -> bytes:
     payload = json.dumps(
         {
             "id": "bench",
             "object": obj,
             "created": 0,
             "model": req.get("model", "m"),
-            "choices": [choice],
-            "usage": {"prompt_tokens": 8, "completion_tokens": 5, "total_tokens": 13},
+            "choices": choices,
+            "usage": {"prompt_tokens": pt, "completion_tokens": ct, "total_tokens": pt + ct},
         }
     ).encode()
     return (
@@ -117,16 +180,36 @@ async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
 
 
 async def handle(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, args: argparse.Namespace, st: Stats
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    args: argparse.Namespace,
+    st: Stats,
+    limit: RequestLimit | None = None,
 ) -> None:
     no_delay(writer)
     try:
         while True:
             head, body = await read_request(reader)
+            if head.startswith(b"GET /stats"):  # the statistics so far, as JSON
+                payload = json.dumps(st.to_dict()).encode()
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                    + str(len(payload)).encode()
+                    + b"\r\n\r\n"
+                    + payload
+                )
+                await writer.drain()
+                continue
             if st.first is None:
                 st.first = time.monotonic()
                 if args.first_request:  # the wall-clock time, for other processes to compare
                     Path(args.first_request).write_text(repr(time.time()))
+            refused = limit.refuse() if limit is not None else None
+            if refused is not None:
+                st.limited += 1
+                writer.write(refused)
+                await writer.drain()
+                continue
             st.in_flight += 1
             st.max_in_flight = max(st.max_in_flight, st.in_flight)
             try:
@@ -134,9 +217,12 @@ async def handle(
             except json.JSONDecodeError:
                 req = {}
             latency = args.latency
-            text = args.reply
+            text: str | list[str] = args.reply
             chat = "messages" in req or b"/chat/" in head.split(b"\r\n", 1)[0]
-            if args.selfinstruct:
+            listed = prompts_of(req)
+            if listed is not None:
+                text, latency = list_replies(listed, args, st)
+            elif args.selfinstruct:
                 prompt, chat = prompt_of(req)
                 kind = _selfinstruct_replies.kind(prompt)
                 st.by_kind[kind] += 1
@@ -154,12 +240,35 @@ async def handle(
             await writer.drain()
             st.in_flight -= 1
             st.answered += 1
+            st.prompts += len(text) if isinstance(text, list) else 1
             st.last = time.monotonic()
             st.account(arrived, st.last)
     except (asyncio.IncompleteReadError, ConnectionError):
         pass
     finally:
         writer.close()
+
+
+def list_replies(
+    prompts: list[str], args: argparse.Namespace, st: Stats
+) -> tuple[list[str], float]:
+    """One reply per prompt of a list, and the latency: the longest of its prompts' kinds."""
+    texts: list[str] = []
+    latency = 0.0 if args.selfinstruct else args.latency
+    for prompt in prompts:
+        if args.selfinstruct:
+            kind = _selfinstruct_replies.kind(prompt)
+            st.by_kind[kind] += 1
+            texts.append(_selfinstruct_replies.reply(prompt, False))
+            override = getattr(args, f"latency_{kind}")
+            latency = max(latency, args.latency if override is None else override)
+        elif args.evol:
+            kind = _evol_replies.kind(prompt)
+            st.by_kind[kind] += 1
+            texts.append(_evol_replies.reply(prompt))
+        else:
+            texts.append(args.reply)
+    return texts, latency
 
 
 async def main() -> None:
@@ -171,10 +280,12 @@ async def main() -> None:
     p.add_argument("--first-request", default=None, help="file for the first request's time")
     for kind in ("bootstrap", "classify", "instances", "alpaca"):
         p.add_argument(f"--latency-{kind}", type=float, default=None)
+    p.add_argument("--rpm", type=int, default=0, help="a true limit, requests a minute")
     args = p.parse_args()
     st = Stats()
+    limit = RequestLimit(args.rpm) if args.rpm else None
     server = await asyncio.start_server(
-        lambda r, w: handle(r, w, args, st), "127.0.0.1", 0, backlog=1024
+        lambda r, w: handle(r, w, args, st, limit), "127.0.0.1", 0, backlog=1024
     )
     print(server.sockets[0].getsockname()[1], flush=True)
     loop = asyncio.get_running_loop()

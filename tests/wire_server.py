@@ -15,6 +15,17 @@ overloaded provider); ``limit(per_minute, headers=True)`` enforces a true per-mi
 ``x-ratelimit-*`` headers (or only ``retry-after-ms``); ``answered_429`` and ``max_in_flight``
 count what happened.
 
+Completion requests may carry ``prompt`` as a list, as OpenAI's legacy completions take it:
+the responder is asked once per prompt (a ``WireCall`` with that prompt alone), choices come
+back with ``index`` = prompt position × n + choice and the usage is the sum. Each prompt
+answered counts in ``successes`` under the hash of the body it would have alone, so
+``paid_twice()`` spans lists and single requests; ``prompts_answered`` counts those answered
+in lists.
+``shuffle_choices`` returns a list's choices out of order; ``drop_choices(call)`` (a
+predicate on the per-prompt call) leaves a prompt's choices out of the reply;
+``refuse_lists`` answers lists with HTTP 400 (a server that takes one prompt a request);
+``first_prompt_only`` answers only a list's first prompt (servers that did so).
+
 ``kill()`` plays a server that died: the port is closed and every open connection is cut, so
 requests in flight fail and new ones are refused; ``revive()`` listens on the same port again
 with the counters kept. ``closed_port()`` is a local port nothing listens on.
@@ -153,6 +164,13 @@ class WireServer:
         self.body_bytes_sent: Counter[str] = Counter()
         # Counts a text's tokens for the usage in replies; None: whitespace-separated words.
         self.tokenizer: Callable[[str], int] | None = None
+        # Lists of prompts (completions): how they are answered, and how many were.
+        self.shuffle_choices = False
+        self.drop_choices: Callable[[WireCall], bool] | None = None
+        self.refuse_lists = False
+        self.first_prompt_only = False
+        self.prompts_answered = 0
+        self.list_sizes: list[int] = []  # prompts in each list request that arrived
 
     def usage(self, call: WireCall, texts: list[str]) -> tuple[int, int]:
         """The prompt and completion tokens billed for ``call`` answered with ``texts``."""
@@ -277,6 +295,8 @@ class WireServer:
 
     def reset_counts(self) -> None:
         with self._lock:
+            self.list_sizes.clear()
+            self.prompts_answered = 0
             self.calls.clear()
             self.successes.clear()
             self.by_api_key.clear()
@@ -400,6 +420,8 @@ class _Handler(BaseHTTPRequestHandler):
         with srv._lock:
             srv.calls.append(call)
             srv.model_seen[str(body.get("model"))] += 1
+            if kind == "completion" and isinstance(body.get("prompt"), list):
+                srv.list_sizes.append(len(body["prompt"]))
         limited = srv._over_limit()
         if limited is not None:  # a true limit answers at once
             self._json(429, {"error": {"message": "rate limit reached"}}, limited)
@@ -438,6 +460,9 @@ class _Handler(BaseHTTPRequestHandler):
             msg = f"Incorrect API key provided: {api_key}"  # providers echo what they got
             self._json(401, _error_body(call, msg, "authentication_error"))
             return
+        if call.kind == "completion" and isinstance(body.get("prompt"), list):
+            self._prompt_list(call, body["prompt"], truncate, api_key)
+            return
         out = srv.responder(call)
         texts = [out] if isinstance(out, str) else list(out)
         n = int(body.get("n") or 1)
@@ -450,6 +475,58 @@ class _Handler(BaseHTTPRequestHandler):
         if self._json(200, _reply(call, texts, finish, prompt_tokens, completion_tokens)):
             with srv._lock:  # counted once the answer reached the socket
                 srv.successes[call.key] += 1
+                srv.by_api_key[api_key or ""] += 1
+
+    def _prompt_list(
+        self, call: WireCall, prompts: list[Any], truncate: bool, api_key: str | None
+    ) -> None:
+        """A completion request with ``prompt`` as a list, answered as OpenAI does."""
+        srv = self.owner
+        if srv.refuse_lists:
+            msg = "'prompt' must be a string"  # as servers without list prompts answer
+            self._json(400, {"error": {"message": msg, "type": "invalid_request_error"}})
+            return
+        n = int(call.body.get("n") or 1)
+        finish = "length" if truncate else "stop"
+        choices: list[dict[str, Any]] = []
+        pt = ct = 0
+        answered: list[str] = []
+        for position, prompt in enumerate(prompts):
+            one = WireCall(
+                call.provider, call.kind, call.path, {**call.body, "prompt": prompt}, api_key
+            )
+            if srv.first_prompt_only and position > 0:
+                continue
+            out = srv.responder(one)
+            texts = [out] if isinstance(out, str) else list(out)
+            if len(texts) < n:
+                texts = (texts * n)[:n]
+            if truncate:
+                texts = [t[: max(1, len(t) // 2)] for t in texts]
+            p, c = srv.usage(one, texts)
+            pt, ct = pt + p, ct + c
+            if srv.drop_choices is not None and srv.drop_choices(one):
+                continue
+            answered.append(one.key)
+            choices += [
+                {"index": position * n + j, "text": t, "finish_reason": finish, "logprobs": None}
+                for j, t in enumerate(texts[:n])
+            ]
+        if srv.shuffle_choices:
+            random.Random(len(choices)).shuffle(choices)
+        reply = {
+            "id": "r-" + call.key,
+            "object": "text_completion",
+            "created": 0,
+            "model": call.body.get("model", "model"),
+            "choices": choices,
+            "usage": {"prompt_tokens": pt, "completion_tokens": ct, "total_tokens": pt + ct},
+        }
+        if self._json(200, reply):
+            with srv._lock:
+                for key in answered:
+                    srv.successes[key] += 1
+                srv.prompts_answered += len(answered)
                 srv.by_api_key[api_key or ""] += 1
 
     def _fault(self, fault: Fault, call: WireCall) -> None:

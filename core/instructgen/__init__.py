@@ -21,6 +21,7 @@ _LAZY: dict[str, str] = {
     "Engine": "instructgen.engine_contract",
     "Request": "instructgen.engine_contract",
     "Completion": "instructgen.engine_contract",
+    "ListCompletion": "instructgen.engine_contract",
     "Message": "instructgen.engine_contract",
     "Usage": "instructgen.engine_contract",
     "Price": "instructgen.engine_contract",
@@ -170,6 +171,7 @@ __all__ = [
     "Found",
     "InstructgenError",
     "InstructionDataset",
+    "ListCompletion",
     "MalformedResponseError",
     "Message",
     "Method",
@@ -268,7 +270,15 @@ if TYPE_CHECKING:
         timeout_reason,
     )
     from instructgen.endpoints import api_base_url
-    from instructgen.engine_contract import Completion, Engine, Message, Price, Request, Usage
+    from instructgen.engine_contract import (
+        Completion,
+        Engine,
+        ListCompletion,
+        Message,
+        Price,
+        Request,
+        Usage,
+    )
     from instructgen.engine_errors import from_exception, from_status, redact
     from instructgen.engines import EngineSpec, create_engine
     from instructgen.errors import (

@@ -39,7 +39,7 @@ import random
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -96,6 +96,12 @@ class DispatchConfig:
     """The most bytes one reply may have (``--max-reply-bytes``): engines stop reading a
     larger one at the limit (``ReplyTooLargeError``, not retried, never cached), so memory
     stays bounded whatever a server sends. In batch mode it caps each line of a result file."""
+    prompts_per_request: int = 20
+    """The most prompts one request may carry on engines that take several
+    (``Engine.max_prompts_per_request``; ``--prompts-per-request``): independent requests of
+    the same parameters are sent together (``prompt_lists.py``). 1: one prompt a request."""
+    prompt_list_delay: float = 0.005
+    """Seconds a request waits for others to share its request (less when the list fills)."""
     batch: Any = None
     """A ``batching.BatchConfig``: requests marked batchable go through the engine's batch API
     (engines without one run them online)."""
@@ -111,6 +117,12 @@ class DispatchConfig:
             raise ConfigError(f"max_reply_bytes must be at least 1, got {self.max_reply_bytes}")
         if self.max_attempts < 1:
             raise ConfigError(f"max_attempts must be at least 1, got {self.max_attempts}")
+        if self.prompts_per_request < 1:
+            raise ConfigError(
+                f"prompts_per_request must be at least 1, got {self.prompts_per_request}"
+            )
+        if self.prompt_list_delay < 0:
+            raise ConfigError(f"prompt_list_delay must be >= 0, got {self.prompt_list_delay}")
         if self.batch is True or self.batch is False:
             from instructgen.batching import BatchConfig
 
@@ -135,7 +147,9 @@ class Estimate:
 
 @dataclass
 class RunStats:
-    sent: int = 0  # HTTP attempts made
+    sent: int = 0  # HTTP attempts made (wire requests)
+    prompts_sent: int = 0  # prompts those attempts carried (several a request with lists)
+    list_requests: int = 0  # answered requests that carried more than one prompt
     completed: int = 0  # requests answered by the engine in this run
     cached: int = 0  # requests answered from the cache
     failed: int = 0  # requests that gave up
@@ -153,6 +167,8 @@ class RunStats:
     def to_dict(self) -> dict[str, Any]:
         return {
             "requests_sent": self.sent,
+            "prompts_sent": self.prompts_sent,
+            "requests_with_several_prompts": self.list_requests,
             "requests_completed": self.completed,
             "requests_cached": self.cached,
             "requests_failed": self.failed,
@@ -180,6 +196,17 @@ def estimate(requests: Iterable[Request], price: Price | None) -> Estimate:
 
 
 T = TypeVar("T")
+R = TypeVar("R")
+
+
+class SplitRequest(Exception):
+    """Raised by ``Dispatcher._send`` for a request carrying several prompts that failed for
+    good (``error``) or did not fit the budget (``error`` is ``None``): its prompts are to be
+    sent on their own, so that one bad prompt fails alone and each reserves its own cost."""
+
+    def __init__(self, error: EngineError | None) -> None:
+        super().__init__(str(error) if error is not None else "over the budget")
+        self.error = error
 
 
 async def gather_values(
@@ -211,7 +238,7 @@ async def gather_values(
         raise
 
 
-async def _with_timeout(call: Awaitable[Completion], delay: float) -> Completion:
+async def _with_timeout(call: Awaitable[R], delay: float) -> R:
     if sys.version_info >= (3, 11):  # asyncio.timeout: no extra task per request
         async with asyncio.timeout(delay):
             return await call
@@ -241,6 +268,13 @@ class TokenBucket:
                     self.level -= amount
                     return
                 await asyncio.sleep((amount - self.level) / self.rate)
+
+    def available(self) -> float:
+        """The credit there is now (nothing while a request waits for credit)."""
+        if self._lock.locked():
+            return 0.0
+        self._refill()
+        return self.level
 
     def adjust(self, delta: float) -> None:
         """Give back (negative) or take (positive) credit once the real usage is known."""
@@ -328,6 +362,11 @@ class _AdaptiveGate:
                 self._wake()
                 continue
             return
+
+    def has_room(self) -> bool:
+        """True when a request could enter now, without waiting behind others or a pause."""
+        paused = max(self.pause_until, self.probe_until) > time.monotonic()
+        return self._free() and not self._waiters and not paused
 
     def _wake(self) -> None:
         while self._waiters and self._free():
@@ -495,6 +534,12 @@ class Dispatcher:
         # the disk is full, or the cache damaged: send nothing more
         self._halted: DiskFullError | CacheDamagedError | None = None
         self._draining: set[asyncio.Task[None]] = set()  # answers awaited after a halt
+        self.lists: Any = None  # prompt_lists.PromptLists on engines that take several
+        per_request = min(self.config.prompts_per_request, engine.max_prompts_per_request)
+        if per_request > 1:
+            from instructgen.prompt_lists import PromptLists
+
+            self.lists = PromptLists(self, per_request, self.config.prompt_list_delay)
         self.batcher: Any = None
         self.peers: list[Dispatcher] = []  # those sharing one budget (``share_budget``)
         if self.config.batch is not None:
@@ -536,6 +581,8 @@ class Dispatcher:
         return self._halted
 
     async def aclose(self) -> None:
+        if self.lists is not None:
+            await self.lists.aclose()
         if self._draining:  # the answers in flight when the disk filled up: store them
             await asyncio.gather(*self._draining, return_exceptions=True)
         # the final figures, also when the run ends early (a budget, Ctrl-C): what a caller
@@ -585,7 +632,8 @@ class Dispatcher:
         self, request: Request, *, sample: int = 0, batchable: bool = False
     ) -> Completion:
         """``batchable``: nothing waits on this request to build another one, so in batch
-        mode it may go through the engine's batch API (``batching.py``)."""
+        mode it may go through the engine's batch API (``batching.py``). On engines that take
+        several prompts a request, it may share one with others (``prompt_lists.py``)."""
         key = self.key(request, sample) if self.cache is not None else ""
         if self.cache is not None:
             try:
@@ -598,10 +646,47 @@ class Dispatcher:
                 return hit
         if batchable and self.batcher is not None:
             return await self.batcher.complete(request, sample, key or self.key(request, sample))
+        if self.lists is not None and self.lists.accepts(request):
+            return await self.lists.complete(request, key)
+        return await self._online(request, key)
+
+    async def _online(self, request: Request, key: str) -> Completion:
+        """``request`` sent on its own (not looked up in the cache), its answer stored."""
+        est_tokens = prompt_tokens(request) + request.max_tokens * request.n
+
+        async def call() -> Completion:
+            completion = await self._call(request, key, est_tokens)
+            _check_size(completion, self.config.max_reply_bytes, self.engine.name)
+            return completion
+
+        def deliver(completion: Completion) -> None:
+            if self.cache is not None:
+                self._store(key, completion)  # committed before anyone uses it
+            self._account(completion, est_tokens)
+
+        return await self._send(
+            call, deliver, worst=self.worst_case_cost(request), est_tokens=est_tokens
+        )
+
+    async def _send(
+        self,
+        call: Callable[[], Awaitable[R]],
+        deliver: Callable[[R], None],
+        *,
+        worst: float,
+        est_tokens: int,
+        prompts: int = 1,
+        splittable: bool = False,
+    ) -> R:
+        """One request to the engine, ``call()``, with every policy of the module: the gate,
+        the budget (``worst`` reserved while it runs), the RPM (one) and TPM (``est_tokens``)
+        buckets, retries with backoff and the circuit breaker. ``deliver(result)`` stores and
+        accounts an answer before it is returned. ``prompts``: how many prompts the request
+        carries (statistics). ``splittable``: a request carrying several prompts that does not
+        fit the budget or fails for good raises ``SplitRequest`` instead (its prompts are then
+        sent on their own; nothing is counted as failed)."""
         gate = self._limits()
         cfg = self.config
-        worst = self.worst_case_cost(request)
-        est_tokens = prompt_tokens(request) + request.max_tokens * request.n
         breaker = self._breaker
         limited = 0  # attempts answered 429: they wait as the server says, up to the patience
         limited_since = 0.0
@@ -618,6 +703,8 @@ class Dispatcher:
                 if breaker.error is not None:
                     raise copy.copy(breaker.error)
                 if cfg.max_cost is not None and self.spent() + worst > cfg.max_cost:
+                    if splittable:
+                        raise SplitRequest(None)
                     raise BudgetExceededError(
                         f"stopping before the budget of {format_usd(cfg.max_cost)} is exceeded "
                         f"(spent {format_usd(self.spent(reserved=False))}); finished requests "
@@ -630,9 +717,9 @@ class Dispatcher:
                     await self._tpm.acquire(est_tokens)
                 self._reserved += worst
                 self.stats.sent += 1
+                self.stats.prompts_sent += prompts
                 try:
-                    completion = await self._call(request, key, est_tokens)
-                    _check_size(completion, cfg.max_reply_bytes, self.engine.name)
+                    result = await call()
                 except asyncio.TimeoutError:
                     error: EngineError = ConnectionFailedError(
                         f"no answer within {cfg.timeout:g} s",
@@ -647,15 +734,13 @@ class Dispatcher:
                 except Exception as exc:  # an engine plugin's unexpected failure
                     error = from_exception(exc, engine=self.engine.name)
                 else:
-                    if self.cache is not None:
-                        self._store(key, completion)  # committed before anyone uses it
-                    self._account(completion, est_tokens)
+                    deliver(result)
                     if self._halted is not None:
                         raise self._halted  # kept; but the disk is full: stop
                     breaker.success()
                     self._rate_limits.record(False)
                     await gate.on_success()
-                    return completion
+                    return result
                 finally:
                     self._reserved -= worst
             if breaker.error is not None:
@@ -667,13 +752,16 @@ class Dispatcher:
             if isinstance(error, RateLimitError):
                 limited += 1
                 limited_since = limited_since or time.monotonic()
+            if splittable and not error.retryable and not isinstance(error, AuthenticationError):
+                self._failures.add(error, gave_up=False)
+                raise SplitRequest(error)
             if (
                 not error.retryable
                 or attempt - limited >= cfg.max_attempts
                 or limited >= 4 * cfg.max_attempts
                 or (limited and time.monotonic() - limited_since >= cfg.rate_limit_patience)
             ):
-                self.stats.failed += 1
+                self.stats.failed += prompts
                 self._failures.add(error, gave_up=True)
                 self._emit()
                 if error.retryable:

@@ -1,6 +1,9 @@
 """The engine contract: ``Request`` in, ``Completion`` out.
 
-An engine turns one ``Request`` into a ``Completion`` with one async call.
+An engine turns one ``Request`` into a ``Completion`` with one async call. An engine whose
+provider takes several prompts in one request (OpenAI's legacy completions: ``prompt`` as a
+list) also declares ``max_prompts_per_request`` and implements ``acomplete_prompts``; the
+dispatcher then sends independent requests of the same parameters together (``prompt_lists.py``).
 
 Engines translate; they never retry, sleep or cache. The dispatcher (``dispatch.py``) does all of
 that for every engine, built-in or third-party. SDK clients are created with their own retries
@@ -11,7 +14,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -21,6 +24,7 @@ from instructgen.errors import ConfigError, MissingKeyError
 __all__ = [
     "Completion",
     "Engine",
+    "ListCompletion",
     "Message",
     "Price",
     "Request",
@@ -152,6 +156,21 @@ class Completion:
 
 
 @dataclass(frozen=True)
+class ListCompletion:
+    """What one request carrying several prompts (``Engine.acomplete_prompts``) returned.
+
+    ``completions``: one per prompt, in the order of the requests, each with its texts and
+    finish reasons (its ``usage`` is ignored), or ``None`` where the reply holds no usable
+    answer for that prompt (a choice missing or malformed): the dispatcher sends that prompt
+    again on its own. ``usage``: the reply's usage for all the prompts together; the
+    dispatcher attributes it to the prompts (``prompt_lists.split_usage``)."""
+
+    completions: tuple[Completion | None, ...]
+    usage: Usage = field(default_factory=Usage)
+    model: str | None = None
+
+
+@dataclass(frozen=True)
 class Price:
     """US dollars per million tokens; ``batch_input`` / ``batch_output`` for requests sent
     through a batch API (``None``: half the online price, the usual batch discount)."""
@@ -204,6 +223,11 @@ class Engine(ABC):
     """The provider's JSON mode, used for requests that carry ``json_schema`` (instructgen's
     own prompts, e.g. the document Q/A; never the Self-Instruct paper's): ``"json_schema"``
     (the reply follows the schema), ``"json_object"`` (the reply is a JSON object), ``None``."""
+    max_prompts_per_request: ClassVar[int] = 1
+    """How many prompts one request to the provider may carry: more than 1 for engines that
+    implement ``acomplete_prompts`` (a request with ``prompt`` as a list). The dispatcher
+    coalesces up to ``min(this, DispatchConfig.prompts_per_request)`` independent requests
+    of the same parameters into one; 1 (the default): one request per prompt."""
     default_base_url: ClassVar[str | None] = None
     """The provider's own URL: requests sent there (or with no base URL) keep cache keys
     without an endpoint, so caches made before endpoints entered the key stay valid."""
@@ -274,6 +298,20 @@ class Engine(ABC):
     @abstractmethod
     async def acomplete(self, request: Request) -> Completion:
         """Send one request and return the completion, or raise an ``EngineError`` subclass."""
+
+    def accepts_prompt_list(self, request: Request) -> bool:
+        """Whether ``request`` may share one provider request with others of the same
+        parameters (everything but the prompt equal). Default: every request, when the
+        engine declares ``max_prompts_per_request`` above 1."""
+        return self.max_prompts_per_request > 1
+
+    async def acomplete_prompts(self, requests: Sequence[Request]) -> ListCompletion:
+        """Send ``requests`` (2 to ``max_prompts_per_request`` of them, equal but for their
+        prompts) as one provider request; return one completion per request, in order
+        (``None`` for a prompt the reply has no usable answer for), and the reply's usage.
+        Raise an ``EngineError`` subclass when the request fails, as ``acomplete`` does.
+        Only called on engines with ``max_prompts_per_request`` above 1."""
+        raise NotImplementedError(f"{type(self).__name__} sends one prompt per request")
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook with a no-op default
         """Release clients; the dispatcher calls it when a run ends."""

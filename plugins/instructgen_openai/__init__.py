@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from instructgen import (
@@ -19,6 +19,7 @@ from instructgen import (
     Engine,
     EngineError,
     EngineRegistry,
+    ListCompletion,
     Price,
     ReplyTooLargeError,
     Request,
@@ -421,6 +422,36 @@ def _completion(engine: _OpenAIBase, body: dict[str, Any], text_of: Any) -> Comp
     return Completion(texts, reasons, _usage(body.get("usage")), body.get("model"))
 
 
+def _prompt_list(engine: _OpenAIBase, body: dict[str, Any], prompts: int, n: int) -> ListCompletion:
+    """A list reply split by prompt: choice ``index`` = prompt position × ``n`` + choice. A
+    prompt with a choice missing, repeated or malformed (no integer index, no text) gets
+    ``None`` (the dispatcher sends it again alone); choices whose index is out of range are
+    ignored."""
+    found: dict[int, dict[str, Any]] = {}
+    broken: set[int] = set()
+    for choice in body["choices"]:
+        index = choice.get("index") if isinstance(choice, dict) else None
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < prompts * n:
+            continue
+        if index in found or not isinstance(choice.get("text"), str):
+            broken.add(index // n)
+        found[index] = choice
+    completions: list[Completion | None] = []
+    for p in range(prompts):
+        choices = [found.get(p * n + j) for j in range(n)]
+        if p in broken or any(c is None for c in choices):
+            completions.append(None)
+            continue
+        completions.append(
+            Completion(
+                tuple(str(c["text"]) for c in choices if c is not None),
+                tuple(c.get("finish_reason") for c in choices if c is not None),
+                model=body.get("model"),
+            )
+        )
+    return ListCompletion(tuple(completions), _usage(body.get("usage")), body.get("model"))
+
+
 # What a request with a JSON schema sends, best first; a server that rejects one (HTTP 400
 # naming response_format or the schema) gets the next for the rest of the run.
 _JSON_MODES = ("json_schema", "json_object", "none")
@@ -509,11 +540,16 @@ class OpenAIChatEngine(_OpenAIBase):
 
 
 class OpenAICompletionsEngine(_OpenAIBase):
-    """OpenAI legacy completions (``/v1/completions``), as the Self-Instruct paper used."""
+    """OpenAI legacy completions (``/v1/completions``), as the Self-Instruct paper used.
+
+    Several prompts go in one request (``prompt`` as a list, as the paper's code sent 20):
+    the dispatcher coalesces up to ``--prompts-per-request`` of them; the choices come back
+    with ``index`` = prompt position × n + choice."""
 
     name = "openai-completions"
     kind = "completion"
     default_model = "gpt-3.5-turbo-instruct"
+    max_prompts_per_request = 128
 
     batch_path = "/completions"
 
@@ -530,6 +566,12 @@ class OpenAICompletionsEngine(_OpenAIBase):
         params["prompt"] = request.as_prompt()
         body = await self._call("/completions", params)
         return _completion(self, body, lambda c: c.get("text"))
+
+    async def acomplete_prompts(self, requests: Sequence[Request]) -> ListCompletion:
+        params = self._common(requests[0])  # equal for all but the prompt
+        params["prompt"] = [r.as_prompt() for r in requests]
+        body = await self._call("/completions", params)
+        return _prompt_list(self, body, len(requests), requests[0].n)
 
 
 @hookimpl

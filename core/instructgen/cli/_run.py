@@ -104,6 +104,15 @@ _OPTIONS = [
         help="Requests-per-minute limit.",
     ),
     click.option(
+        "--prompts-per-request",
+        type=click.IntRange(min=1),
+        default=20,
+        show_default=True,
+        help="On engines that take several prompts in one request (openai-completions), send "
+        "up to this many requests of the same parameters together: a requests-per-minute "
+        "quota then goes further. Each answer is cached on its own; 1: one prompt a request.",
+    ),
+    click.option(
         "--tpm",
         type=click.FloatRange(min=0, min_open=True),
         default=None,
@@ -503,6 +512,7 @@ class RunOptions:
     dry_run: bool
     as_json: bool
     max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES
+    prompts_per_request: int = 20
     batch: bool = False
     batch_fallback: str = "batch"
     batch_poll: float = 10.0
@@ -624,6 +634,7 @@ class RunOptions:
             timeout=self.timeout,
             max_cost=self.max_cost,
             max_reply_bytes=self.max_reply_bytes,
+            prompts_per_request=self.prompts_per_request,
             batch=self.batch_config(),
         )
 
@@ -642,6 +653,18 @@ class RunOptions:
         if self.no_cache or self.out is None:
             return None
         return self.out / "cache.sqlite3"
+
+
+def prompts_per_request(engine_class: type[Engine], opts: RunOptions) -> int:
+    """How many prompts one request carries at most in this run (1 on engines that take one)."""
+    return max(1, min(opts.prompts_per_request, engine_class.max_prompts_per_request))
+
+
+def list_note(per_request: int) -> str:
+    """What a dry run adds to its request count on an engine that takes several prompts."""
+    if per_request <= 1:
+        return ""
+    return f", up to {per_request} of them in one request (--prompts-per-request)"
 
 
 def record_totals(report: dict[str, Any], out: Path) -> None:
@@ -680,13 +703,16 @@ def spending_summary(report: dict[str, Any]) -> str:
     from instructgen.run_totals import dispatch_stats, invocation_figures
 
     stats = dispatch_stats(report)
-    sent, failed, cached = (
+    sent, failed, cached, prompts = (
         sum(s.get(k, 0) for s in stats)
-        for k in ("requests_sent", "requests_failed", "requests_cached")
+        for k in ("requests_sent", "requests_failed", "requests_cached", "prompts_sent")
     )
     now = invocation_figures(report)
+    listed = f" ({prompts} prompts)" if prompts > sent else ""
     this = (
-        f"{sent} requests sent" + (f" ({failed} failed)" if failed else "") + f", {cached} cached, "
+        f"{sent} requests sent{listed}"
+        + (f" ({failed} failed)" if failed else "")
+        + f", {cached} cached, "
         f"{now['prompt_tokens'] + now['completion_tokens']:,} tokens, "
         f"{format_usd(now['cost_usd'])}"
     )

@@ -16,6 +16,8 @@ from instructgen.cli._run import (
     filter_settings,
     format_option,
     judge_chosen,
+    list_note,
+    prompts_per_request,
     record_totals,
     record_unfinished,
     role_options,
@@ -435,6 +437,7 @@ def _dry_run_method(
         "stages": rows,
         "engines": per_engine,
         "batch": opts.batch,
+        "prompts_per_request": prompts_per_request(cls, opts),
         "expected_cost_usd": None if expected_cost is None else round(expected_cost, 6),
         "max_cost_usd": None if max_cost is None else round(max_cost, 4),
         "first_prompts": {e.stage: e.request.as_prompt() for e in stages},
@@ -460,7 +463,8 @@ def _dry_run_method(
             )
     click.echo(
         f"dry run, nothing sent: {method.name} expects about {total:g} requests to "
-        f"{cls.name} ({model}){' and the other engines above' if len(per_engine) > 1 else ''} "
+        f"{cls.name} ({model}){list_note(prompts_per_request(cls, opts))}"
+        f"{' and the other engines above' if len(per_engine) > 1 else ''} "
         f"for {size.n} examples, cost {cost}"
     )
 
@@ -573,6 +577,7 @@ def _dry_run(
         "max_completion_tokens": fields["max_completion_tokens"],
         "max_cost_usd": fields["max_cost_usd"],
         "batch": opts.batch,
+        "prompts_per_request": prompts_per_request(cls, opts),
         "expected_prompt_tokens": fields["expected_prompt_tokens"],
         "prompt_tokens_counted": fields["prompt_tokens_counted"],
         "expected_completion_tokens": fields["expected_completion_tokens"],
@@ -593,6 +598,7 @@ def _dry_run(
     click.echo("-" * 66)
     click.echo(
         f"dry run, nothing sent: about {est.total_requests} requests to "
-        f"{cls.name} ({model}), ~{est.prompt_tokens:,} prompt tokens, at most "
+        f"{cls.name} ({model}){list_note(prompts_per_request(cls, opts))}, "
+        f"~{est.prompt_tokens:,} prompt tokens, at most "
         f"{est.max_completion_tokens:,} completion tokens, cost {est.cost_text()}"
     )
