@@ -232,7 +232,7 @@ def test_sigterm_stops_a_ray_run_at_once(tmp_path: Path, moment: str) -> None:
 
 @pytest.mark.slow
 def test_a_two_node_cluster_gives_the_local_dataset_and_survives_losing_a_node(
-    corpus: Path, tmp_path: Path
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two Ray nodes on this machine (a head and a worker node, as on a real cluster): a run
     through them gives the local executor's dataset byte for byte; a second run whose worker
@@ -240,6 +240,9 @@ def test_a_two_node_cluster_gives_the_local_dataset_and_survives_losing_a_node(
     on the head) with the same dataset."""
     from ray.cluster_utils import Cluster
 
+    # the nodes read audio as the runs would: with the offline transcriber (a node's own
+    # environment decides, and a cluster's nodes do not have the driver's)
+    monkeypatch.setenv("INSTRUCTGEN_TRANSCRIBER", "local")
     env = {**os.environ, "OPENAI_API_KEY": "sk-ray-test"}
     cluster = Cluster(
         initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False}
