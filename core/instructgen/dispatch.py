@@ -11,11 +11,12 @@ requests it lets in flight (additive increase again after successes), so a rate-
 converges on what the provider allows, while an overloaded server's scattered 429s cost only
 the requests they hit.
 
-A circuit breaker stops a run whose server is gone: when every attempt over
-``breaker_window`` seconds failed to connect or timed out (one second when nothing has been
-answered yet, so a wrong port is reported at once), every request raises
+A circuit breaker stops a run whose server is gone: when the server answered nothing for
+``breaker_window`` seconds (one second when nothing has been answered yet, so a wrong port is
+reported at once) while attempts failed to connect or timed out, every request raises
 ``ServerUnreachableError`` with the host, the reason and the counts; the cache keeps everything
-answered. Failures are logged as one line per kind of error with counts, at most every
+answered. A failed attempt is evidence only if nothing was answered since it was sent: waiting
+on a request the server holds while it answers others is not unreachability. Failures are logged as one line per kind of error with counts, at most every
 ``warn_interval`` seconds, never one line per request.
 """
 
@@ -264,6 +265,8 @@ class _AdaptiveGate:
     Waiters queue in FIFO order and a finished request wakes exactly one of them, so the cost
     per request stays constant however many requests are queued (a condition variable's
     ``notify_all`` would wake every queued request on every completion).
+
+    ``acquire`` returns whether the slot is a probe, to hand back to ``release``.
     """
 
     def __init__(self, limit: int) -> None:
@@ -271,16 +274,26 @@ class _AdaptiveGate:
         self.limit = float(limit)
         self.in_flight = 0
         self.pause_until = 0.0
-        # While connections fail and nothing succeeds, one request at a time probes the server,
-        # each failure holding the others back for its backoff: a dead server sees a trickle.
+        # While connections fail and nothing is answered, one request at a time probes the
+        # server, each failure holding the others back for its backoff: a dead server sees a
+        # trickle. Requests sent before (perhaps held by a slow server) do not block the probe.
         self.probing = False
+        self.probes = 0
         self.probe_until = 0.0
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._waiters: collections.deque[asyncio.Future[bool]] = collections.deque()
 
     def _free(self) -> bool:
-        return self.in_flight < (1 if self.probing else max(1, int(self.limit)))
+        if self.in_flight >= max(1, int(self.limit)):
+            return False
+        return not self.probing or self.probes == 0
 
-    async def __aenter__(self) -> None:
+    def _take(self) -> bool:
+        self.in_flight += 1
+        if self.probing:
+            self.probes += 1
+        return self.probing
+
+    async def acquire(self) -> bool:
         while True:
             wait = max(self.pause_until, self.probe_until) - time.monotonic()
             if wait > 0:
@@ -288,41 +301,44 @@ class _AdaptiveGate:
                 continue
             self._wake()  # slots freed while nobody could take them go to the queue first
             if self._free() and not self._waiters:
-                self.in_flight += 1
-                return
-            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                return self._take()
+            fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
             self._waiters.append(fut)
             try:
-                await fut
+                probe = await fut
             except asyncio.CancelledError:
                 with contextlib.suppress(ValueError):
                     self._waiters.remove(fut)
                 if fut.done() and not fut.cancelled():
-                    self._wake()  # we were handed a slot we will not use: pass it on
+                    self.release(fut.result())  # handed a slot we will not use: pass it on
                 raise
             # Woken with a slot reserved for us (in_flight already counts it) unless a pause
             # started meanwhile; then give the slot back and wait again.
             if max(self.pause_until, self.probe_until) > time.monotonic():
-                self.in_flight -= 1
-                self._wake()
+                self.release(probe)
                 continue
-            return
+            return probe
 
     def _wake(self) -> None:
         while self._waiters and self._free():
             fut = self._waiters.popleft()
             if not fut.done():
-                self.in_flight += 1
-                fut.set_result(None)
+                fut.set_result(self._take())
 
-    async def __aexit__(self, *exc: object) -> None:
+    def release(self, probe: bool) -> None:
         self.in_flight -= 1
+        if probe:
+            self.probes -= 1
         self._wake()
 
-    async def on_success(self) -> None:
+    def on_answer(self) -> None:
+        """The server answered (perhaps with an error status): it is there, stop probing."""
         if self.probing:
             self.probing, self.probe_until = False, 0.0
             self._wake()
+
+    async def on_success(self) -> None:
+        self.on_answer()
         if self.limit < self.max_limit:
             self.limit = min(self.max_limit, self.limit + 1.0 / max(1.0, self.limit))
             self._wake()
@@ -398,38 +414,65 @@ class _FailureLog:
 
 
 class _Breaker:
-    """Opens when every attempt for ``window`` seconds (``quick`` before the first answer)
-    failed to connect or timed out, and at least ``min_failures`` attempts failed."""
+    """Tells a server that is gone from one that answers slowly or unreliably.
 
-    def __init__(self, window: float | None, quick: float = 1.0, min_failures: int = 3) -> None:
-        self.window, self.min_failures = window, min_failures
+    Connection failures (refused, reset, timed out) are weighed against answers over the same
+    period: a failed attempt is evidence only when nothing at all was answered between the
+    moment it was sent and the moment it failed. An attempt that waited on a slow or held
+    request while the server answered others is not (the server is alive); any answer, even an
+    error status, clears the evidence. The breaker opens when at least ``min_failures``
+    attempts in a row are evidence and the server has answered nothing for ``window`` seconds
+    (``quick`` before the first answer, so a wrong port is reported at once), counted from the
+    first of them being sent, and never longer than ``timeout``: attempts that waited a whole
+    timeout for an answer that nobody got are as telling as ``window`` seconds of refusals.
+    """
+
+    def __init__(
+        self,
+        window: float | None,
+        quick: float = 1.0,
+        min_failures: int = 3,
+        timeout: float = float("inf"),
+    ) -> None:
+        self.window, self.min_failures, self.timeout = window, min_failures, timeout
         self.quick = min(quick, window or quick)
         self.answered = False
-        self.since: float | None = None  # first failure after the last answer
-        self.failures = 0
+        self.last_answer = -float("inf")  # when the server last answered anything
+        self.since: float | None = None  # when the first failed attempt since then was sent
+        self.failures = 0  # failed attempts since the last answer that saw no answer
         self.reason = ""
         self.error: ServerUnreachableError | None = None
         self.opened: asyncio.Event | None = None
 
     def success(self) -> None:
+        """The server answered (a completion, or an error status: it is alive)."""
         self.answered = True
+        self.last_answer = time.monotonic()
         self.since = None
         self.failures = 0
 
-    def failure(self, error: EngineError) -> bool:
-        """Record a failed attempt; True when the breaker should open now."""
+    def failure(self, error: EngineError, sent: float) -> bool:
+        """Record an attempt sent at ``sent`` (``time.monotonic()``) that failed with
+        ``error``; True when it is evidence that the server is unreachable."""
         if self.window is None or self.error is not None:
             return False
         if not isinstance(error, ConnectionFailedError):
-            self.since, self.failures = None, 0  # the server answered, if with an error
+            self.success()  # the server answered, if with an error
             return False
-        now = time.monotonic()
-        if self.since is None:
-            self.since = now
+        if self.last_answer >= sent:
+            return False  # others were answered meanwhile: a slow or unlucky request
+        self.since = sent if self.since is None else min(self.since, sent)
         self.failures += 1
         self.reason = error.reason
-        window = self.window if self.answered else self.quick
-        return self.failures >= self.min_failures and now - self.since >= window
+        return True
+
+    def should_open(self) -> bool:
+        if self.window is None or self.since is None or self.error is not None:
+            return False
+        if self.failures < self.min_failures:
+            return False
+        window = min(self.window if self.answered else self.quick, self.timeout)
+        return time.monotonic() - self.since >= window
 
 
 class Dispatcher:
@@ -458,7 +501,7 @@ class Dispatcher:
         self._tpm: TokenBucket | None = None
         self._reserved = 0.0
         self._last_emit = 0.0
-        self._breaker = _Breaker(self.config.breaker_window)
+        self._breaker = _Breaker(self.config.breaker_window, timeout=self.config.timeout)
         self._rate_limits = _RateLimitSignal()
         where = host_of(engine.base_url) or host_of(engine.default_base_url) or engine.name
         self._failures = _FailureLog(where, self.config.warn_interval)
@@ -544,7 +587,8 @@ class Dispatcher:
             attempt += 1
             if breaker.error is not None:
                 raise copy.copy(breaker.error)
-            async with gate:
+            probe = await gate.acquire()
+            try:
                 if breaker.error is not None:
                     raise copy.copy(breaker.error)
                 if (
@@ -562,6 +606,7 @@ class Dispatcher:
                     await self._tpm.acquire(est_tokens)
                 self._reserved += worst
                 self.stats.sent += 1
+                sent = time.monotonic()
                 try:
                     completion = await _with_timeout(self.engine.acomplete(request), cfg.timeout)
                 except asyncio.TimeoutError:
@@ -587,11 +632,14 @@ class Dispatcher:
                     return completion
                 finally:
                     self._reserved -= worst
+            finally:
+                gate.release(probe)
             if breaker.error is not None:
                 raise copy.copy(breaker.error)  # opened while this attempt was in flight
             error = redact(error, self.engine.api_key)  # servers echo keys in messages
             self.stats.errors[type(error).__name__] += 1
-            if breaker.failure(error):
+            unreachable = breaker.failure(error, sent)
+            if breaker.should_open():
                 raise self._open_circuit()
             if isinstance(error, RateLimitError):
                 limited += 1
@@ -610,12 +658,16 @@ class Dispatcher:
                     gave_up.args = (f"{error} (gave up after {attempt} attempts)",)
                     raise gave_up from error
                 raise error
-            delay = self._backoff(attempt, error)
+            # A failure after 429s is backed off by its own count: 429s wait as they are told.
+            rate_limited = isinstance(error, RateLimitError)
+            delay = self._backoff(attempt if rate_limited else attempt - limited, error)
             if isinstance(error, RateLimitError):
                 if self._rate_limits.real_limit(error):
                     await gate.on_rate_limit(delay)
-            elif isinstance(error, ConnectionFailedError):
+            elif unreachable:
                 gate.on_connection_failure(delay)
+            if not isinstance(error, ConnectionFailedError):
+                gate.on_answer()
             self.stats.retried += 1
             self._failures.add(error, gave_up=False)
             log.info("retrying in %.2fs after %s", delay, error)
@@ -653,7 +705,9 @@ class Dispatcher:
         return b.error
 
     def _backoff(self, attempt: int, error: EngineError) -> float:
-        """The server's ``Retry-After`` when it gave one, else exponential with jitter."""
+        """The server's ``Retry-After`` when it gave one, else exponential with jitter in the
+        number of failed ``attempt`` s that were not rate limited (a request held back by 429s
+        is not backed off longer when it next fails to connect)."""
         cfg = self.config
         exp = min(cfg.backoff_max, cfg.backoff_base * 2 ** (attempt - 1))
         jittered = exp * (0.5 + random.random() / 2)
