@@ -429,3 +429,48 @@ def test_held_requests_then_resets_while_nothing_else_is_in_flight(
     assert wire_server.failures["hang"] == 2 and wire_server.failures["reset"] == 2
     assert d.stats.errors["ConnectionFailedError"] == 4 and d.stats.retried == 4
     assert d._breaker.failures == 0  # the held ones were never evidence, the answer cleared
+
+
+# -- a server that accepts and never answers -------------------------------------------------
+
+
+def test_the_timeout_has_one_owner() -> None:
+    """The dispatcher's deadline is the engine's timeout (the one the SDK gets) unless the
+    config sets one: a request never has two deadlines."""
+    url = f"http://127.0.0.1:{closed_port()}/v1"
+    engine = instructgen.engine("openai", api_key=TEST_KEY, base_url=url, timeout=7.0)
+    assert Dispatcher(engine).timeout == 7.0
+    assert Dispatcher(engine, config=DispatchConfig(timeout=3.0)).timeout == 3.0
+
+
+def test_cli_a_server_that_never_answers_is_given_up_after_one_timeout(
+    tasks: Path, tmp_path: Path
+) -> None:
+    """Every request is accepted and held: the run stops when the first attempts time out
+    (they waited a whole --timeout and nothing was answered), without retrying them. Before,
+    each request was sent twice and the run stopped after two timeouts."""
+    timeout = 3.0
+    with WireServer() as server:
+        server.inject("hang", times=10_000, retry_after=4 * timeout)
+        start = time.monotonic()
+        r = subprocess.run(
+            generate_cmd(
+                tasks,
+                server.openai_base_url,
+                tmp_path / "out",
+                *("-n", "20", "--timeout", str(timeout), "--concurrency", "8"),
+            ),
+            env=env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        elapsed = time.monotonic() - start
+        prompts = [call.prompt for call in server.requests]
+    assert r.returncode == 1, r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert f"cannot reach 127.0.0.1:{server.port}: timed out" in last, r.stderr
+    assert "resume with: instructgen generate" in last and "Traceback" not in r.stderr
+    # The cause: one attempt per request (the bootstrap's first requests), none retried.
+    assert len(prompts) >= 3 and len(set(prompts)) == len(prompts), (len(prompts), r.stderr)
+    assert elapsed < 2 * timeout + 30  # one timeout and start-up (generous: a loaded machine)

@@ -16,7 +16,9 @@ A circuit breaker stops a run whose server is gone: when the server answered not
 reported at once) while attempts failed to connect or timed out, every request raises
 ``ServerUnreachableError`` with the host, the reason and the counts; the cache keeps everything
 answered. A failed attempt is evidence only if nothing was answered since it was sent: waiting
-on a request the server holds while it answers others is not unreachability. Failures are logged as one line per kind of error with counts, at most every
+on a request the server holds while it answers others is not unreachability.
+
+Failures are logged as one line per kind of error with counts, at most every
 ``warn_interval`` seconds, never one line per request.
 """
 
@@ -70,7 +72,10 @@ class DispatchConfig:
     concurrency: int = 16
     rpm: float | None = None
     tpm: float | None = None
-    timeout: float = 120.0
+    timeout: float | None = None
+    """Seconds to wait for one answer, once: the attempt then fails as timed out. ``None``:
+    the engine's own ``timeout`` (60 s by default), the one the SDK is given too, so a request
+    has one deadline, not two."""
     max_attempts: int = 6  # 429s have their own budget: 4 x this, within rate_limit_patience
     rate_limit_patience: float = 600.0  # seconds a request may spend waiting on 429s
     backoff_base: float = 0.5
@@ -85,7 +90,7 @@ class DispatchConfig:
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ConfigError(f"concurrency must be at least 1, got {self.concurrency}")
-        for name in ("rpm", "tpm", "max_cost", "breaker_window", "rate_limit_patience"):
+        for name in ("rpm", "tpm", "timeout", "max_cost", "breaker_window", "rate_limit_patience"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError(f"{name} must be positive, got {value}")
@@ -501,7 +506,8 @@ class Dispatcher:
         self._tpm: TokenBucket | None = None
         self._reserved = 0.0
         self._last_emit = 0.0
-        self._breaker = _Breaker(self.config.breaker_window, timeout=self.config.timeout)
+        self.timeout = self.config.timeout or engine.timeout  # the one deadline of an attempt
+        self._breaker = _Breaker(self.config.breaker_window, timeout=self.timeout)
         self._rate_limits = _RateLimitSignal()
         where = host_of(engine.base_url) or host_of(engine.default_base_url) or engine.name
         self._failures = _FailureLog(where, self.config.warn_interval)
@@ -608,10 +614,10 @@ class Dispatcher:
                 self.stats.sent += 1
                 sent = time.monotonic()
                 try:
-                    completion = await _with_timeout(self.engine.acomplete(request), cfg.timeout)
+                    completion = await _with_timeout(self.engine.acomplete(request), self.timeout)
                 except asyncio.TimeoutError:
                     error: EngineError = ConnectionFailedError(
-                        f"no answer within {cfg.timeout:g} s",
+                        f"no answer within {self.timeout:g} s",
                         reason="timed out",
                         engine=self.engine.name,
                         status=408,
