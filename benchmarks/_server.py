@@ -219,6 +219,8 @@ async def handle(
             st.account(arrived, st.last)
     except (asyncio.IncompleteReadError, ConnectionError):
         pass
+    except asyncio.CancelledError:
+        pass  # the server is stopping with requests still held or in flight
     finally:
         writer.close()
 

@@ -6,6 +6,7 @@ same server without faults (the clean time).
 
     python benchmarks/faults.py                     # 10 runs, -n 300 --num-instructions 600
     python benchmarks/faults.py --runs 3 --latency 0.5
+    python benchmarks/faults.py --runs 3 --timeout 10   # give up on held requests sooner
 
 A run "finished in one go" when it exits 0 with all ``-n`` examples and printed no traceback.
 Prints JSON: each run's exit code, wall time, examples, faults injected and the last line of
@@ -69,6 +70,8 @@ def one_run(a: argparse.Namespace, seed: int, faults: bool) -> dict[str, Any]:
                 *("-n", str(a.n), "--num-instructions", str(a.num_instructions)),
                 *("--concurrency", str(a.concurrency), "--json"),
             ]
+            if a.timeout is not None:
+                cmd += ["--timeout", str(a.timeout)]
             env = {**os.environ, "OPENAI_API_KEY": "sk-bench"}
             started = time.perf_counter()
             try:
@@ -114,6 +117,7 @@ def main() -> None:
     p.add_argument("--num-instructions", type=int, default=600)
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--tasks", default=str(SEED))
+    p.add_argument("--timeout", type=float, default=None, help="generate's --timeout")
     p.add_argument("--run-timeout", type=float, default=1200.0)
     p.add_argument("--log-dir", default=None, help="the server's log of each run's requests")
     a = p.parse_args()
@@ -127,7 +131,8 @@ def main() -> None:
         json.dumps(
             {
                 "command": f"instructgen generate seed_tasks.jsonl -n {a.n} --num-instructions "
-                f"{a.num_instructions} --concurrency {a.concurrency}",
+                f"{a.num_instructions} --concurrency {a.concurrency}"
+                + (f" --timeout {a.timeout:g}" if a.timeout is not None else ""),
                 "latency_s": a.latency,
                 "faults": FAULTS,
                 "timeout_seconds": a.timeout_seconds,
