@@ -18,6 +18,16 @@ of N requests a minute, lists counting one (a token bucket holding one second's 
 request over it is answered 429 at once with ``retry-after-ms`` and
 ``x-ratelimit-remaining-requests: 0``. The statistics count requests answered, prompts
 answered and requests refused; ``GET /stats`` returns them while the server runs.
+
+    python benchmarks/_server.py 0.2 --selfinstruct --fault-429 0.2 --fault-500 0.05 \\
+        --fault-reset 0.02 --fault-malformed 0.02 --fault-length 0.02 \\
+        --fault-timeout 0.01 --timeout-seconds 30 --seed 1     # an unreliable provider
+
+Faults are drawn at random (seeded by ``--seed``) for each request, after its latency: 429 with
+``Retry-After: 1``, 500, a connection reset (RST), a 200 whose body is not JSON, a reply cut by
+length (``finish_reason: "length"``, half the text), or a request held ``--timeout-seconds``
+and then dropped without an answer (what a gateway's timeout looks like to the client). The
+statistics count them under ``faults``.
 """
 
 from __future__ import annotations
@@ -25,7 +35,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import socket
+import struct
 import sys
 import time
 from collections import Counter
@@ -48,6 +60,7 @@ class Stats:
         self.in_flight = 0
         self.max_in_flight = 0
         self.by_kind: Counter[str] = Counter()
+        self.faults: Counter[str] = Counter()
         self.busy: Counter[int] = Counter()  # request-seconds answered per second of the run
 
     def account(self, start: float, end: float) -> None:
@@ -70,6 +83,7 @@ class Stats:
             "per_second": round(self.answered / span, 2) if span else None,
             "max_in_flight": self.max_in_flight,
             "by_kind": dict(self.by_kind),
+            "faults": dict(self.faults),
             "mean_in_flight_each_second": [round(self.busy[i], 1) for i in range(int(span) + 1)],
         }
 
@@ -119,24 +133,46 @@ def prompt_of(req: dict[str, Any]) -> tuple[str, bool]:
     return (p if isinstance(p, str) else "\n\n".join(p)), False
 
 
-def reply(req: dict[str, Any], text: str | list[str], chat: bool) -> bytes:
+FAULTS = ("429", "500", "reset", "malformed", "length", "timeout")
+
+
+def draw_fault(args: argparse.Namespace, rng: random.Random) -> str | None:
+    """The fault this request gets, if any: each kind with its ``--fault-KIND`` share."""
+    x = rng.random()
+    for kind in FAULTS:
+        share = getattr(args, f"fault_{kind}")
+        if x < share:
+            return kind
+        x -= share
+    return None
+
+
+def response(status: str, payload: bytes, headers: str = "") -> bytes:
+    return (
+        f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n{headers}"
+        f"Content-Length: {len(payload)}\r\n\r\n".encode()
+        + payload
+    )
+
+
+def reply(req: dict[str, Any], text: str | list[str], chat: bool, finish: str = "stop") -> bytes:
     """The reply to ``req``: ``text`` (a list: one text per prompt of a prompt list, each
     choice's index its prompt's position × n, n = 1 here)."""
     if isinstance(text, list):
         choices = [
-            {"index": i, "finish_reason": "stop", "text": t, "logprobs": None}
+            {"index": i, "finish_reason": finish, "text": t, "logprobs": None}
             for i, t in enumerate(text)
         ]
         return _payload(req, "text_completion", choices, 8 * len(text), 5 * len(text))
     if chat:
         choice: dict[str, Any] = {
             "index": 0,
-            "finish_reason": "stop",
+            "finish_reason": finish,
             "message": {"role": "assistant", "content": text},
         }
         obj = "chat.completion"
     else:
-        choice = {"index": 0, "finish_reason": "stop", "text": text, "logprobs": None}
+        choice = {"index": 0, "finish_reason": finish, "text": text, "logprobs": None}
         obj = "text_completion"
     return _payload(req, obj, [choice], 8, 5)
 
@@ -184,6 +220,7 @@ async def handle(
     writer: asyncio.StreamWriter,
     args: argparse.Namespace,
     st: Stats,
+    rng: random.Random,
     limit: RequestLimit | None = None,
 ) -> None:
     no_delay(writer)
@@ -236,7 +273,36 @@ async def handle(
                 text = _evol_replies.reply(prompt)
             arrived = time.monotonic()
             await asyncio.sleep(latency)
-            writer.write(reply(req, text, chat))
+            fault = draw_fault(args, rng)
+            if fault is not None:
+                st.faults[fault] += 1
+            if args.log is not None:  # when it arrived, what it asked, what it gets
+                kind = _selfinstruct_replies.kind(prompt_of(req)[0]) if args.selfinstruct else ""
+                at = round(arrived - st.first, 3)
+                line = {"at": at, "kind": kind, "fault": fault, "key": hash(body) % 10**8}
+                args.log.write(json.dumps(line) + "\n")
+            if fault == "reset":
+                st.in_flight -= 1
+                sock = writer.get_extra_info("socket")
+                if sock is not None:  # SO_LINGER 0: close with an RST
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                writer.transport.abort()
+                return
+            if fault == "timeout":
+                await asyncio.sleep(args.timeout_seconds)
+                st.in_flight -= 1
+                return  # dropped without an answer (finally closes the connection)
+            if fault == "429":
+                error = b'{"error": {"message": "overloaded, retry later"}}'
+                writer.write(response("429 Too Many Requests", error, "Retry-After: 1\r\n"))
+            elif fault == "500":
+                writer.write(response("500 Internal Server Error", b'{"error": {"message": "x"}}'))
+            elif fault == "malformed":
+                writer.write(response("200 OK", b'{"choices": [ this is not json'))
+            elif fault == "length":
+                writer.write(reply(req, text[: max(1, len(text) // 2)], chat, "length"))
+            else:
+                writer.write(reply(req, text, chat))
             await writer.drain()
             st.in_flight -= 1
             st.answered += 1
@@ -245,6 +311,8 @@ async def handle(
             st.account(arrived, st.last)
     except (asyncio.IncompleteReadError, ConnectionError):
         pass
+    except asyncio.CancelledError:
+        pass  # the server is stopping with requests still held or in flight
     finally:
         writer.close()
 
@@ -281,11 +349,17 @@ async def main() -> None:
     for kind in ("bootstrap", "classify", "instances", "alpaca"):
         p.add_argument(f"--latency-{kind}", type=float, default=None)
     p.add_argument("--rpm", type=int, default=0, help="a true limit, requests a minute")
+    for kind in FAULTS:
+        p.add_argument(f"--fault-{kind}", type=float, default=0.0, help="share of requests")
+    p.add_argument("--timeout-seconds", type=float, default=30.0, help="with --fault-timeout")
+    p.add_argument("--seed", type=int, default=1, help="seeds the faults")
+    p.add_argument("--log", type=argparse.FileType("w"), default=None, help="a line a request")
     args = p.parse_args()
     st = Stats()
+    rng = random.Random(args.seed)
     limit = RequestLimit(args.rpm) if args.rpm else None
     server = await asyncio.start_server(
-        lambda r, w: handle(r, w, args, st, limit), "127.0.0.1", 0, backlog=1024
+        lambda r, w: handle(r, w, args, st, rng, limit), "127.0.0.1", 0, backlog=1024
     )
     print(server.sockets[0].getsockname()[1], flush=True)
     loop = asyncio.get_running_loop()

@@ -352,3 +352,125 @@ def test_from_dir_against_a_refused_port_json(tmp_path: Path) -> None:
     assert payload["host"] == f"127.0.0.1:{port}" and payload["reason"] == "connection refused"
     assert payload["requests_done"] == 0 and payload["answers_kept"] == 0
     assert payload["resume"].startswith("instructgen from-dir ")
+
+
+# -- held requests and unlucky failures are not an unreachable server ------------------------
+
+
+def test_a_failure_while_others_were_answered_is_not_evidence() -> None:
+    """Connection failures are weighed against answers over the same period: an attempt sent
+    before the server's last answer (it waited on a held request while others were answered)
+    never counts, however many there are and however long ago they were sent."""
+    from instructgen.dispatch import _Breaker
+
+    def reset() -> ConnectionFailedError:
+        return ConnectionFailedError("reset", reason="connection reset", engine="x")
+
+    b = _Breaker(window=10.0)
+    b.success()
+    long_ago = time.monotonic() - 100  # sent 100 s ago, before the answer: held, not gone
+    assert not any(b.failure(reset(), long_ago) for _ in range(50))
+    assert b.failures == 0 and not b.should_open()
+
+    later = time.monotonic() + 0.001  # sent after the last answer: nothing answered since
+    assert b.failure(reset(), later) and b.failure(reset(), later)
+    assert not b.should_open()  # two, and not for 10 s
+    b.since = time.monotonic() - 11  # as if the first of them had been sent 11 s ago
+    assert b.failure(reset(), later) and b.should_open()
+
+    b = _Breaker(window=10.0)
+    b.success()
+    for _ in range(2):
+        b.failure(reset(), time.monotonic() + 0.001)
+    b.failure(TransientEngineError("HTTP 500", engine="x", status=500), time.monotonic())
+    assert b.failures == 0 and b.since is None  # an error status is an answer: alive
+
+
+def test_a_probe_is_not_held_back_by_requests_sent_before() -> None:
+    """After a connection failure one request at a time probes the server; requests already
+    in flight (perhaps held by a slow server for 30 s) do not block that probe."""
+    from instructgen.dispatch import _AdaptiveGate
+
+    async def main() -> None:
+        gate = _AdaptiveGate(4)
+        held = [await gate.acquire() for _ in range(2)]  # two requests held by the server
+        assert held == [False, False]
+        gate.on_connection_failure(0.0)
+        probe = await asyncio.wait_for(gate.acquire(), 1)  # goes at once
+        assert probe is True and gate.in_flight == 3
+        second = asyncio.ensure_future(gate.acquire())
+        await asyncio.sleep(0.01)
+        assert not second.done()  # one probe at a time
+        gate.release(probe)
+        assert await asyncio.wait_for(second, 1) is True
+        gate.on_answer()  # the server answered: probing ends
+        assert await asyncio.wait_for(gate.acquire(), 1) is False
+        assert gate.in_flight == 4 and gate.probes == 1
+
+    asyncio.run(main())
+
+
+def test_held_requests_then_resets_while_nothing_else_is_in_flight(
+    wire_server: WireServer,
+) -> None:
+    """The bootstrap's worst case: two requests held by the server (then dropped) while it
+    answers the others, nothing else left in flight when they fail, and their first retries
+    reset. The server is answering: the run finishes, every request answered."""
+    wire_server.latency = 0.005
+    held = {"q 0", "q 1"}
+    wire_server.inject("hang", times=2, retry_after=1.0, match=lambda c: c.prompt in held)
+    wire_server.inject("reset", times=2, match=lambda c: c.prompt in held)
+    engine = make_engine(wire_server, "openai")
+    # Before: the two held failures and one reset within the window opened the breaker.
+    config = DispatchConfig(concurrency=16, breaker_window=0.2, backoff_base=0.4)
+    d = Dispatcher(engine, config=config)
+    out = asyncio.run(run_all(d, requests(12)))
+    assert all(isinstance(o, Completion) for o in out), out
+    assert wire_server.failures["hang"] == 2 and wire_server.failures["reset"] == 2
+    assert d.stats.errors["ConnectionFailedError"] == 4 and d.stats.retried == 4
+    assert d._breaker.failures == 0  # the held ones were never evidence, the answer cleared
+
+
+# -- a server that accepts and never answers -------------------------------------------------
+
+
+def test_the_timeout_has_one_owner() -> None:
+    """The dispatcher's deadline is the engine's timeout (the one the SDK gets) unless the
+    config sets one: a request never has two deadlines."""
+    url = f"http://127.0.0.1:{closed_port()}/v1"
+    engine = instructgen.engine("openai", api_key=TEST_KEY, base_url=url, timeout=7.0)
+    assert Dispatcher(engine).timeout == 7.0
+    assert Dispatcher(engine, config=DispatchConfig(timeout=3.0)).timeout == 3.0
+
+
+def test_cli_a_server_that_never_answers_is_given_up_after_one_timeout(
+    tasks: Path, tmp_path: Path
+) -> None:
+    """Every request is accepted and held: the run stops when the first attempts time out
+    (they waited a whole --timeout and nothing was answered), without retrying them. Before,
+    each request was sent twice and the run stopped after two timeouts."""
+    timeout = 3.0
+    with WireServer() as server:
+        server.inject("hang", times=10_000, retry_after=4 * timeout)
+        start = time.monotonic()
+        r = subprocess.run(
+            generate_cmd(
+                tasks,
+                server.openai_base_url,
+                tmp_path / "out",
+                *("-n", "20", "--timeout", str(timeout), "--concurrency", "8"),
+            ),
+            env=env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        elapsed = time.monotonic() - start
+        prompts = [call.prompt for call in server.requests]
+    assert r.returncode == 1, r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert f"cannot reach 127.0.0.1:{server.port}: timed out" in last, r.stderr
+    assert "resume with: instructgen generate" in last and "Traceback" not in r.stderr
+    # The cause: one attempt per request (the bootstrap's first requests), none retried.
+    assert len(prompts) >= 3 and len(set(prompts)) == len(prompts), (len(prompts), r.stderr)
+    assert elapsed < 2 * timeout + 30  # one timeout and start-up (generous: a loaded machine)

@@ -141,19 +141,19 @@ def test_rate_limit_pauses_everyone_and_halves_the_cap() -> None:
 def test_cancelled_waiters_give_their_slots_back() -> None:
     async def main() -> None:
         gate = _AdaptiveGate(2)
-        await gate.__aenter__()
-        await gate.__aenter__()
-        waiters = [asyncio.ensure_future(gate.__aenter__()) for _ in range(5)]
+        await gate.acquire()
+        await gate.acquire()
+        waiters = [asyncio.ensure_future(gate.acquire()) for _ in range(5)]
         await asyncio.sleep(0)
         for w in waiters[:4]:
             w.cancel()
-        await gate.__aexit__()  # frees a slot: the one live waiter gets it
+        gate.release(False)  # frees a slot: the one live waiter gets it
         await asyncio.wait_for(waiters[4], 1)
         assert gate.in_flight == 2
-        await gate.__aexit__()
-        await gate.__aexit__()
+        gate.release(False)
+        gate.release(False)
         assert gate.in_flight == 0
-        await asyncio.wait_for(gate.__aenter__(), 1)  # nothing leaked: a slot is free
+        await asyncio.wait_for(gate.acquire(), 1)  # nothing leaked: a slot is free
         assert gate.in_flight == 1
 
     asyncio.run(main())

@@ -373,15 +373,16 @@ class Batcher:
     async def _call(self, make: Any) -> Any:
         """One batch API call with the dispatcher's retry policy for transient failures."""
         cfg = self.dispatcher.config
+        timeout = self.dispatcher.timeout
         name = getattr(self.engine, "name", None)
         for attempt in range(1, cfg.max_attempts + 1):
             try:
                 # The engine caps each result line at this (reply_size.capped_lines).
                 with reply_size_limit(cfg.max_reply_bytes):
-                    return await asyncio.wait_for(make(), cfg.timeout)
+                    return await asyncio.wait_for(make(), timeout)
             except asyncio.TimeoutError:
                 error: EngineError = TransientEngineError(
-                    f"no answer within {cfg.timeout:g} s", engine=name, status=408
+                    f"no answer within {timeout:g} s", engine=name, status=408
                 )
             except EngineError as exc:
                 error = exc

@@ -15,11 +15,14 @@ Every reply is capped at ``max_reply_bytes`` (``reply_size.py``): the engine's H
 reading at the limit and the request fails with ``ReplyTooLargeError``, which is not retried
 (the same request would be paid again for a reply of the same size) and never cached.
 
-A circuit breaker stops a run whose server is gone: when every attempt over
-``breaker_window`` seconds failed to connect or timed out (one second when nothing has been
-answered yet, so a wrong port is reported at once), every request raises
+A circuit breaker stops a run whose server is gone: when the server answered nothing for
+``breaker_window`` seconds (one second when nothing has been answered yet, so a wrong port is
+reported at once) while attempts failed to connect or timed out, every request raises
 ``ServerUnreachableError`` with the host, the reason and the counts; the cache keeps everything
-answered. Failures are logged as one line per kind of error with counts, at most every
+answered. A failed attempt is evidence only if nothing was answered since it was sent: waiting
+on a request the server holds while it answers others is not unreachability.
+
+Failures are logged as one line per kind of error with counts, at most every
 ``warn_interval`` seconds, never one line per request.
 
 A full disk halts the dispatcher (``diskspace``), and so does a damaged cache: no request is
@@ -84,7 +87,10 @@ class DispatchConfig:
     concurrency: int = 16
     rpm: float | None = None
     tpm: float | None = None
-    timeout: float = 120.0
+    timeout: float | None = None
+    """Seconds to wait for one answer, once: the attempt then fails as timed out. ``None``:
+    the engine's own ``timeout`` (60 s by default), the one the SDK is given too, so a request
+    has one deadline, not two."""
     max_attempts: int = 6  # 429s have their own budget: 4 x this, within rate_limit_patience
     rate_limit_patience: float = 600.0  # seconds a request may spend waiting on 429s
     backoff_base: float = 0.5
@@ -109,7 +115,7 @@ class DispatchConfig:
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ConfigError(f"concurrency must be at least 1, got {self.concurrency}")
-        for name in ("rpm", "tpm", "max_cost", "breaker_window", "rate_limit_patience"):
+        for name in ("rpm", "tpm", "timeout", "max_cost", "breaker_window", "rate_limit_patience"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError(f"{name} must be positive, got {value}")
@@ -319,6 +325,8 @@ class _AdaptiveGate:
     Waiters queue in FIFO order and a finished request wakes exactly one of them, so the cost
     per request stays constant however many requests are queued (a condition variable's
     ``notify_all`` would wake every queued request on every completion).
+
+    ``acquire`` returns whether the slot is a probe, to hand back to ``release``.
     """
 
     def __init__(self, limit: int) -> None:
@@ -326,16 +334,26 @@ class _AdaptiveGate:
         self.limit = float(limit)
         self.in_flight = 0
         self.pause_until = 0.0
-        # While connections fail and nothing succeeds, one request at a time probes the server,
-        # each failure holding the others back for its backoff: a dead server sees a trickle.
+        # While connections fail and nothing is answered, one request at a time probes the
+        # server, each failure holding the others back for its backoff: a dead server sees a
+        # trickle. Requests sent before (perhaps held by a slow server) do not block the probe.
         self.probing = False
+        self.probes = 0
         self.probe_until = 0.0
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._waiters: collections.deque[asyncio.Future[bool]] = collections.deque()
 
     def _free(self) -> bool:
-        return self.in_flight < (1 if self.probing else max(1, int(self.limit)))
+        if self.in_flight >= max(1, int(self.limit)):
+            return False
+        return not self.probing or self.probes == 0
 
-    async def __aenter__(self) -> None:
+    def _take(self) -> bool:
+        self.in_flight += 1
+        if self.probing:
+            self.probes += 1
+        return self.probing
+
+    async def acquire(self) -> bool:
         while True:
             wait = max(self.pause_until, self.probe_until) - time.monotonic()
             if wait > 0:
@@ -343,25 +361,23 @@ class _AdaptiveGate:
                 continue
             self._wake()  # slots freed while nobody could take them go to the queue first
             if self._free() and not self._waiters:
-                self.in_flight += 1
-                return
-            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                return self._take()
+            fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
             self._waiters.append(fut)
             try:
-                await fut
+                probe = await fut
             except asyncio.CancelledError:
                 with contextlib.suppress(ValueError):
                     self._waiters.remove(fut)
                 if fut.done() and not fut.cancelled():
-                    self._wake()  # we were handed a slot we will not use: pass it on
+                    self.release(fut.result())  # handed a slot we will not use: pass it on
                 raise
             # Woken with a slot reserved for us (in_flight already counts it) unless a pause
             # started meanwhile; then give the slot back and wait again.
             if max(self.pause_until, self.probe_until) > time.monotonic():
-                self.in_flight -= 1
-                self._wake()
+                self.release(probe)
                 continue
-            return
+            return probe
 
     def has_room(self) -> bool:
         """True when a request could enter now, without waiting behind others or a pause."""
@@ -372,17 +388,22 @@ class _AdaptiveGate:
         while self._waiters and self._free():
             fut = self._waiters.popleft()
             if not fut.done():
-                self.in_flight += 1
-                fut.set_result(None)
+                fut.set_result(self._take())
 
-    async def __aexit__(self, *exc: object) -> None:
+    def release(self, probe: bool) -> None:
         self.in_flight -= 1
+        if probe:
+            self.probes -= 1
         self._wake()
 
-    async def on_success(self) -> None:
+    def on_answer(self) -> None:
+        """The server answered (perhaps with an error status): it is there, stop probing."""
         if self.probing:
             self.probing, self.probe_until = False, 0.0
             self._wake()
+
+    async def on_success(self) -> None:
+        self.on_answer()
         if self.limit < self.max_limit:
             self.limit = min(self.max_limit, self.limit + 1.0 / max(1.0, self.limit))
             self._wake()
@@ -467,38 +488,65 @@ class _FailureLog:
 
 
 class _Breaker:
-    """Opens when every attempt for ``window`` seconds (``quick`` before the first answer)
-    failed to connect or timed out, and at least ``min_failures`` attempts failed."""
+    """Tells a server that is gone from one that answers slowly or unreliably.
 
-    def __init__(self, window: float | None, quick: float = 1.0, min_failures: int = 3) -> None:
-        self.window, self.min_failures = window, min_failures
+    Connection failures (refused, reset, timed out) are weighed against answers over the same
+    period: a failed attempt is evidence only when nothing at all was answered between the
+    moment it was sent and the moment it failed. An attempt that waited on a slow or held
+    request while the server answered others is not (the server is alive); any answer, even an
+    error status, clears the evidence. The breaker opens when at least ``min_failures``
+    attempts in a row are evidence and the server has answered nothing for ``window`` seconds
+    (``quick`` before the first answer, so a wrong port is reported at once), counted from the
+    first of them being sent, and never longer than ``timeout``: attempts that waited a whole
+    timeout for an answer that nobody got are as telling as ``window`` seconds of refusals.
+    """
+
+    def __init__(
+        self,
+        window: float | None,
+        quick: float = 1.0,
+        min_failures: int = 3,
+        timeout: float = float("inf"),
+    ) -> None:
+        self.window, self.min_failures, self.timeout = window, min_failures, timeout
         self.quick = min(quick, window or quick)
         self.answered = False
-        self.since: float | None = None  # first failure after the last answer
-        self.failures = 0
+        self.last_answer = -float("inf")  # when the server last answered anything
+        self.since: float | None = None  # when the first failed attempt since then was sent
+        self.failures = 0  # failed attempts since the last answer that saw no answer
         self.reason = ""
         self.error: ServerUnreachableError | None = None
         self.opened: asyncio.Event | None = None
 
     def success(self) -> None:
+        """The server answered (a completion, or an error status: it is alive)."""
         self.answered = True
+        self.last_answer = time.monotonic()
         self.since = None
         self.failures = 0
 
-    def failure(self, error: EngineError) -> bool:
-        """Record a failed attempt; True when the breaker should open now."""
+    def failure(self, error: EngineError, sent: float) -> bool:
+        """Record an attempt sent at ``sent`` (``time.monotonic()``) that failed with
+        ``error``; True when it is evidence that the server is unreachable."""
         if self.window is None or self.error is not None:
             return False
         if not isinstance(error, ConnectionFailedError):
-            self.since, self.failures = None, 0  # the server answered, if with an error
+            self.success()  # the server answered, if with an error
             return False
-        now = time.monotonic()
-        if self.since is None:
-            self.since = now
+        if self.last_answer >= sent:
+            return False  # others were answered meanwhile: a slow or unlucky request
+        self.since = sent if self.since is None else min(self.since, sent)
         self.failures += 1
         self.reason = error.reason
-        window = self.window if self.answered else self.quick
-        return self.failures >= self.min_failures and now - self.since >= window
+        return True
+
+    def should_open(self) -> bool:
+        if self.window is None or self.since is None or self.error is not None:
+            return False
+        if self.failures < self.min_failures:
+            return False
+        window = min(self.window if self.answered else self.quick, self.timeout)
+        return time.monotonic() - self.since >= window
 
 
 class Dispatcher:
@@ -527,7 +575,8 @@ class Dispatcher:
         self._tpm: TokenBucket | None = None
         self._reserved = 0.0
         self._last_emit = 0.0
-        self._breaker = _Breaker(self.config.breaker_window)
+        self.timeout = self.config.timeout or engine.timeout  # the one deadline of an attempt
+        self._breaker = _Breaker(self.config.breaker_window, timeout=self.timeout)
         self._rate_limits = _RateLimitSignal()
         where = host_of(engine.base_url) or host_of(engine.default_base_url) or engine.name
         self._failures = _FailureLog(where, self.config.warn_interval)
@@ -697,7 +746,8 @@ class Dispatcher:
                 raise self._halted
             if breaker.error is not None:
                 raise copy.copy(breaker.error)
-            async with gate:
+            probe = await gate.acquire()
+            try:
                 if self._halted is not None:
                     raise self._halted
                 if breaker.error is not None:
@@ -718,11 +768,12 @@ class Dispatcher:
                 self._reserved += worst
                 self.stats.sent += 1
                 self.stats.prompts_sent += prompts
+                sent = time.monotonic()
                 try:
                     result = await call()
                 except asyncio.TimeoutError:
                     error: EngineError = ConnectionFailedError(
-                        f"no answer within {cfg.timeout:g} s",
+                        f"no answer within {self.timeout:g} s",
                         reason="timed out",
                         engine=self.engine.name,
                         status=408,
@@ -743,11 +794,14 @@ class Dispatcher:
                     return result
                 finally:
                     self._reserved -= worst
+            finally:
+                gate.release(probe)
             if breaker.error is not None:
                 raise copy.copy(breaker.error)  # opened while this attempt was in flight
             error = redact(error, self.engine.api_key)  # servers echo keys in messages
             self.stats.errors[type(error).__name__] += 1
-            if breaker.failure(error):
+            unreachable = breaker.failure(error, sent)
+            if breaker.should_open():
                 raise self._open_circuit()
             if isinstance(error, RateLimitError):
                 limited += 1
@@ -769,12 +823,16 @@ class Dispatcher:
                     gave_up.args = (f"{error} (gave up after {attempt} attempts)",)
                     raise gave_up from error
                 raise error
-            delay = self._backoff(attempt, error)
+            # A failure after 429s is backed off by its own count: 429s wait as they are told.
+            rate_limited = isinstance(error, RateLimitError)
+            delay = self._backoff(attempt if rate_limited else attempt - limited, error)
             if isinstance(error, RateLimitError):
                 if self._rate_limits.real_limit(error):
                     await gate.on_rate_limit(delay)
-            elif isinstance(error, ConnectionFailedError):
+            elif unreachable:
                 gate.on_connection_failure(delay)
+            if not isinstance(error, ConnectionFailedError):
+                gate.on_answer()
             self.stats.retried += 1
             self._failures.add(error, gave_up=False)
             log.info("retrying in %.2fs after %s", delay, error)
@@ -786,7 +844,7 @@ class Dispatcher:
         as a task of its own: when the run is cancelled because the disk is full, the call goes
         on and ``aclose`` stores its answer (it is paid for); any other cancellation stops it."""
         with reply_size_limit(self.config.max_reply_bytes):  # a task copies it when made
-            call = _with_timeout(self.engine.acomplete(request), self.config.timeout)
+            call = _with_timeout(self.engine.acomplete(request), self.timeout)
             if self.cache is None:
                 return await call
             task = asyncio.ensure_future(call)
@@ -860,7 +918,9 @@ class Dispatcher:
         return b.error
 
     def _backoff(self, attempt: int, error: EngineError) -> float:
-        """The server's ``Retry-After`` when it gave one, else exponential with jitter."""
+        """The server's ``Retry-After`` when it gave one, else exponential with jitter in the
+        number of failed ``attempt`` s that were not rate limited (a request held back by 429s
+        is not backed off longer when it next fails to connect)."""
         cfg = self.config
         exp = min(cfg.backoff_max, cfg.backoff_base * 2 ** (attempt - 1))
         jittered = exp * (0.5 + random.random() / 2)

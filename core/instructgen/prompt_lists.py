@@ -255,7 +255,7 @@ class PromptLists:
 
         d = self.dispatcher
         with reply_size_limit(d.config.max_reply_bytes * len(requests)):
-            reply = await _with_timeout(d.engine.acomplete_prompts(requests), d.config.timeout)
+            reply = await _with_timeout(d.engine.acomplete_prompts(requests), d.timeout)
         if not isinstance(reply, ListCompletion) or len(reply.completions) != len(requests):
             got = len(reply.completions) if isinstance(reply, ListCompletion) else reply
             raise from_exception(

@@ -161,8 +161,27 @@ def handles_errors(func: F) -> F:
             what = "terminated" if terminated else "interrupted"
             click.echo(f"{what}: finished requests are cached; rerun to resume", err=True)
             ctx.exit(143 if terminated else 130)
+        except BaseException as exc:
+            if debug or not _cancelled(exc):
+                raise
+            # A run cancelled from inside (not by Ctrl-C, which arrives as KeyboardInterrupt):
+            # a stopped pipeline's clean-up, never worth a traceback.
+            message = (
+                "the run was cancelled before it finished; finished requests are cached; "
+                f"resume with: {resume_command(ctx)}"
+            )
+            if ctx.params.get("as_json"):
+                emit_json({"ok": False, "error": "CancelledError", "message": message})
+            else:
+                click.echo(f"error: {message}", err=True)
+            ctx.exit(EXIT_FAILED)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _cancelled(exc: BaseException) -> bool:
+    asyncio = sys.modules.get("asyncio")  # not imported: nothing could have been cancelled
+    return asyncio is not None and isinstance(exc, asyncio.CancelledError)
 
 
 def resume_command(ctx: click.Context) -> str:

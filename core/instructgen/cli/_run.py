@@ -123,7 +123,8 @@ _OPTIONS = [
         type=click.FloatRange(min=0, min_open=True),
         default=120.0,
         show_default=True,
-        help="Seconds to wait for one answer.",
+        help="Seconds to wait for one answer (a server answering nothing for that long "
+        "is given up).",
     ),
     click.option(
         "--max-reply-bytes",

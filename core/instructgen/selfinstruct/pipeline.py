@@ -244,6 +244,7 @@ class _Run:
         self._followups: set[asyncio.Task[None]] = set()
         self._fatal: BaseException | None = None
         self._driver: asyncio.Task[Any] | None = None
+        self._stopping = False  # the run is cleaning up: nothing may cancel it any more
         self.filter_s = 0.0
 
     # -- the run --------------------------------------------------------------------------------
@@ -268,6 +269,10 @@ class _Run:
                     current.uncancel()
                 raise self._fatal from None
         finally:
+            # From here on a failing follow-up must not cancel this task: that would interrupt
+            # the clean-up below and replace the run's error (the breaker's, the budget's) with
+            # a bare CancelledError.
+            self._stopping = True
             leftovers = [*(t for t, _ in pending.values()), *self._followups]
             for t in leftovers:
                 t.cancel()
@@ -395,7 +400,7 @@ class _Run:
         if error is not None and self._fatal is None:
             # A wrong key or an exhausted budget ends the run at once, wherever it surfaced.
             self._fatal = error
-            if self._driver is not None and not self._driver.done():
+            if self._driver is not None and not self._driver.done() and not self._stopping:
                 self._driver.cancel()
 
     async def _follow(self, m: GeneratedTask) -> None:
