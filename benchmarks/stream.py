@@ -166,6 +166,8 @@ def run(
     concurrency: int,
     executor: str = "local",
     workers: int = 2,
+    latency: float = 0.0,
+    samples_per_chunk: int = 5,
 ) -> dict:
     server_first = Path(tempfile.mkstemp(prefix="first-request-")[1])
     server_first.unlink()
@@ -173,7 +175,7 @@ def run(
         [
             sys.executable,
             str(HERE / "_server.py"),
-            "0.0",
+            str(latency),
             "--reply",
             REPLY,
             "--first-request",
@@ -202,6 +204,8 @@ def run(
         str(chunk_size),
         "--concurrency",
         str(concurrency),
+        "--samples-per-chunk",
+        str(samples_per_chunk),
         "--json",
     ]
     if dry_run:
@@ -272,6 +276,8 @@ def main() -> None:
     ap.add_argument("--dry-run", action="store_true")
     ap.add_argument("--executor", choices=("local", "ray"), default="local")
     ap.add_argument("--executor-workers", type=int, default=2)
+    ap.add_argument("--latency", type=float, default=0.0, help="the server's, in seconds")
+    ap.add_argument("--samples-per-chunk", type=int, default=5)
     ap.add_argument(
         "--compare", action="store_true", help="run local, then ray: wall ratio and dataset"
     )
@@ -290,6 +296,8 @@ def main() -> None:
             concurrency=a.concurrency,
             executor=name,
             workers=a.executor_workers,
+            latency=a.latency,
+            samples_per_chunk=a.samples_per_chunk,
         )
         for name in executors
     ]

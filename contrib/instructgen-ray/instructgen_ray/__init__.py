@@ -144,6 +144,7 @@ class RayExecutor(Executor):
         self._ready = threading.Event()
         self._closing = threading.Event()
         self._reaper: subprocess.Popen[bytes] | None = None
+        self._start()  # Ray boots (seconds) while the run discovers its files
         self._failure: BaseException | None = None
 
     # -- the cluster ---------------------------------------------------------------------------
@@ -180,15 +181,18 @@ class RayExecutor(Executor):
             _stop_reaper(self._reaper)
             self._reaper = None
 
-    def _ray(self, stop: threading.Event) -> Any | None:
-        """Ray, initialised (in a thread of its own, so that a stop is heard while a cluster
-        starts or is joined); None when ``stop`` was set first."""
+    def _start(self) -> None:
         with self._lock:
             if self._owner is None:
                 self._owner = threading.Thread(
                     target=self._own_ray, name="instructgen-ray", daemon=True
                 )
                 self._owner.start()
+
+    def _ray(self, stop: threading.Event) -> Any | None:
+        """Ray, initialised (in a thread of its own, so that a stop is heard while a cluster
+        starts or is joined); None when ``stop`` was set first."""
+        self._start()
         while not self._ready.wait(0.1):
             if stop.is_set():
                 return None
