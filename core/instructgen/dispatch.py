@@ -60,6 +60,7 @@ from instructgen.errors import (
     ReplyTooLargeError,
     ServerUnreachableError,
 )
+from instructgen.limits import DEFAULT_REQUEST_TIMEOUT
 from instructgen.money import format_usd
 from instructgen.progress import ProgressCallback, ProgressEvent, emit
 from instructgen.reply_size import DEFAULT_MAX_REPLY_BYTES, reply_size_limit
@@ -84,7 +85,7 @@ class DispatchConfig:
     concurrency: int = 16
     rpm: float | None = None
     tpm: float | None = None
-    timeout: float = 120.0
+    timeout: float = DEFAULT_REQUEST_TIMEOUT  # seconds for one answer: --timeout's one owner
     max_attempts: int = 6  # 429s have their own budget: 4 x this, within rate_limit_patience
     rate_limit_patience: float = 600.0  # seconds a request may spend waiting on 429s
     backoff_base: float = 0.5
@@ -476,6 +477,9 @@ class Dispatcher:
     ) -> None:
         self.engine = engine
         self.config = config or DispatchConfig()
+        if not getattr(engine, "timeout_given", True):
+            # the run's timeout is the engine's: its HTTP client waits as long as the dispatcher
+            engine.timeout = self.config.timeout
         self.cache = cache
         self.progress = progress
         self.stage = stage
