@@ -116,16 +116,17 @@ class Path_:
         if a != b:
             self.edges.setdefault(a, set()).add(b)
 
-    def _holds(self, value: Any) -> bool:
+    def _holds(self, value: Any, depth: int | None = None) -> bool:
         try:
-            return bool(self.carries(value))
+            return bool(self.carries(value) if depth is None else self.carries(value, depth))
         except Exception:  # an object that refuses to be looked at carries nothing
             return False
 
     def _holding(self, f: Any) -> list[int]:
-        """The ids of ``f``'s local variables that hold the value."""
+        """The ids of ``f``'s local variables that hold the value, at most two levels down
+        (a list of files, a file's result; not a progress display that shows its name)."""
         try:
-            return [id(v) for v in list(f.f_locals.values()) if self._holds(v)]
+            return [id(v) for v in list(f.f_locals.values()) if self._holds(v, depth=2)]
         except Exception:
             return []
 

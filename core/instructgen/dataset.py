@@ -207,6 +207,22 @@ class InstructionDataset:
         weakref.finalize(ds, remove_workdir, str(folder))
         return ds
 
+    @classmethod
+    def from_run(cls, result: runs.RunResult) -> InstructionDataset:
+        """The dataset a run produced: its rows and report; a streamed directory run's rows,
+        on disk, are written to an Arrow file in the run's folder and memory-mapped from there
+        (the folder is removed when the dataset is collected, or at once if this fails)."""
+        if result.spill is None or result.workdir is None:
+            return cls(result.rows, result.report)
+        spill, folder = result.spill, result.workdir
+        try:
+            ds = cls.from_row_stream(spill, folder, result.report)
+        except BaseException:
+            remove_workdir(folder)
+            raise
+        (folder / spill.path.name).unlink(missing_ok=True)
+        return ds
+
     @property
     def rows(self) -> list[dict[str, Any]]:
         """The rows as a list of dicts (loaded from disk on first use for a disk-backed

@@ -18,13 +18,12 @@ from typing import Any, TypeVar
 import instructgen.runs as runs
 from instructgen.batching import BatchConfig
 from instructgen.dataset import InstructionDataset, run_sync
-from instructgen.dir_run import DirRunOptions
 from instructgen.dispatch import DispatchConfig, with_batch
+from instructgen.documents.stream import DirRunOptions
 from instructgen.engine_contract import Engine
 from instructgen.errors import ConfigError
 from instructgen.filter import Filter
 from instructgen.method import Method, MethodOptions, RunSize, parse_options
-from instructgen.outdir import remove_workdir
 from instructgen.progress import ProgressCallback
 from instructgen.selfinstruct.options import SelfInstructOptions
 from instructgen.tasks import SeedTask
@@ -137,7 +136,7 @@ async def agenerate_dataset(
             judge_engine=judge_engine,
             role_configs=roles,
         )
-        return InstructionDataset(result.rows, result.report)
+        return InstructionDataset.from_run(result)
     if method_options is not None:
         if self_instruct is not None:
             raise ConfigError("pass Self-Instruct's options once: self_instruct or method_options")
@@ -167,7 +166,7 @@ async def agenerate_dataset(
         judge_engine=judge_engine,
         role_configs=roles,
     )
-    return InstructionDataset(result.rows, result.report)
+    return InstructionDataset.from_run(result)
 
 
 generate_dataset = sync_twin(agenerate_dataset, "generate_dataset")
@@ -194,19 +193,7 @@ async def agenerate_dataset_from_dir(
     """
     opts = DirRunOptions.from_keywords(options, **settings)
     result = await runs.run_from_dir(path, engine, opts, progress)
-    if result.spill is not None and result.workdir is not None:
-        # a streamed run: its rows are on disk; the dataset is memory-mapped from there
-        spill, folder = result.spill, result.workdir
-        try:
-            ds = await asyncio.to_thread(
-                InstructionDataset.from_row_stream, spill, folder, result.report
-            )
-        except BaseException:
-            remove_workdir(folder)
-            raise
-        (folder / spill.path.name).unlink(missing_ok=True)
-        return ds
-    return InstructionDataset(result.rows, result.report)
+    return await asyncio.to_thread(InstructionDataset.from_run, result)
 
 
 _DIR_SIGNATURE = inspect.signature(agenerate_dataset_from_dir)

@@ -20,11 +20,9 @@ from typing import Any
 
 import instructgen.plugins as plugins
 from instructgen.cache import Cache
-from instructgen.dir_run import DirRunOptions
 from instructgen.dispatch import DispatchConfig, Dispatcher, with_batch
 from instructgen.documents.discovery import discover_files
-from instructgen.documents.extraction import read_files
-from instructgen.documents.stream import RowSpill, Tally, stream_chunks, stream_pairs
+from instructgen.documents.stream import DirRunOptions, RowSpill, Tally, read_files, stream_dir
 from instructgen.documents.types import Chunk, ExtractOptions, ExtractResult
 from instructgen.engine_contract import Engine
 from instructgen.engines import create_engine
@@ -45,7 +43,7 @@ from instructgen.methods.context import DispatchContext
 from instructgen.methods.judging import Judging
 from instructgen.methods.selfinstruct import SelfInstructMethod
 from instructgen.outdir import claim, remove_workdir, user_cache_dir
-from instructgen.progress import ProgressCallback, ProgressEvent, emit
+from instructgen.progress import ProgressCallback
 from instructgen.selfinstruct.options import SelfInstructOptions
 from instructgen.selfinstruct.pipeline import (
     SelfInstructResult,
@@ -791,27 +789,33 @@ async def run_from_dir(
     try:
         work = _workdir(out_dir)
         rows_on_disk = RowSpill(work / "rows.jsonl")
+        tally = Tally()
+        cache: Cache | None = None
         try:
-            tally, failed, replies, stats = await _stream_dir(
-                path,
-                eng,
-                runner,
-                limits,
-                rows_on_disk,
-                to_rows,
-                chunk_size=chunk_size,
-                n=num_samples_per_chunk,
-                include=opts.include,
-                exclude=opts.exclude,
-                skip_dirs=[out_dir] if out_dir is not None else [],
-                cache_dir=cache_dir,
-                config=config,
-                progress=progress,
-            )
+            cache = Cache(cache_dir / "cache.sqlite3") if cache_dir is not None else None
+            async with Dispatcher(
+                eng, config=config, cache=cache, progress=progress, stage="questions"
+            ) as d:
+                failed, replies = await stream_dir(
+                    path,
+                    opts,
+                    d,
+                    runner.read,
+                    rows_on_disk,
+                    to_rows,
+                    tally=tally,
+                    extract_cache=cache_dir / "extract-cache.sqlite3" if cache_dir else None,
+                    skip_dirs=[out_dir] if out_dir is not None else [],
+                    progress=progress,
+                )
+                stats = d.stats.to_dict()
         except BaseException:
             rows_on_disk.close()
             remove_workdir(work)
             raise
+        finally:
+            if cache is not None:
+                cache.close()
     finally:
         runner.close()
     report.update(
@@ -820,7 +824,7 @@ async def run_from_dir(
         skipped_files=tally.skipped,
         question_answer_pairs=len(rows_on_disk),
         failed_chunks=failed,
-        question_answer_replies=replies,
+        question_answer_replies=replies.to_dict(),
         requests=stats,
     )
     spill: RowSpill | None = rows_on_disk
@@ -955,61 +959,3 @@ def _workdir(out_dir: Path | None) -> Path:
     from instructgen.outdir import make_workdir
 
     return make_workdir(out_dir)
-
-
-async def _stream_dir(
-    path: str | Path,
-    engine: Engine,
-    runner: Executor,
-    limits: ExtractOptions,
-    spill: RowSpill,
-    to_rows: Callable[[Chunk, list[tuple[str, str]]], list[dict[str, Any]]],
-    *,
-    chunk_size: int,
-    n: int,
-    include: Sequence[str],
-    exclude: Sequence[str],
-    skip_dirs: Sequence[Path],
-    cache_dir: Path | None,
-    config: DispatchConfig | None,
-    progress: ProgressCallback | None,
-) -> tuple[Tally, list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
-    """A directory run as a stream (``documents.stream``), its files read by ``runner``:
-    returns the files' tally, the failed chunks, how the replies went and the dispatcher's
-    statistics; rows go to ``spill``."""
-    found = await asyncio.to_thread(
-        discover_files, path, limits, include=include, exclude=exclude, skip_dirs=skip_dirs
-    )
-    tally = Tally()
-    loop = asyncio.get_running_loop()
-    stop = threading.Event()  # set when the run ends early: extraction stops at once
-
-    def on_loop(ev: ProgressEvent) -> None:
-        # extraction events come from the extraction thread: shown from the event loop's
-        # thread, like the dispatcher's, so a progress callback is never called from two
-        # threads at once
-        loop.call_soon_threadsafe(emit, progress, ev)
-
-    chunks = stream_chunks(
-        found,
-        limits,
-        cache_dir / "extract-cache.sqlite3" if cache_dir else None,
-        chunk_size=chunk_size,
-        tally=tally,
-        progress=on_loop if progress is not None else None,
-        stop=stop,
-        read=runner.read,
-    )
-    cache = Cache(cache_dir / "cache.sqlite3") if cache_dir is not None else None
-    in_flight = 2 * (config or DispatchConfig()).concurrency + 16
-    try:
-        async with Dispatcher(
-            engine, config=config, cache=cache, progress=progress, stage="questions"
-        ) as d:
-            failed, replies = await stream_pairs(
-                chunks, d, n, to_rows, spill, in_flight=in_flight, stop=stop
-            )
-            return tally, failed, replies, d.stats.to_dict()
-    finally:
-        if cache is not None:
-            cache.close()

@@ -29,7 +29,7 @@ from instructgen.errors import ConfigError
 from instructgen.money import format_usd
 
 if TYPE_CHECKING:
-    from instructgen.dir_run import DirRunOptions
+    from instructgen.documents.stream import DirRunOptions
     from instructgen.engine_contract import Engine, Request
 
 SELF_INSTRUCT_ONLY = (
@@ -127,7 +127,7 @@ def from_dir(
     """Generate a dataset from the documents in DIRECTORY (25 formats; bad files are skipped
     and listed in run.json). Rerunning resumes; unchanged files are not read again."""
     from instructgen import plugins
-    from instructgen.dir_run import DirRunOptions
+    from instructgen.documents.stream import DirRunOptions
     from instructgen.limits import check_dataset_size
     from instructgen.outdir import lock_output
     from instructgen.runs import get_executor
@@ -197,22 +197,24 @@ def _run(
     directory: Path, engine: Engine, run: DirRunOptions, opts: RunOptions, fmt: str | None
 ) -> None:
     """The run itself, then its end (``finish_run``): the summary, the short chunks."""
-    from instructgen.generate import agenerate_dataset_from_dir
+    from instructgen.dataset import InstructionDataset
+    from instructgen.documents.qa import RepliesReport
+    from instructgen.runs import run_from_dir
 
     assert run.out is not None
     out = Path(run.out)
     renderer = ProgressRenderer(enabled=not opts.as_json)
     try:
-        dataset = asyncio.run(
-            agenerate_dataset_from_dir(directory, engine, options=run, progress=renderer)
+        dataset = InstructionDataset.from_run(
+            asyncio.run(run_from_dir(directory, engine, run, renderer))
         )
     except BaseException:
         renderer.close()
         record_unfinished(out, renderer)  # what it paid stays in the run's totals
         raise
     renderer.close()
-    replies = dataset.run_report.get("question_answer_replies") or {}
-    short = len(replies.get("short_chunks") or ())
+    replies = RepliesReport.from_dict(dataset.run_report.get("question_answer_replies"))
+    short = len(replies.short)
 
     def summary(report: dict[str, Any], exported: str | None) -> dict[str, Any]:
         return {
@@ -222,7 +224,7 @@ def _run(
             **report["extraction"],
             "requests": report["requests"],
             "totals": report["totals"],
-            "unparsed_replies": replies.get("unparsed_replies", 0),
+            "unparsed_replies": replies.unparsed_replies,
             "short_chunks": short,
         }
 
@@ -231,15 +233,15 @@ def _run(
         return (
             f"wrote {len(dataset)} examples to {out} from {ex['read']} files "
             f"({ex['skipped']} skipped, see run.json), {ex['chunks']} chunks; "
-            f"{replies.get('unparsed_replies', 0)} replies unparsed, "
-            f"{replies.get('follow_up_requests', 0)} follow-ups, {short} chunks short; "
+            f"{replies.unparsed_replies} replies unparsed, "
+            f"{replies.follow_up_requests} follow-ups, {short} chunks short; "
             f"{spending_summary(report)}"
         )
 
     unreadable = ""
-    if replies.get("unparsed_replies"):
+    if replies.unparsed_replies:
         unreadable = (
-            f" {replies['unparsed_replies']} of {replies.get('replies', 0)} replies held no "
+            f" {replies.unparsed_replies} of {replies.replies} replies held no "
             "question/answer pairs (excerpts: run.json question_answer_replies.short_chunks);"
         )
     finish_run(
