@@ -2,13 +2,16 @@
 
 Saved as a Hugging Face ``datasets`` folder (``DIR/data``) plus ``DIR/metadata.json``;
 ``load(DIR)`` gives back exactly what was saved. ``datasets`` is imported only when saving,
-loading or converting.
+loading or converting. This module is the row container; its generation class methods
+(``generate_dataset``, ``generate_dataset_from_dir`` and their async twins) forward to the front
+door ``instructgen.generate``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import os
 import shutil
@@ -456,31 +459,9 @@ class InstructionDataset:
         )
         return InstructionDataset(result.rows, result.report)
 
-    def judge(
-        self,
-        engine: str | Engine,
-        *,
-        threshold: float | None = None,
-        judge: str | Filter = "llm-judge",
-        judge_options: Mapping[str, Any] | None = None,
-        cache: bool | str | Path = True,
-        config: DispatchConfig | None = None,
-        batch: bool | BatchConfig = False,
-        progress: ProgressCallback | None = None,
-    ) -> InstructionDataset:
-        """``ajudge`` for sync code."""
-        return run_sync(
-            lambda: self.ajudge(
-                engine,
-                threshold=threshold,
-                judge=judge,
-                judge_options=judge_options,
-                cache=cache,
-                config=config,
-                batch=batch,
-                progress=progress,
-            )
-        )
+    def judge(self, *args: Any, **kwargs: Any) -> InstructionDataset:
+        """``ajudge`` for sync code: the same arguments (its signature is ``ajudge``'s)."""
+        return run_sync(lambda: self.ajudge(*args, **kwargs))
 
     # -- generation (the seed's API): forwards to the front door, instructgen.generate --------
 
@@ -505,6 +486,10 @@ class InstructionDataset:
         """Forwards to ``instructgen.generate.generate_dataset_from_dir``."""
         return _generate.generate_dataset_from_dir(*args, **kwargs)
 
+
+InstructionDataset.judge.__signature__ = inspect.signature(  # type: ignore[attr-defined]
+    InstructionDataset.ajudge
+)
 
 # The front door defines the generation functions the class methods above forward to, and
 # gives those methods its signatures and documentation (imported last: it imports this module).
