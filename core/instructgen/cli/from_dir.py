@@ -164,6 +164,7 @@ def from_dir(
         exclude=exclude,
         limits=scan_limits(common),
         seed=opts.seed,
+        executor=executor,
         executor_options=executor_options or None,
         filters=filters,
         filter_options=(
@@ -190,7 +191,7 @@ def from_dir(
     except BaseException:
         runner.close()
         raise
-    _run(directory, engine, replace(run, out=out, executor=runner), opts, fmt)
+    _run(directory, engine, replace(run, out=out, executor=runner), opts, fmt)  # built once
 
 
 def _run(
