@@ -2,20 +2,22 @@
 
 Saved as a Hugging Face ``datasets`` folder (``DIR/data``) plus ``DIR/metadata.json``;
 ``load(DIR)`` gives back exactly what was saved. ``datasets`` is imported only when saving,
-loading or converting.
+loading or converting. This module is the row container; its generation class methods
+(``generate_dataset``, ``generate_dataset_from_dir`` and their async twins) forward to the front
+door ``instructgen.generate``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import os
 import shutil
 import threading
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
@@ -25,16 +27,11 @@ from instructgen.atomic import write_json_atomic
 from instructgen.batching import BatchConfig
 from instructgen.diskspace import disk_full, is_disk_full
 from instructgen.dispatch import DispatchConfig, with_batch
-from instructgen.documents.types import ExtractOptions
 from instructgen.engine_contract import Engine
-from instructgen.errors import ConfigError, DatasetError
-from instructgen.executor import Executor
+from instructgen.errors import DatasetError
 from instructgen.filter import Filter
-from instructgen.method import Method, MethodOptions, RunSize, parse_options
 from instructgen.outdir import LOCK_NAME, claim, hold_lock, remove_workdir, replace_folder
 from instructgen.progress import ProgressCallback
-from instructgen.selfinstruct.options import SelfInstructOptions
-from instructgen.tasks import SeedTask
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -98,31 +95,6 @@ def quiet_datasets() -> Iterator[None]:
             enable_progress_bars()
 
 
-def _limits(
-    limits: ExtractOptions | None,
-    workers: int | None,
-    timeout: float | None,
-    max_bytes: int | None,
-    max_memory_mb: int | None,
-) -> ExtractOptions:
-    """``limits`` (default: ``ExtractOptions()``) with the limits given on their own."""
-    out = limits or ExtractOptions()
-    if workers is not None:
-        out = replace(out, workers=workers)
-    if timeout is not None:
-        out = replace(out, timeout=timeout)
-    if max_bytes is not None:
-        out = replace(out, max_bytes=max_bytes)
-    if max_memory_mb is not None:
-        out = replace(out, max_memory_mb=max_memory_mb)
-    return out
-
-
-def _is_self_instruct(method: str | Method) -> bool:
-    name = method.name if isinstance(method, Method) else method
-    return name.lower() == "self-instruct"
-
-
 def _normalise(row: dict[str, Any]) -> dict[str, Any]:
     missing = [c for c in ("instruction", "target") if c not in row]
     if missing:
@@ -149,16 +121,6 @@ def _with_judge_column(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for r in rows:
             r.setdefault(JUDGE_COLUMN, None)
     return rows
-
-
-def _role_configs(
-    response: DispatchConfig | None, config: DispatchConfig | None, batch: Any
-) -> dict[str, DispatchConfig] | None:
-    """The response engine's own limits, with the run's budget and batch mode."""
-    if response is None:
-        return None
-    run = with_batch(config, batch) or DispatchConfig()
-    return {"answers": replace(response, max_cost=run.max_cost, batch=run.batch)}
 
 
 def run_sync(factory: Callable[[], Awaitable[T]]) -> T:
@@ -246,6 +208,22 @@ class InstructionDataset:
             raise
         ds = cls.from_arrow_file(target, run_report)
         weakref.finalize(ds, remove_workdir, str(folder))
+        return ds
+
+    @classmethod
+    def from_run(cls, result: runs.RunResult) -> InstructionDataset:
+        """The dataset a run produced: its rows and report; a streamed directory run's rows,
+        on disk, are written to an Arrow file in the run's folder and memory-mapped from there
+        (the folder is removed when the dataset is collected, or at once if this fails)."""
+        if result.spill is None or result.workdir is None:
+            return cls(result.rows, result.report)
+        spill, folder = result.spill, result.workdir
+        try:
+            ds = cls.from_row_stream(spill, folder, result.report)
+        except BaseException:
+            remove_workdir(folder)
+            raise
+        (folder / spill.path.name).unlink(missing_ok=True)
         return ds
 
     @property
@@ -481,347 +459,38 @@ class InstructionDataset:
         )
         return InstructionDataset(result.rows, result.report)
 
-    def judge(
-        self,
-        engine: str | Engine,
-        *,
-        threshold: float | None = None,
-        judge: str | Filter = "llm-judge",
-        judge_options: Mapping[str, Any] | None = None,
-        cache: bool | str | Path = True,
-        config: DispatchConfig | None = None,
-        batch: bool | BatchConfig = False,
-        progress: ProgressCallback | None = None,
-    ) -> InstructionDataset:
-        """``ajudge`` for sync code."""
-        return run_sync(
-            lambda: self.ajudge(
-                engine,
-                threshold=threshold,
-                judge=judge,
-                judge_options=judge_options,
-                cache=cache,
-                config=config,
-                batch=batch,
-                progress=progress,
-            )
-        )
+    def judge(self, *args: Any, **kwargs: Any) -> InstructionDataset:
+        """``ajudge`` for sync code: the same arguments (its signature is ``ajudge``'s)."""
+        return run_sync(lambda: self.ajudge(*args, **kwargs))
 
-    # -- generation (the seed's API) -------------------------------------------------------------
+    # -- generation (the seed's API): forwards to the front door, instructgen.generate --------
 
     @classmethod
-    async def agenerate_dataset(
-        cls,
-        path: str | Path | Sequence[SeedTask | Mapping[str, Any]],
-        engine: str | Engine,
-        num_instructions_for_finetuning: int = 5,
-        num_instructions: int = 10,
-        *,
-        cache: bool | str | Path = True,
-        config: DispatchConfig | None = None,
-        progress: ProgressCallback | None = None,
-        seed: int = 42,
-        filters: Sequence[str | Filter] | None = None,
-        filter_options: Mapping[str, Mapping[str, Any]] | None = None,
-        self_instruct: SelfInstructOptions | None = None,
-        batch: bool | BatchConfig = False,
-        method: str | Method | None = None,
-        method_options: MethodOptions | Mapping[str, Any] | None = None,
-        response_engine: str | Engine | None = None,
-        response_config: DispatchConfig | None = None,
-        judge_engine: str | Engine | None = None,
-    ) -> InstructionDataset:
-        """Self-Instruct from a tasks.jsonl file (or a list of ``SeedTask``s), or any
-        generation method (``method="alpaca"``, ``instructgen methods`` lists them).
-
-        ``engine``: an ``Engine`` or a name such as ``"openai:gpt-4o-mini"``.
-        ``filters``: filter names or instances (default: every registered default filter);
-        ``filter_options``: options per filter name, e.g. ``{"rouge": {"tokenizer":
-        "unicode"}}``.
-
-        ``cache``: ``True`` = the user cache (``~/.cache/instructgen``), a path, or ``False``.
-        ``config``: a ``DispatchConfig`` (concurrency, rpm, tpm, max_cost, max_reply_bytes, ...).
-        ``self_instruct``: the pipeline's tuning knobs (``SelfInstructOptions``:
-        num_prompt_instructions, bootstrap_params, ...).
-        ``batch``: ``True`` (or a ``BatchConfig``) sends the classification and instance
-        requests through the engine's batch API (OpenAI's costs half); the bootstrap stays
-        online. A rerun resumes batches still running and submits none twice.
-        ``method``: a registered method's name or a ``Method`` instance (default:
-        ``"self-instruct"``); ``path`` is then what it reads: a tasks.jsonl, a JSONL of
-        instructions, a saved dataset's folder or a folder of documents. ``method_options``:
-        its options (a mapping, checked and converted; unknown keys raise ``UnknownNameError``
-        listing them). Every method gets the cache, resume, batch mode, ``max_cost``,
-        filters and progress; its report section goes to ``run_report``.
-
-        ``response_engine``: another engine (an ``Engine`` or a name) for the answers:
-        Self-Instruct's instance requests, Evol-Instruct's answers (the instructions stay on
-        ``engine``; a method that writes outputs in the same request as its instructions,
-        such as ``alpaca``, refuses it). ``response_config``: that engine's own limits
-        (concurrency, rpm, tpm; ``max_cost`` in ``config`` covers both engines).
-        ``judge_engine``: the engine of the ``llm-judge`` filter (``filters=[...,
-        "llm-judge"]``, ``filter_options={"llm-judge": {"threshold": 4}}``; default
-        ``engine``). ``run_report`` gives requests, tokens and cost per engine
-        (``requests.by_engine``) and the judge's histogram (``judge``).
-        """
-        roles = _role_configs(response_config, config, batch)
-        if method is not None and not _is_self_instruct(method):
-            if self_instruct is not None:
-                raise ConfigError(
-                    "self_instruct options are Self-Instruct's; pass method_options to "
-                    f"method {getattr(method, 'name', method)!r}"
-                )
-            result = await runs.run_method(
-                method,
-                path,
-                engine,
-                size=RunSize(num_instructions_for_finetuning, num_instructions, seed),
-                method_options=method_options,
-                cache=cache,
-                config=with_batch(config, batch),
-                progress=progress,
-                filters=filters,
-                filter_options=filter_options,
-                response_engine=response_engine,
-                judge_engine=judge_engine,
-                role_configs=roles,
-            )
-            return cls(result.rows, result.report)
-        if method_options is not None:
-            if self_instruct is not None:
-                raise ConfigError(
-                    "pass Self-Instruct's options once: self_instruct or method_options"
-                )
-            if isinstance(method_options, SelfInstructOptions):
-                self_instruct = method_options
-            elif isinstance(method_options, Mapping):
-                parsed = parse_options("self-instruct", SelfInstructOptions, method_options)
-                assert isinstance(parsed, SelfInstructOptions)
-                self_instruct = parsed
-            else:
-                raise ConfigError("self-instruct takes SelfInstructOptions or a mapping")
-        elif isinstance(method, Method):
-            self_instruct = method.options
-        result = await runs.run_self_instruct_tasks(
-            path,
-            engine,
-            num_instructions_for_finetuning=num_instructions_for_finetuning,
-            num_instructions=num_instructions,
-            cache=cache,
-            config=with_batch(config, batch),
-            progress=progress,
-            seed=seed,
-            filters=filters,
-            filter_options=filter_options,
-            options=self_instruct,
-            response_engine=response_engine,
-            judge_engine=judge_engine,
-            role_configs=roles,
-        )
-        return cls(result.rows, result.report)
+    async def agenerate_dataset(cls, *args: Any, **kwargs: Any) -> InstructionDataset:
+        """Forwards to ``instructgen.generate.agenerate_dataset`` (its signature and
+        documentation are this method's)."""
+        return await _generate.agenerate_dataset(*args, **kwargs)
 
     @classmethod
-    def generate_dataset(
-        cls,
-        path: str | Path | Sequence[SeedTask | Mapping[str, Any]],
-        engine: str | Engine,
-        num_instructions_for_finetuning: int = 5,
-        num_instructions: int = 10,
-        *,
-        cache: bool | str | Path = True,
-        config: DispatchConfig | None = None,
-        progress: ProgressCallback | None = None,
-        seed: int = 42,
-        filters: Sequence[str | Filter] | None = None,
-        filter_options: Mapping[str, Mapping[str, Any]] | None = None,
-        self_instruct: SelfInstructOptions | None = None,
-        batch: bool | BatchConfig = False,
-        method: str | Method | None = None,
-        method_options: MethodOptions | Mapping[str, Any] | None = None,
-        response_engine: str | Engine | None = None,
-        response_config: DispatchConfig | None = None,
-        judge_engine: str | Engine | None = None,
-    ) -> InstructionDataset:
-        """``agenerate_dataset`` for sync code (also inside a running loop, e.g. notebooks)."""
-        return run_sync(
-            lambda: cls.agenerate_dataset(
-                path,
-                engine,
-                num_instructions_for_finetuning,
-                num_instructions,
-                cache=cache,
-                config=config,
-                progress=progress,
-                seed=seed,
-                filters=filters,
-                filter_options=filter_options,
-                self_instruct=self_instruct,
-                batch=batch,
-                method=method,
-                method_options=method_options,
-                response_engine=response_engine,
-                response_config=response_config,
-                judge_engine=judge_engine,
-            )
-        )
+    def generate_dataset(cls, *args: Any, **kwargs: Any) -> InstructionDataset:
+        """Forwards to ``instructgen.generate.generate_dataset``."""
+        return _generate.generate_dataset(*args, **kwargs)
 
     @classmethod
-    async def agenerate_dataset_from_dir(
-        cls,
-        path: str | Path,
-        engine: str | Engine,
-        *,
-        use_self_instruct: bool = False,
-        chunk_size: int = 8000,
-        num_samples_per_chunk: int = 5,
-        num_instructions: int = 10,
-        num_instructions_for_finetuning: int = 5,
-        out: str | Path | None = None,
-        cache: bool | str | Path = True,
-        config: DispatchConfig | None = None,
-        include: Sequence[str] = (),
-        exclude: Sequence[str] = (),
-        limits: ExtractOptions | None = None,
-        workers: int | None = None,
-        timeout: float | None = None,
-        max_bytes: int | None = None,
-        max_memory_mb: int | None = None,
-        follow_symlinks: bool | None = None,
-        seed: int = 42,
-        progress: ProgressCallback | None = None,
-        executor: str | Executor | None = None,
-        executor_options: Mapping[str, Any] | None = None,
-        self_instruct: SelfInstructOptions | None = None,
-        filters: Sequence[str | Filter] | None = None,
-        filter_options: Mapping[str, Mapping[str, Any]] | None = None,
-        batch: bool | BatchConfig = False,
-        response_engine: str | Engine | None = None,
-        response_config: DispatchConfig | None = None,
-    ) -> InstructionDataset:
-        """A directory of documents → question/answer pairs (and optionally Self-Instruct on
-        top). ``run_report`` lists files read, files skipped (with reasons), requests, tokens
-        and cost.
-
-        ``limits``: the per-file limits (``ExtractOptions``: workers, timeout, max_bytes,
-        max_memory_mb); ``workers``, ``timeout``, ``max_bytes``, ``max_memory_mb`` given on
-        their own override those fields (as ``scan`` takes them). ``cache``: ``True`` keeps the
-        caches in ``out`` (or the user cache folder), a path names the folder, ``False``
-        disables them. ``executor``: where extraction and generation run (``"local"``, or an
-        executor plugin such as ``"ray"`` with ``executor_options``). ``batch``: ``True`` (or
-        a ``BatchConfig``) sends the question/answer requests (and Self-Instruct's
-        classification and instance requests) through the engine's batch API.
-        ``follow_symlinks``: also read files that symbolic links lead to outside ``path``
-        (default: skipped). ``out`` must be new, empty or instructgen's own; inside ``path``
-        it is not read.
-
-        With ``use_self_instruct=True``, ``self_instruct`` (``SelfInstructOptions``: window,
-        num_prompt_instructions, ...), ``filters`` and ``filter_options`` tune Self-Instruct as
-        in ``agenerate_dataset``; given without it they raise ``ConfigError``. So do
-        ``response_engine`` (Self-Instruct's instance requests go to it; the question/answer
-        pairs are written with their questions, one request per chunk) and
-        ``response_config`` (its own limits).
-        """
-        lim = _limits(limits, workers, timeout, max_bytes, max_memory_mb)
-        if follow_symlinks is not None:
-            lim = replace(lim, follow_symlinks=follow_symlinks)
-        result = await runs.run_from_dir(
-            path,
-            engine,
-            use_self_instruct=use_self_instruct,
-            chunk_size=chunk_size,
-            num_samples_per_chunk=num_samples_per_chunk,
-            num_instructions=num_instructions,
-            num_instructions_for_finetuning=num_instructions_for_finetuning,
-            out=out,
-            cache=cache,
-            config=with_batch(config, batch),
-            include=include,
-            exclude=exclude,
-            limits=lim,
-            seed=seed,
-            progress=progress,
-            executor=executor,
-            executor_options=executor_options,
-            self_instruct=self_instruct,
-            filters=filters,
-            filter_options=filter_options,
-            response_engine=response_engine,
-            role_configs=_role_configs(response_config, config, batch),
-        )
-        if result.spill is not None and result.workdir is not None:
-            # a streamed run: its rows are on disk; the dataset is memory-mapped from there
-            spill, folder = result.spill, result.workdir
-            try:
-                ds = await asyncio.to_thread(cls.from_row_stream, spill, folder, result.report)
-            except BaseException:
-                remove_workdir(folder)
-                raise
-            (folder / spill.path.name).unlink(missing_ok=True)
-            return ds
-        return cls(result.rows, result.report)
+    async def agenerate_dataset_from_dir(cls, *args: Any, **kwargs: Any) -> InstructionDataset:
+        """Forwards to ``instructgen.generate.agenerate_dataset_from_dir``."""
+        return await _generate.agenerate_dataset_from_dir(*args, **kwargs)
 
     @classmethod
-    def generate_dataset_from_dir(
-        cls,
-        path: str | Path,
-        engine: str | Engine,
-        *,
-        use_self_instruct: bool = False,
-        chunk_size: int = 8000,
-        num_samples_per_chunk: int = 5,
-        num_instructions: int = 10,
-        num_instructions_for_finetuning: int = 5,
-        out: str | Path | None = None,
-        cache: bool | str | Path = True,
-        config: DispatchConfig | None = None,
-        include: Sequence[str] = (),
-        exclude: Sequence[str] = (),
-        limits: ExtractOptions | None = None,
-        workers: int | None = None,
-        timeout: float | None = None,
-        max_bytes: int | None = None,
-        max_memory_mb: int | None = None,
-        follow_symlinks: bool | None = None,
-        seed: int = 42,
-        progress: ProgressCallback | None = None,
-        executor: str | Executor | None = None,
-        executor_options: Mapping[str, Any] | None = None,
-        self_instruct: SelfInstructOptions | None = None,
-        filters: Sequence[str | Filter] | None = None,
-        filter_options: Mapping[str, Mapping[str, Any]] | None = None,
-        batch: bool | BatchConfig = False,
-        response_engine: str | Engine | None = None,
-        response_config: DispatchConfig | None = None,
-    ) -> InstructionDataset:
-        """``agenerate_dataset_from_dir`` for sync code."""
-        return run_sync(
-            lambda: cls.agenerate_dataset_from_dir(
-                path,
-                engine,
-                use_self_instruct=use_self_instruct,
-                chunk_size=chunk_size,
-                num_samples_per_chunk=num_samples_per_chunk,
-                num_instructions=num_instructions,
-                num_instructions_for_finetuning=num_instructions_for_finetuning,
-                out=out,
-                cache=cache,
-                config=config,
-                include=include,
-                exclude=exclude,
-                limits=limits,
-                workers=workers,
-                timeout=timeout,
-                max_bytes=max_bytes,
-                max_memory_mb=max_memory_mb,
-                follow_symlinks=follow_symlinks,
-                seed=seed,
-                progress=progress,
-                executor=executor,
-                executor_options=executor_options,
-                self_instruct=self_instruct,
-                filters=filters,
-                filter_options=filter_options,
-                batch=batch,
-                response_engine=response_engine,
-                response_config=response_config,
-            )
-        )
+    def generate_dataset_from_dir(cls, *args: Any, **kwargs: Any) -> InstructionDataset:
+        """Forwards to ``instructgen.generate.generate_dataset_from_dir``."""
+        return _generate.generate_dataset_from_dir(*args, **kwargs)
+
+
+InstructionDataset.judge.__signature__ = inspect.signature(  # type: ignore[attr-defined]
+    InstructionDataset.ajudge
+)
+
+# The front door defines the generation functions the class methods above forward to, and
+# gives those methods its signatures and documentation (imported last: it imports this module).
+import instructgen.generate as _generate  # noqa: E402

@@ -63,6 +63,7 @@ from instructgen.errors import (
     ReplyTooLargeError,
     ServerUnreachableError,
 )
+from instructgen.limits import DEFAULT_REQUEST_TIMEOUT
 from instructgen.money import format_usd
 from instructgen.progress import ProgressCallback, ProgressEvent, emit
 from instructgen.reply_size import DEFAULT_MAX_REPLY_BYTES, reply_size_limit
@@ -87,10 +88,7 @@ class DispatchConfig:
     concurrency: int = 16
     rpm: float | None = None
     tpm: float | None = None
-    timeout: float | None = None
-    """Seconds to wait for one answer, once: the attempt then fails as timed out. ``None``:
-    the engine's own ``timeout`` (60 s by default), the one the SDK is given too, so a request
-    has one deadline, not two."""
+    timeout: float = DEFAULT_REQUEST_TIMEOUT  # seconds for one answer: --timeout's one owner
     max_attempts: int = 6  # 429s have their own budget: 4 x this, within rate_limit_patience
     rate_limit_patience: float = 600.0  # seconds a request may spend waiting on 429s
     backoff_base: float = 0.5
@@ -563,6 +561,9 @@ class Dispatcher:
     ) -> None:
         self.engine = engine
         self.config = config or DispatchConfig()
+        if not getattr(engine, "timeout_given", True):
+            # the run's timeout is the engine's: its HTTP client waits as long as the dispatcher
+            engine.timeout = self.config.timeout
         self.cache = cache
         self.progress = progress
         self.stage = stage
@@ -575,7 +576,7 @@ class Dispatcher:
         self._tpm: TokenBucket | None = None
         self._reserved = 0.0
         self._last_emit = 0.0
-        self.timeout = self.config.timeout or engine.timeout  # the one deadline of an attempt
+        self.timeout = self.config.timeout  # the one deadline of an attempt
         self._breaker = _Breaker(self.config.breaker_window, timeout=self.timeout)
         self._rate_limits = _RateLimitSignal()
         where = host_of(engine.base_url) or host_of(engine.default_base_url) or engine.name

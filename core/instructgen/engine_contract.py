@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Literal
 
 from instructgen.endpoints import check_base_url, endpoint
 from instructgen.errors import ConfigError, MissingKeyError
+from instructgen.limits import DEFAULT_REQUEST_TIMEOUT
 
 __all__ = [
     "Completion",
@@ -238,7 +239,7 @@ class Engine(ABC):
         *,
         model: str | None = None,
         base_url: str | None = None,
-        timeout: float = 60.0,
+        timeout: float | None = None,
         prices: Mapping[str, Price] | None = None,
         **options: Any,
     ) -> None:
@@ -251,7 +252,10 @@ class Engine(ABC):
             )
         self.model = model or self.default_model
         self.base_url = base_url
-        self.timeout = timeout
+        # Seconds the HTTP client waits for an answer. Without one of the engine's own, the run's
+        # (``DispatchConfig.timeout``, ``--timeout``), which the dispatcher sets.
+        self.timeout: float = DEFAULT_REQUEST_TIMEOUT if timeout is None else timeout
+        self.timeout_given = timeout is not None
         self.options = self.check_options(options)
         self._prices = {**self.prices, **(prices or {})}
 

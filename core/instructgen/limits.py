@@ -1,5 +1,5 @@
-"""Per-file limits of directory runs. A module of its own so that the command line shows the
-defaults without importing the extraction machinery."""
+"""Per-file limits of directory runs, and the one timeout of a request. A module of its own so
+that the command line shows the defaults without importing the extraction machinery."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ __all__ = [
     "DEFAULT_FILE_TIMEOUT",
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_MEMORY_MB",
+    "DEFAULT_REQUEST_TIMEOUT",
     "check_dataset_size",
 ]
 
@@ -17,6 +18,11 @@ DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 
 DEFAULT_FILE_TIMEOUT = 300.0
 """Seconds a worker process may spend on one file."""
+
+DEFAULT_REQUEST_TIMEOUT = 120.0
+"""Seconds to wait for one answer: ``--timeout``, owned by ``DispatchConfig.timeout``. The
+dispatcher bounds each call by it and gives it to the engine's HTTP client, unless the engine
+was built with a ``timeout`` of its own."""
 
 DEFAULT_MAX_MEMORY_MB = 4096
 """Megabytes a worker process, with the programs it starts, may use for one file."""

@@ -9,6 +9,7 @@ executor); everything above it (``InstructionDataset``, the CLI) calls these fun
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import threading
 import time
@@ -19,10 +20,9 @@ from typing import Any
 
 import instructgen.plugins as plugins
 from instructgen.cache import Cache
-from instructgen.dispatch import DispatchConfig, Dispatcher
+from instructgen.dispatch import DispatchConfig, Dispatcher, with_batch
 from instructgen.documents.discovery import discover_files
-from instructgen.documents.extraction import read_files
-from instructgen.documents.stream import RowSpill, Tally, stream_chunks, stream_pairs
+from instructgen.documents.stream import DirRunOptions, RowSpill, Tally, read_files, stream_dir
 from instructgen.documents.types import Chunk, ExtractOptions, ExtractResult
 from instructgen.engine_contract import Engine
 from instructgen.engines import create_engine
@@ -43,7 +43,7 @@ from instructgen.methods.context import DispatchContext
 from instructgen.methods.judging import Judging
 from instructgen.methods.selfinstruct import SelfInstructMethod
 from instructgen.outdir import claim, remove_workdir, user_cache_dir
-from instructgen.progress import ProgressCallback, ProgressEvent, emit
+from instructgen.progress import ProgressCallback
 from instructgen.selfinstruct.options import SelfInstructOptions
 from instructgen.selfinstruct.pipeline import (
     SelfInstructResult,
@@ -52,13 +52,17 @@ from instructgen.selfinstruct.pipeline import (
 from instructgen.tasks import Instance, SeedTask, load_tasks
 
 __all__ = [
+    "DirRunOptions",
     "LocalExecutor",
     "RunResult",
+    "cache_file",
+    "cache_folder",
     "default_cache_path",
     "get_executor",
     "get_method",
     "load_method_input",
     "open_cache",
+    "response_limits",
     "run_from_dir",
     "run_judge",
     "run_method",
@@ -84,11 +88,60 @@ def default_cache_path() -> Path:
     return user_cache_dir() / "responses.sqlite3"
 
 
-def open_cache(cache: bool | str | Path | None) -> Cache | None:
-    """``True``: the user cache; a path: that file; ``False``/``None``: no cache."""
+CACHE_FILE = "cache.sqlite3"
+"""The response cache's file in a run's cache folder."""
+
+_FILE_SUFFIXES = (".sqlite3", ".sqlite", ".db")
+
+
+def _names_a_file(path: Path) -> bool:
+    return path.is_file() or (not path.is_dir() and path.suffix in _FILE_SUFFIXES)
+
+
+def cache_folder(cache: bool | str | Path | None, out: Path | None) -> Path | None:
+    """A directory run's cache folder: ``True``: ``out`` (the user cache folder without it); a
+    path: that folder; ``False``/``None``: none. A path naming a file (the form
+    ``generate_dataset`` once took) is a ``ConfigError`` that says what to pass."""
     if cache is False or cache is None:
         return None
-    return Cache(default_cache_path() if cache is True else Path(cache))
+    if cache is True:
+        return out if out is not None else default_cache_path().parent
+    path = Path(cache)
+    if _names_a_file(path):
+        raise ConfigError(
+            f"cache={str(path)!r}: names a folder (the run keeps {CACHE_FILE} and "
+            f"extract-cache.sqlite3 in it), not a file; pass cache={str(path.parent)!r}"
+        )
+    return path
+
+
+def cache_file(cache: bool | str | Path | None) -> Path | None:
+    """The response cache of a run: ``True``: the user cache (``default_cache_path``); a path:
+    the folder that holds it (``FOLDER/cache.sqlite3``); ``False``/``None``: none. A path that
+    names a file is still read as that file, with a ``DeprecationWarning``: ``cache`` names a
+    folder, as for directory runs."""
+    if cache is False or cache is None:
+        return None
+    if cache is True:
+        return default_cache_path()
+    path = Path(cache)
+    if _names_a_file(path):
+        import warnings
+
+        warnings.warn(
+            f"cache={str(path)!r} names a file; cache names the folder that holds the run's "
+            f"cache ({CACHE_FILE}), as for directory runs: the file is used this time",
+            DeprecationWarning,
+            stacklevel=4,
+        )
+        return path
+    return path / CACHE_FILE
+
+
+def open_cache(cache: bool | str | Path | None) -> Cache | None:
+    """The response cache ``cache_file`` names, opened; ``None`` without one."""
+    file = cache_file(cache)
+    return Cache(file) if file is not None else None
 
 
 # -- executors --------------------------------------------------------------------------------
@@ -398,16 +451,17 @@ async def run_method(
     m, loaded, engines, chosen, judge = await asyncio.to_thread(prepare)
     self_instruct_tasks = isinstance(m, SelfInstructMethod) and loaded.kind == "tasks"
     own_cache = isinstance(m, DocumentQAMethod)  # the directory pipeline opens its caches
+    cache_at = cache_file(cache)
     ctx = DispatchContext(
         engines,
         size=size,
         config=config,
-        cache=None if own_cache else open_cache(cache),
+        cache=None if own_cache or cache_at is None else Cache(cache_at),
         filters=chosen,
         progress=progress,
         role_configs=role_configs,
     )
-    ctx.cache_location = cache
+    ctx.cache_location = cache_at if cache_at is not None else False
     started = time.monotonic()
     async with ctx:
         out, judged = await _run_judged(
@@ -646,54 +700,34 @@ def _jsonable(value: Any) -> Any:
 # -- a directory of documents -------------------------------------------------------------------
 
 
+def response_limits(
+    response: DispatchConfig | None, config: DispatchConfig | None, batch: Any
+) -> dict[str, DispatchConfig] | None:
+    """The response engine's own limits (``response``), with the run's budget and batch mode;
+    ``None`` when it has none of its own."""
+    if response is None:
+        return None
+    run = with_batch(config, batch) or DispatchConfig()
+    return {"answers": dataclasses.replace(response, max_cost=run.max_cost, batch=run.batch)}
+
+
 async def run_from_dir(
     path: str | Path,
     engine: str | Engine,
-    *,
-    use_self_instruct: bool = False,
-    chunk_size: int = 8000,
-    num_samples_per_chunk: int = 5,
-    num_instructions: int = 10,
-    num_instructions_for_finetuning: int = 5,
-    out: str | Path | None = None,
-    cache: bool | str | Path = True,
-    config: DispatchConfig | None = None,
-    include: Sequence[str] = (),
-    exclude: Sequence[str] = (),
-    limits: ExtractOptions | None = None,
-    seed: int = 42,
+    options: DirRunOptions | None = None,
     progress: ProgressCallback | None = None,
-    executor: str | Executor | None = None,
-    executor_options: Mapping[str, Any] | None = None,
-    self_instruct: SelfInstructOptions | None = None,
-    filters: Sequence[str | Filter] | None = None,
-    filter_options: Mapping[str, Mapping[str, Any]] | None = None,
-    response_engine: str | Engine | None = None,
-    role_configs: Mapping[str, DispatchConfig] | None = None,
 ) -> RunResult:
-    """A directory of documents → question/answer pairs (and optionally Self-Instruct): see
-    ``InstructionDataset.agenerate_dataset_from_dir``. ``response_engine``: Self-Instruct's
-    instance requests go to it (the question/answer pairs are written in one request per
-    chunk, by ``engine``)."""
-    if num_samples_per_chunk < 1:
-        raise ConfigError("num_samples_per_chunk must be at least 1")
-    if not use_self_instruct:
-        unused = [
-            name
-            for name, value in (
-                ("self_instruct", self_instruct),
-                ("filters", filters),
-                ("filter_options", filter_options),
-                ("response_engine", response_engine),
-            )
-            if value is not None
-        ]
-        if unused:
-            raise ConfigError(
-                f"{', '.join(unused)}: used only with use_self_instruct=True; pass "
-                f"use_self_instruct=True or leave {'it' if len(unused) == 1 else 'them'} out"
-            )
-    else:
+    """A directory of documents → question/answer pairs (and optionally Self-Instruct), with
+    the settings of ``options`` (``DirRunOptions``): see
+    ``InstructionDataset.agenerate_dataset_from_dir``."""
+    opts = options if options is not None else DirRunOptions()
+    use_self_instruct, self_instruct = opts.use_self_instruct, opts.self_instruct
+    num_instructions = opts.num_instructions
+    num_instructions_for_finetuning = opts.num_instructions_for_finetuning
+    chunk_size, num_samples_per_chunk = opts.chunk_size, opts.num_samples_per_chunk
+    config = with_batch(opts.config, opts.batch)
+    response_engine = opts.response_engine
+    if use_self_instruct:
         check_dataset_size(
             num_instructions_for_finetuning,
             num_instructions,
@@ -701,15 +735,17 @@ async def run_from_dir(
         )
     # plugins load off the event loop; an unknown filter name raises before anything is made
     chosen = (
-        await asyncio.to_thread(build_filters, filters, filter_options) if use_self_instruct else []
+        await asyncio.to_thread(build_filters, opts.filters, opts.filter_options)
+        if use_self_instruct
+        else []
     )
-    limits = limits or ExtractOptions()
+    limits = opts.limits
     started = time.monotonic()
-    out_dir = Path(out) if out is not None else None
+    out_dir = Path(opts.out) if opts.out is not None else None
     # the engine and the executor first: a missing key or an unreachable cluster leaves no
     # output folder behind
     eng, runner = await asyncio.to_thread(
-        lambda: (prepared_engine(engine), get_executor(executor, executor_options))
+        lambda: (prepared_engine(engine), get_executor(opts.executor, opts.executor_options))
     )
     answers = (
         await asyncio.to_thread(prepared_engine, response_engine)
@@ -722,12 +758,7 @@ async def run_from_dir(
     except BaseException:
         runner.close()
         raise
-    if cache is False:
-        cache_dir = None
-    elif cache is True:
-        cache_dir = out_dir if out_dir is not None else default_cache_path().parent
-    else:
-        cache_dir = Path(cache)
+    cache_dir = cache_folder(opts.cache, out_dir)
 
     def to_rows(chunk: Chunk, pairs: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
         return [
@@ -758,27 +789,33 @@ async def run_from_dir(
     try:
         work = _workdir(out_dir)
         rows_on_disk = RowSpill(work / "rows.jsonl")
+        tally = Tally()
+        cache: Cache | None = None
         try:
-            tally, failed, replies, stats = await _stream_dir(
-                path,
-                eng,
-                runner,
-                limits,
-                rows_on_disk,
-                to_rows,
-                chunk_size=chunk_size,
-                n=num_samples_per_chunk,
-                include=include,
-                exclude=exclude,
-                skip_dirs=[out_dir] if out_dir is not None else [],
-                cache_dir=cache_dir,
-                config=config,
-                progress=progress,
-            )
+            cache = Cache(cache_dir / "cache.sqlite3") if cache_dir is not None else None
+            async with Dispatcher(
+                eng, config=config, cache=cache, progress=progress, stage="questions"
+            ) as d:
+                failed, replies = await stream_dir(
+                    path,
+                    opts,
+                    d,
+                    runner.read,
+                    rows_on_disk,
+                    to_rows,
+                    tally=tally,
+                    extract_cache=cache_dir / "extract-cache.sqlite3" if cache_dir else None,
+                    skip_dirs=[out_dir] if out_dir is not None else [],
+                    progress=progress,
+                )
+                stats = d.stats.to_dict()
         except BaseException:
             rows_on_disk.close()
             remove_workdir(work)
             raise
+        finally:
+            if cache is not None:
+                cache.close()
     finally:
         runner.close()
     report.update(
@@ -787,7 +824,7 @@ async def run_from_dir(
         skipped_files=tally.skipped,
         question_answer_pairs=len(rows_on_disk),
         failed_chunks=failed,
-        question_answer_replies=replies,
+        question_answer_replies=replies.to_dict(),
         requests=stats,
     )
     spill: RowSpill | None = rows_on_disk
@@ -815,12 +852,12 @@ async def run_from_dir(
             progress=progress,
             num_instructions_for_finetuning=num_instructions_for_finetuning,
             num_instructions=num_instructions,
-            seed=seed,
+            seed=opts.seed,
             filters=chosen,
             options=self_instruct,
             source="self-instruct:from-dir",
             answers=answers,
-            role_configs=role_configs,
+            role_configs=response_limits(opts.response_config, opts.config, opts.batch),
         )
         report["self_instruct"] = {
             **result.report,
@@ -895,11 +932,13 @@ class DocumentQAMethod(Method):
         result = await run_from_dir(
             source.path,
             ctx.engine("instructions"),
-            chunk_size=self.options.chunk_size,
-            num_samples_per_chunk=self.options.samples_per_chunk,
-            cache=cache,
-            config=ctx.config,
-            progress=ctx.progress,
+            DirRunOptions(
+                chunk_size=self.options.chunk_size,
+                num_samples_per_chunk=self.options.samples_per_chunk,
+                cache=cache,
+                config=ctx.config,
+            ),
+            ctx.progress,
         )
         rows = list(result.spill) if result.spill is not None else result.rows
         if result.spill is not None:
@@ -920,61 +959,3 @@ def _workdir(out_dir: Path | None) -> Path:
     from instructgen.outdir import make_workdir
 
     return make_workdir(out_dir)
-
-
-async def _stream_dir(
-    path: str | Path,
-    engine: Engine,
-    runner: Executor,
-    limits: ExtractOptions,
-    spill: RowSpill,
-    to_rows: Callable[[Chunk, list[tuple[str, str]]], list[dict[str, Any]]],
-    *,
-    chunk_size: int,
-    n: int,
-    include: Sequence[str],
-    exclude: Sequence[str],
-    skip_dirs: Sequence[Path],
-    cache_dir: Path | None,
-    config: DispatchConfig | None,
-    progress: ProgressCallback | None,
-) -> tuple[Tally, list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
-    """A directory run as a stream (``documents.stream``), its files read by ``runner``:
-    returns the files' tally, the failed chunks, how the replies went and the dispatcher's
-    statistics; rows go to ``spill``."""
-    found = await asyncio.to_thread(
-        discover_files, path, limits, include=include, exclude=exclude, skip_dirs=skip_dirs
-    )
-    tally = Tally()
-    loop = asyncio.get_running_loop()
-    stop = threading.Event()  # set when the run ends early: extraction stops at once
-
-    def on_loop(ev: ProgressEvent) -> None:
-        # extraction events come from the extraction thread: shown from the event loop's
-        # thread, like the dispatcher's, so a progress callback is never called from two
-        # threads at once
-        loop.call_soon_threadsafe(emit, progress, ev)
-
-    chunks = stream_chunks(
-        found,
-        limits,
-        cache_dir / "extract-cache.sqlite3" if cache_dir else None,
-        chunk_size=chunk_size,
-        tally=tally,
-        progress=on_loop if progress is not None else None,
-        stop=stop,
-        read=runner.read,
-    )
-    cache = Cache(cache_dir / "cache.sqlite3") if cache_dir is not None else None
-    in_flight = 2 * (config or DispatchConfig()).concurrency + 16
-    try:
-        async with Dispatcher(
-            engine, config=config, cache=cache, progress=progress, stage="questions"
-        ) as d:
-            failed, replies = await stream_pairs(
-                chunks, d, n, to_rows, spill, in_flight=in_flight, stop=stop
-            )
-            return tally, failed, replies, d.stats.to_dict()
-    finally:
-        if cache is not None:
-            cache.close()

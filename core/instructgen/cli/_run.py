@@ -20,12 +20,18 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import click
 
-from instructgen.limits import DEFAULT_FILE_TIMEOUT, DEFAULT_MAX_BYTES, DEFAULT_MAX_MEMORY_MB
+from instructgen.limits import (
+    DEFAULT_FILE_TIMEOUT,
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_MEMORY_MB,
+    DEFAULT_REQUEST_TIMEOUT,
+)
 from instructgen.money import format_usd
 from instructgen.progress import ProgressEvent
 from instructgen.reply_size import DEFAULT_MAX_REPLY_BYTES
 
 if TYPE_CHECKING:
+    from instructgen.dataset import InstructionDataset
     from instructgen.dispatch import DispatchConfig
     from instructgen.documents.types import ExtractOptions
     from instructgen.engine_contract import Engine
@@ -121,7 +127,7 @@ _OPTIONS = [
     click.option(
         "--timeout",
         type=click.FloatRange(min=0, min_open=True),
-        default=120.0,
+        default=DEFAULT_REQUEST_TIMEOUT,
         show_default=True,
         help="Seconds to wait for one answer (a server answering nothing for that long "
         "is given up).",
@@ -536,7 +542,7 @@ class RunOptions:
     def build_engine(self) -> Engine:
         from instructgen.engines import create_engine
 
-        kw: dict[str, Any] = {"timeout": self.timeout, **dict(self.engine_options)}
+        kw: dict[str, Any] = dict(self.engine_options)  # --timeout: the dispatcher's
         if self.model:
             kw["model"] = self.model
         if self.base_url:
@@ -566,7 +572,7 @@ class RunOptions:
         if name is None and model is None and base_url is None:
             return None
         engine_name, model, base_url, options = self._role_spec(name, model, base_url)
-        kw: dict[str, Any] = {"timeout": self.timeout, **options}
+        kw: dict[str, Any] = dict(options)
         if model:
             kw["model"] = model
         elif name is None and self.model:
@@ -650,10 +656,11 @@ class RunOptions:
             poll_max=max(self.batch_poll, 300.0),
         )
 
-    def cache_path(self) -> Path | None:
+    def cache_dir(self) -> Path | None:
+        """The run's cache folder (``--out``), or ``None`` with ``--no-cache``."""
         if self.no_cache or self.out is None:
             return None
-        return self.out / "cache.sqlite3"
+        return self.out
 
 
 def prompts_per_request(engine_class: type[Engine], opts: RunOptions) -> int:
@@ -674,6 +681,43 @@ def record_totals(report: dict[str, Any], out: Path) -> None:
     from instructgen.run_totals import add_totals, read_run_json
 
     report["totals"] = add_totals(report, read_run_json(out / "run.json"))
+
+
+def finish_run(
+    dataset: InstructionDataset,
+    out: Path,
+    fmt: str | None,
+    *,
+    as_json: bool,
+    summary: Callable[[dict[str, Any], str | None], dict[str, Any]],
+    line: Callable[[dict[str, Any], str | None], str],
+    empty: str,
+) -> None:
+    """How ``generate`` and ``from-dir`` end a run: the totals over every invocation added to
+    the report, the dataset saved in ``out`` (and exported as ``fmt``), run.json written, then
+    the summary — ``summary(report, exported)`` as JSON with ``--json``, else the line
+    ``line(report, exported)`` — and exit 1 with ``error: no examples were produced; EMPTY``
+    when the dataset is empty."""
+    from instructgen import plugins
+    from instructgen.atomic import write_json_atomic
+    from instructgen.cli._common import EXIT_FAILED, emit_json
+
+    report = dataset.run_report
+    record_totals(report, out)  # before the save: metadata.json carries them too
+    dataset.save(out)
+    exported = None
+    if fmt is not None:
+        ext = plugins.exporters().get(fmt).extension
+        exported = str(dataset.export(fmt, out / f"dataset.{ext}"))
+    report["output"] = {"dir": str(out), "exported": exported}
+    write_json_atomic(out / "run.json", report)
+    if as_json:
+        emit_json(summary(report, exported))
+    else:
+        click.echo(line(report, exported))
+    if len(dataset) == 0:
+        click.echo(f"error: no examples were produced; {empty}", err=True)
+        click.get_current_context().exit(EXIT_FAILED)
 
 
 def record_unfinished(out: Path, renderer: ProgressRenderer) -> None:

@@ -2,20 +2,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from instructgen.atomic import write_json_atomic
-from instructgen.cli._common import EXIT_FAILED, emit_json, handles_errors
+from instructgen.cli._common import emit_json, handles_errors
 from instructgen.cli._run import (
     ProgressRenderer,
     RunOptions,
     chosen_filters,
     filter_settings,
+    finish_run,
     format_option,
-    record_totals,
     record_unfinished,
     refuse_unused,
     run_options,
@@ -29,7 +29,8 @@ from instructgen.errors import ConfigError
 from instructgen.money import format_usd
 
 if TYPE_CHECKING:
-    from instructgen.engine_contract import Request
+    from instructgen.documents.stream import DirRunOptions
+    from instructgen.engine_contract import Engine, Request
 
 SELF_INSTRUCT_ONLY = (
     "n_examples",
@@ -126,14 +127,13 @@ def from_dir(
     """Generate a dataset from the documents in DIRECTORY (25 formats; bad files are skipped
     and listed in run.json). Rerunning resumes; unchanged files are not read again."""
     from instructgen import plugins
-    from instructgen.dataset import InstructionDataset
+    from instructgen.documents.stream import DirRunOptions
     from instructgen.limits import check_dataset_size
     from instructgen.outdir import lock_output
     from instructgen.runs import get_executor
     from instructgen.selfinstruct.options import SelfInstructOptions
 
     opts = RunOptions.pop_from(common)
-    limits = scan_limits(common)
     filters = None
     if use_self_instruct:  # a size --num-instructions can never reach: exit 2 at once
         check_dataset_size(
@@ -151,102 +151,33 @@ def from_dir(
         executor_options["workers"] = executor_workers
     if executor != "local":
         plugins.executors().get(executor)  # unknown executor: exit 2 before any work
+    run = DirRunOptions(
+        use_self_instruct=use_self_instruct,
+        chunk_size=chunk_size,
+        num_samples_per_chunk=samples_per_chunk,
+        num_instructions=num_instructions,
+        num_instructions_for_finetuning=n_examples,
+        out=opts.out,
+        cache=not opts.no_cache,
+        config=opts.dispatch_config(),
+        include=include,
+        exclude=exclude,
+        limits=scan_limits(common),
+        seed=opts.seed,
+        executor=executor,
+        executor_options=executor_options or None,
+        filters=filters,
+        filter_options=(
+            filter_settings(rouge_tokenizer, allow_non_ascii) if use_self_instruct else None
+        ),
+        self_instruct=(
+            SelfInstructOptions(num_prompt_instructions=num_prompt_instructions, window=window)
+            if use_self_instruct
+            else None
+        ),
+    )
     if opts.dry_run:
-        from instructgen.dispatch import estimate
-        from instructgen.documents.qa import qa_request, structured_output
-        from instructgen.engines import engine_class
-
-        cls = engine_class(opts.engine_name)
-        cls.check_options(dict(opts.engine_options))  # a bad -o exits 2 in a dry run too
-        from instructgen.documents.discovery import discover_files
-        from instructgen.documents.stream import Tally, stream_chunks
-
-        found = discover_files(
-            directory,
-            limits,
-            include=include,
-            exclude=exclude,
-            skip_dirs=[opts.out] if opts.out is not None else [],
-        )
-        tally = Tally()
-        first: list[str] = []
-
-        def requests() -> Iterator[Request]:
-            # streamed: one file's chunks at a time, never the corpus (the extraction cache is
-            # not used: a dry run leaves nothing behind)
-            for _, chunks in stream_chunks(found, limits, None, chunk_size=chunk_size, tally=tally):
-                for c in chunks:
-                    req = qa_request(
-                        c.text,
-                        rel=c.rel,
-                        index=c.index,
-                        total=c.total,
-                        n=samples_per_chunk,
-                        chat=cls.kind == "chat",
-                        structured=structured_output(cls),
-                    )
-                    if not first:
-                        first.append(req.as_prompt())
-                    yield req
-
-        model = opts.model or cls.default_model
-        est = estimate(requests(), cls.model_price(model))
-        payload: dict[str, Any] = {
-            "ok": True,
-            "dry_run": True,
-            **tally.summary(),
-            "requests": est.requests,
-            "prompt_tokens": est.prompt_tokens,
-            "max_completion_tokens": est.completion_tokens,
-            "max_cost_usd": None if est.cost is None else round(est.cost, 4),
-            "skipped_files": tally.skipped,
-            "first_prompt": first[0] if first else None,
-        }
-        si = None
-        if use_self_instruct:
-            from instructgen.selfinstruct.estimate import estimate_self_instruct
-
-            # The questions that become the seed tasks are not known before the run: estimated
-            # with questions of the paper's average instruction length (16 words), as many as
-            # the first bootstrap prompt lists (not one per pair: a large corpus has 10^5).
-            pairs = max(1, est.requests * samples_per_chunk)
-            questions = [
-                f"What does part {i} of the document say about its main subject, and why "
-                "does that matter?"
-                for i in range(1, min(pairs, num_prompt_instructions) + 1)
-            ]
-            si = estimate_self_instruct(
-                cls,
-                model,
-                questions,
-                num_instructions=num_instructions,
-                num_prompt_instructions=num_prompt_instructions,
-                classification_share=0.0,
-                seed=opts.seed,
-                batch=opts.batch,
-            )
-            payload["self_instruct"] = si.to_dict()
-            costs = [payload["max_cost_usd"], si.max_cost]
-            payload["total"] = {
-                "requests": est.requests + si.total_requests,
-                "max_cost_usd": None if None in costs else round(sum(costs), 4),
-            }
-        if opts.as_json:
-            emit_json(payload)
-        else:
-            if first:
-                click.echo(first[0][:2000])
-            bound = "unknown" if est.cost is None else f"at most {format_usd(est.cost)}"
-            click.echo(
-                f"dry run, nothing sent: {est.requests} requests for "
-                f"{payload['chunks']} chunks of {payload['read']} files "
-                f"({payload['skipped']} skipped), cost {bound}"
-            )
-            if si is not None:
-                click.echo(
-                    f"then Self-Instruct on the pairs: about {si.total_requests} requests, "
-                    f"cost {si.cost_text()}"
-                )
+        _dry_run(directory, run, opts)
         return
     if not directory.exists():  # exit 2 before --out is made
         raise ConfigError(f"{directory}: no such file or directory")
@@ -260,89 +191,176 @@ def from_dir(
     except BaseException:
         runner.close()
         raise
+    _run(directory, engine, replace(run, out=out, executor=runner), opts, fmt)  # built once
+
+
+def _run(
+    directory: Path, engine: Engine, run: DirRunOptions, opts: RunOptions, fmt: str | None
+) -> None:
+    """The run itself, then its end (``finish_run``): the summary, the short chunks."""
+    from instructgen.dataset import InstructionDataset
+    from instructgen.documents.qa import RepliesReport
+    from instructgen.runs import run_from_dir
+
+    assert run.out is not None
+    out = Path(run.out)
     renderer = ProgressRenderer(enabled=not opts.as_json)
     try:
-        dataset = asyncio.run(
-            InstructionDataset.agenerate_dataset_from_dir(
-                directory,
-                engine,
-                use_self_instruct=use_self_instruct,
-                chunk_size=chunk_size,
-                num_samples_per_chunk=samples_per_chunk,
-                num_instructions=num_instructions,
-                num_instructions_for_finetuning=n_examples,
-                out=out,
-                cache=not opts.no_cache,
-                config=opts.dispatch_config(),
-                include=include,
-                exclude=exclude,
-                limits=limits,
-                seed=opts.seed,
-                progress=renderer,
-                executor=runner,
-                filters=filters,
-                filter_options=(
-                    filter_settings(rouge_tokenizer, allow_non_ascii) if use_self_instruct else None
-                ),
-                self_instruct=(
-                    SelfInstructOptions(
-                        num_prompt_instructions=num_prompt_instructions, window=window
-                    )
-                    if use_self_instruct
-                    else None
-                ),
-            )
+        dataset = InstructionDataset.from_run(
+            asyncio.run(run_from_dir(directory, engine, run, renderer))
         )
     except BaseException:
         renderer.close()
         record_unfinished(out, renderer)  # what it paid stays in the run's totals
         raise
     renderer.close()
-    report = dataset.run_report
-    record_totals(report, out)  # before the save: metadata.json carries them too
-    dataset.save(out)
-    exported = None
-    if fmt is not None:
-        exported = str(
-            dataset.export(fmt, out / f"dataset.{plugins.exporters().get(fmt).extension}")
-        )
-    report["output"] = {"dir": str(out), "exported": exported}
-    write_json_atomic(out / "run.json", report)
-    replies = report.get("question_answer_replies") or {}
-    short = len(replies.get("short_chunks") or ())
-    summary = {
-        "ok": len(dataset) > 0,
-        "examples": len(dataset),
-        "out": str(out),
-        **report["extraction"],
-        "requests": report["requests"],
-        "totals": report["totals"],
-        "unparsed_replies": replies.get("unparsed_replies", 0),
-        "short_chunks": short,
-    }
-    if opts.as_json:
-        emit_json(summary)
-    else:
+    replies = RepliesReport.from_dict(dataset.run_report.get("question_answer_replies"))
+    short = len(replies.short)
+
+    def summary(report: dict[str, Any], exported: str | None) -> dict[str, Any]:
+        return {
+            "ok": len(dataset) > 0,
+            "examples": len(dataset),
+            "out": str(out),
+            **report["extraction"],
+            "requests": report["requests"],
+            "totals": report["totals"],
+            "unparsed_replies": replies.unparsed_replies,
+            "short_chunks": short,
+        }
+
+    def line(report: dict[str, Any], exported: str | None) -> str:
         ex = report["extraction"]
-        click.echo(
+        return (
             f"wrote {len(dataset)} examples to {out} from {ex['read']} files "
             f"({ex['skipped']} skipped, see run.json), {ex['chunks']} chunks; "
-            f"{replies.get('unparsed_replies', 0)} replies unparsed, "
-            f"{replies.get('follow_up_requests', 0)} follow-ups, {short} chunks short; "
+            f"{replies.unparsed_replies} replies unparsed, "
+            f"{replies.follow_up_requests} follow-ups, {short} chunks short; "
             f"{spending_summary(report)}"
         )
+
     unreadable = ""
-    if replies.get("unparsed_replies"):
+    if replies.unparsed_replies:
         unreadable = (
-            f" {replies['unparsed_replies']} of {replies.get('replies', 0)} replies held no "
+            f" {replies.unparsed_replies} of {replies.replies} replies held no "
             "question/answer pairs (excerpts: run.json question_answer_replies.short_chunks);"
         )
-    if len(dataset) == 0:
-        click.echo(f"error: no examples were produced;{unreadable} see run.json", err=True)
-        click.get_current_context().exit(EXIT_FAILED)
+    finish_run(
+        dataset,
+        out,
+        fmt,
+        as_json=opts.as_json,
+        summary=summary,
+        line=line,
+        empty=f"{unreadable.strip()} see run.json".strip() if unreadable else "see run.json",
+    )
     if short and not opts.as_json:
         click.echo(
             f"warning: {short} chunks gave fewer pairs than asked;{unreadable} rerun the same "
             "command to ask again for what is missing",
             err=True,
+        )
+
+
+def _dry_run(directory: Path, run: DirRunOptions, opts: RunOptions) -> None:
+    """What the run would send, read from the folder without the extraction cache: the first
+    prompt, the requests, tokens and the most it can cost (and Self-Instruct's estimate on
+    top); builds no client and needs no key."""
+    from instructgen.dispatch import estimate
+    from instructgen.documents.discovery import discover_files
+    from instructgen.documents.qa import qa_request, structured_output
+    from instructgen.documents.stream import Tally, stream_chunks
+    from instructgen.engines import engine_class
+
+    cls = engine_class(opts.engine_name)
+    cls.check_options(dict(opts.engine_options))  # a bad -o exits 2 in a dry run too
+    found = discover_files(
+        directory,
+        run.limits,
+        include=run.include,
+        exclude=run.exclude,
+        skip_dirs=[Path(run.out)] if run.out is not None else [],
+    )
+    tally = Tally()
+    first: list[str] = []
+
+    def requests() -> Iterator[Request]:
+        # streamed: one file's chunks at a time, never the corpus (the extraction cache is
+        # not used: a dry run leaves nothing behind)
+        for _, chunks in stream_chunks(
+            found, run.limits, None, chunk_size=run.chunk_size, tally=tally
+        ):
+            for c in chunks:
+                req = qa_request(
+                    c.text,
+                    rel=c.rel,
+                    index=c.index,
+                    total=c.total,
+                    n=run.num_samples_per_chunk,
+                    chat=cls.kind == "chat",
+                    structured=structured_output(cls),
+                )
+                if not first:
+                    first.append(req.as_prompt())
+                yield req
+
+    model = opts.model or cls.default_model
+    est = estimate(requests(), cls.model_price(model))
+    payload: dict[str, Any] = {
+        "ok": True,
+        "dry_run": True,
+        **tally.summary(),
+        "requests": est.requests,
+        "prompt_tokens": est.prompt_tokens,
+        "max_completion_tokens": est.completion_tokens,
+        "max_cost_usd": None if est.cost is None else round(est.cost, 4),
+        "skipped_files": tally.skipped,
+        "first_prompt": first[0] if first else None,
+    }
+    si = None
+    if run.use_self_instruct:
+        from instructgen.selfinstruct.estimate import estimate_self_instruct
+
+        assert run.self_instruct is not None
+        prompt_instructions = run.self_instruct.num_prompt_instructions
+        # The questions that become the seed tasks are not known before the run: estimated
+        # with questions of the paper's average instruction length (16 words), as many as
+        # the first bootstrap prompt lists (not one per pair: a large corpus has 10^5).
+        pairs = max(1, est.requests * run.num_samples_per_chunk)
+        questions = [
+            f"What does part {i} of the document say about its main subject, and why "
+            "does that matter?"
+            for i in range(1, min(pairs, prompt_instructions) + 1)
+        ]
+        si = estimate_self_instruct(
+            cls,
+            model,
+            questions,
+            num_instructions=run.num_instructions,
+            num_prompt_instructions=prompt_instructions,
+            classification_share=0.0,
+            seed=run.seed,
+            batch=opts.batch,
+        )
+        payload["self_instruct"] = si.to_dict()
+        costs = [payload["max_cost_usd"], si.max_cost]
+        payload["total"] = {
+            "requests": est.requests + si.total_requests,
+            "max_cost_usd": None if None in costs else round(sum(costs), 4),
+        }
+    if opts.as_json:
+        emit_json(payload)
+        return
+    if first:
+        click.echo(first[0][:2000])
+    bound = "unknown" if est.cost is None else f"at most {format_usd(est.cost)}"
+    click.echo(
+        f"dry run, nothing sent: {est.requests} requests for "
+        f"{payload['chunks']} chunks of {payload['read']} files "
+        f"({payload['skipped']} skipped), cost {bound}"
+    )
+    if si is not None:
+        click.echo(
+            f"then Self-Instruct on the pairs: about {si.total_requests} requests, "
+            f"cost {si.cost_text()}"
         )

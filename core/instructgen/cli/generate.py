@@ -6,19 +6,18 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from instructgen.atomic import write_json_atomic
-from instructgen.cli._common import EXIT_FAILED, emit_json, handles_errors
+from instructgen.cli._common import emit_json, handles_errors
 from instructgen.cli._run import (
     ProgressRenderer,
     RunOptions,
     check_judge_flags,
     chosen_filters,
     filter_settings,
+    finish_run,
     format_option,
     judge_chosen,
     list_note,
     prompts_per_request,
-    record_totals,
     record_unfinished,
     role_options,
     role_summary,
@@ -34,6 +33,9 @@ if TYPE_CHECKING:
     from instructgen.dataset import InstructionDataset
     from instructgen.engine_contract import Engine
     from instructgen.tasks import SeedTask
+
+
+EMPTY = "see run.json for failed requests and filter drops"
 
 
 @click.command()
@@ -161,45 +163,34 @@ def generate(
     except BaseException:
         record_unfinished(out, renderer)  # what it paid stays in the run's totals
         raise
-    dataset, report = result
-    record_totals(report, out)  # before the save: metadata.json carries them too
-    dataset.save(out)
-    exported = None
-    if fmt is not None:
-        ext = plugins.exporters().get(fmt).extension
-        exported = str(dataset.export(fmt, out / f"dataset.{ext}"))
-    report["output"] = {"dir": str(out), "exported": exported}
-    write_json_atomic(out / "run.json", report)
-    summary = {
-        "ok": len(dataset) > 0,
-        "examples": len(dataset),
-        "requested": n_examples,
-        "instructions": report.get("instructions_generated"),
-        "out": str(out),
-        "exported": exported,
-        "requests": report["requests"],
-        "totals": report["totals"],
-        "unparsed_instance_replies": (report.get("unparsed_instance_replies") or {}).get(
-            "unparsed", 0
-        ),
-        **_roles_json(report),
-    }
-    if opts.as_json:
-        emit_json(summary)
-    else:
-        click.echo(
+    dataset, _ = result
+
+    def summary(report: dict[str, Any], exported: str | None) -> dict[str, Any]:
+        return {
+            "ok": len(dataset) > 0,
+            "examples": len(dataset),
+            "requested": n_examples,
+            "instructions": report.get("instructions_generated"),
+            "out": str(out),
+            "exported": exported,
+            "requests": report["requests"],
+            "totals": report["totals"],
+            "unparsed_instance_replies": (report.get("unparsed_instance_replies") or {}).get(
+                "unparsed", 0
+            ),
+            **_roles_json(report),
+        }
+
+    def line(report: dict[str, Any], exported: str | None) -> str:
+        return (
             f"wrote {len(dataset)} of {n_examples} examples "
             f"({report.get('instructions_generated')} instructions) to {out}; "
             f"{spending_summary(report)}; "
             f"{(report.get('unparsed_instance_replies') or {}).get('unparsed', 0)} "
             "instance replies unparsed" + _batch_summary(report["requests"]) + role_summary(report)
         )
-    if len(dataset) == 0:
-        click.echo(
-            "error: no examples were produced; see run.json for failed requests and filter drops",
-            err=True,
-        )
-        click.get_current_context().exit(EXIT_FAILED)
+
+    finish_run(dataset, out, fmt, as_json=opts.as_json, summary=summary, line=line, empty=EMPTY)
     # Fewer examples than asked: the pipeline has already logged why (once).
 
 
@@ -257,7 +248,7 @@ def _generate_method(
     click.get_current_context().call_on_close(lock_output(out, what="--out").release)
     expected = sum(e.expected for e in method.estimate(source, size, chat=engine.kind == "chat"))
     renderer = ProgressRenderer(enabled=not opts.as_json, expected_requests=round(expected))
-    cache_path = opts.cache_path()
+    cache_dir = opts.cache_dir()
     try:
         dataset = asyncio.run(
             InstructionDataset.agenerate_dataset(
@@ -265,7 +256,7 @@ def _generate_method(
                 engine,
                 n_examples,
                 num_instructions,
-                cache=cache_path if cache_path else False,
+                cache=cache_dir if cache_dir else False,
                 config=opts.dispatch_config(),
                 progress=renderer,
                 seed=opts.seed,
@@ -282,31 +273,22 @@ def _generate_method(
         raise
     finally:
         renderer.close()
-    report = dataset.run_report
-    record_totals(report, out)
-    dataset.save(out)
-    exported = None
-    if fmt is not None:
-        ext = plugins.exporters().get(fmt).extension
-        exported = str(dataset.export(fmt, out / f"dataset.{ext}"))
-    report["output"] = {"dir": str(out), "exported": exported}
-    write_json_atomic(out / "run.json", report)
-    req = report["requests"]
-    if opts.as_json:
-        emit_json(
-            {
-                "ok": len(dataset) > 0,
-                "method": method.name,
-                "examples": len(dataset),
-                "requested": n_examples,
-                "out": str(out),
-                "exported": exported,
-                "requests": req,
-                **_roles_json(report),
-            }
-        )
-    else:
-        click.echo(
+
+    def summary(report: dict[str, Any], exported: str | None) -> dict[str, Any]:
+        return {
+            "ok": len(dataset) > 0,
+            "method": method.name,
+            "examples": len(dataset),
+            "requested": n_examples,
+            "out": str(out),
+            "exported": exported,
+            "requests": report["requests"],
+            **_roles_json(report),
+        }
+
+    def line(report: dict[str, Any], exported: str | None) -> str:
+        req = report["requests"]
+        return (
             f"wrote {len(dataset)} of {n_examples} examples ({method.name}) to {out}; "
             f"{req['requests_sent']} requests sent"
             + (f" ({req['requests_failed']} failed)" if req.get("requests_failed") else "")
@@ -314,12 +296,8 @@ def _generate_method(
             f"{req['prompt_tokens'] + req['completion_tokens']:,} tokens, "
             f"{format_usd(req['cost_usd'])}" + _batch_summary(req) + role_summary(report)
         )
-    if len(dataset) == 0:
-        click.echo(
-            "error: no examples were produced; see run.json for failed requests and filter drops",
-            err=True,
-        )
-        click.get_current_context().exit(EXIT_FAILED)
+
+    finish_run(dataset, out, fmt, as_json=opts.as_json, summary=summary, line=line, empty=EMPTY)
 
 
 def _judge_estimate(
@@ -488,7 +466,7 @@ async def _generate(
     from instructgen.selfinstruct.estimate import expected_requests
     from instructgen.selfinstruct.options import SelfInstructOptions
 
-    cache_path = opts.cache_path()
+    cache_dir = opts.cache_dir()
     if renderer is None:
         renderer = ProgressRenderer(
             enabled=not opts.as_json, expected_requests=expected_requests(num_instructions)
@@ -499,7 +477,7 @@ async def _generate(
             engine if engine is not None else opts.build_engine(),
             n_examples,
             num_instructions,
-            cache=cache_path if cache_path else False,
+            cache=cache_dir if cache_dir else False,
             config=opts.dispatch_config(),
             progress=renderer,
             seed=opts.seed,

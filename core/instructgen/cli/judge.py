@@ -85,12 +85,12 @@ def judge(
     click.get_current_context().call_on_close(lock_output(out, what="--out").release)
     if opts.no_cache:
         cache: bool | Path = False
-    elif cache_file is not None:
-        cache = cache_file
+    elif cache_file is not None:  # a folder's cache.sqlite3 is named by its folder
+        cache = cache_file.parent if cache_file.name == "cache.sqlite3" else cache_file
     elif (dataset_dir / "cache.sqlite3").is_file():
-        cache = dataset_dir / "cache.sqlite3"
+        cache = dataset_dir
     else:
-        cache = out / "cache.sqlite3"
+        cache = out
     renderer = ProgressRenderer(enabled=not opts.as_json, expected_requests=len(dataset))
     try:
         judged = asyncio.run(

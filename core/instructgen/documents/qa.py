@@ -473,6 +473,63 @@ class ChunkPairs:
         return entry
 
 
+@dataclass
+class RepliesReport:
+    """run.json's ``question_answer_replies``: how the replies of a run's chunks went, and the
+    chunks that gave fewer pairs than asked (``short``, keyed by their place in the dataset:
+    file index, chunk index). Built from each chunk's ``ChunkPairs`` (``of_chunk``), summed
+    with ``merge``, written by ``to_dict`` and read back by ``from_dict``."""
+
+    replies: int = 0
+    unparsed_replies: int = 0
+    follow_up_requests: int = 0
+    short: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def of_chunk(
+        cls, got: ChunkPairs, rel: str, index: int, place: tuple[int, int]
+    ) -> RepliesReport:
+        return cls(
+            got.replies,
+            got.unparsed,
+            got.follow_ups,
+            {place: got.shortfall(rel, index)} if got.short else {},
+        )
+
+    def merge(self, other: RepliesReport) -> RepliesReport:
+        """``other``'s figures added to these (in place); returns ``self``."""
+        self.replies += other.replies
+        self.unparsed_replies += other.unparsed_replies
+        self.follow_up_requests += other.follow_up_requests
+        self.short.update(other.short)
+        return self
+
+    @property
+    def short_chunks(self) -> list[dict[str, Any]]:
+        """The short chunks' entries in dataset order, whatever order they were answered."""
+        return [self.short[k] for k in sorted(self.short)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "replies": self.replies,
+            "unparsed_replies": self.unparsed_replies,
+            "follow_up_requests": self.follow_up_requests,
+            "short_chunks": self.short_chunks,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> RepliesReport:
+        """The report run.json holds (an empty one for a report without it)."""
+        d = d or {}
+        shorts = d.get("short_chunks") or []
+        return cls(
+            int(d.get("replies", 0)),
+            int(d.get("unparsed_replies", 0)),
+            int(d.get("follow_up_requests", 0)),
+            {(0, i): entry for i, entry in enumerate(shorts)},
+        )
+
+
 def structured_output(engine: Any) -> bool:
     """Whether the engine declares a JSON mode (``structured_output``) the Q/A requests use."""
     return getattr(engine, "structured_output", None) in ("json_schema", "json_object")

@@ -2,6 +2,12 @@
 requests → rows on disk, with bounded hand-overs between the stages, so memory does not grow
 with the corpus and the first request goes out as soon as the first file is read.
 
+- ``DirRunOptions`` is a directory run's settings as one value, from the command line and the
+  Python API (``generate_dataset_from_dir``) through ``runs.run_from_dir`` to ``stream_dir``,
+  the pipeline's entry (discovery, then the stages below). Its fields are the one place the
+  run's parameters are written: the front doors' signatures are built from them.
+- ``read_files`` reads files on this machine (the worker pool, or this process): the extraction
+  stage the ``local`` executor supplies; other executors supply their own ``read``.
 - ``stream_extract`` yields each file's result as soon as it is known (discovery skips and
   extraction-cache hits first, then the worker pool's results as they arrive), never a list.
 - ``Tally`` keeps what run.json reports about the files (without their text).
@@ -17,30 +23,187 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
+import inspect
 import json
 import logging
 import threading
 from array import array
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from instructgen.diskspace import disk_full, is_disk_full
 from instructgen.dispatch import Dispatcher
 from instructgen.documents.chunking import chunk_text
-from instructgen.documents.discovery import Found
+from instructgen.documents.discovery import Found, discover_files
 from instructgen.documents.extract_cache import ExtractCache, ExtractionRun
-from instructgen.documents.extraction import read_files
-from instructgen.documents.qa import ChunkPairs, qa_for_chunk
+from instructgen.documents.qa import ChunkPairs, RepliesReport, qa_for_chunk
+from instructgen.documents.routing import extract_one
 from instructgen.documents.types import Chunk, ExtractOptions, ExtractResult
-from instructgen.errors import AuthenticationError, EngineError
+from instructgen.documents.workers import run_pool
+from instructgen.errors import AuthenticationError, ConfigError, EngineError
 from instructgen.executor import ReadJob
 from instructgen.progress import ProgressCallback, ProgressEvent, emit
 
+if TYPE_CHECKING:
+    from instructgen.batching import BatchConfig
+    from instructgen.dispatch import DispatchConfig
+    from instructgen.engine_contract import Engine
+    from instructgen.executor import Executor
+    from instructgen.filter import Filter
+    from instructgen.selfinstruct.options import SelfInstructOptions
+
 log = logging.getLogger("instructgen.documents")
 
-__all__ = ["Read", "RowSpill", "Tally", "stream_chunks", "stream_extract", "stream_pairs"]
+__all__ = [
+    "LIMIT_KEYWORDS",
+    "DirRunOptions",
+    "Read",
+    "RowSpill",
+    "Tally",
+    "read_files",
+    "stream_chunks",
+    "stream_dir",
+    "stream_extract",
+    "stream_pairs",
+]
+
+
+LIMIT_KEYWORDS = ("workers", "timeout", "max_bytes", "max_memory_mb", "follow_symlinks")
+"""Fields of ``ExtractOptions`` the front doors also take on their own (``workers=4``), each
+overriding that field of ``limits``."""
+
+SELF_INSTRUCT_ONLY = ("self_instruct", "filters", "filter_options", "response_engine")
+"""Settings that only a run with ``use_self_instruct=True`` uses."""
+
+
+@dataclass(frozen=True)
+class DirRunOptions:
+    """How a folder of documents becomes a dataset: question/answer pairs per chunk, and
+    optionally Self-Instruct on top of them.
+
+    ``cache``: a folder for the run's caches (``cache.sqlite3`` for the answers,
+    ``extract-cache.sqlite3`` for the texts read); ``True``: ``out`` (or the user cache folder
+    without ``out``); ``False``: no cache. ``limits``: the per-file limits (``ExtractOptions``);
+    the keywords ``workers``, ``timeout``, ``max_bytes``, ``max_memory_mb`` and
+    ``follow_symlinks`` given to a front door override those fields. ``config``: the
+    dispatcher's limits (``DispatchConfig``: concurrency, rpm, tpm, timeout, max_cost, ...).
+    ``executor``: where extraction runs (``"local"``, or an executor plugin such as ``"ray"``
+    with ``executor_options``). ``batch``: ``True`` (or a ``BatchConfig``) sends the
+    question/answer requests (and Self-Instruct's classification and instance requests)
+    through the engine's batch API. ``out`` must be new, empty or instructgen's own; inside
+    the folder read, it is not read.
+
+    With ``use_self_instruct=True``, ``self_instruct`` (``SelfInstructOptions``: window,
+    num_prompt_instructions, ...), ``filters``, ``filter_options``, ``response_engine`` (for
+    Self-Instruct's instance requests) and ``response_config`` (its own limits) tune
+    Self-Instruct as in ``generate_dataset``; given without it they raise ``ConfigError``.
+    """
+
+    use_self_instruct: bool = False
+    chunk_size: int = 8000
+    num_samples_per_chunk: int = 5
+    num_instructions: int = 10
+    num_instructions_for_finetuning: int = 5
+    out: str | Path | None = None
+    cache: bool | str | Path = True
+    config: DispatchConfig | None = None
+    include: Sequence[str] = ()
+    exclude: Sequence[str] = ()
+    limits: ExtractOptions = field(default_factory=ExtractOptions)
+    seed: int = 42
+    executor: str | Executor | None = None
+    executor_options: Mapping[str, Any] | None = None
+    self_instruct: SelfInstructOptions | None = None
+    filters: Sequence[str | Filter] | None = None
+    filter_options: Mapping[str, Mapping[str, Any]] | None = None
+    batch: bool | BatchConfig = False
+    response_engine: str | Engine | None = None
+    response_config: DispatchConfig | None = None
+
+    def __post_init__(self) -> None:
+        if self.num_samples_per_chunk < 1:
+            raise ConfigError("num_samples_per_chunk must be at least 1")
+        if self.chunk_size < 1:
+            raise ConfigError("chunk_size must be at least 1")
+        if self.limits is None:  # the old default of the keyword
+            object.__setattr__(self, "limits", ExtractOptions())
+        if not self.use_self_instruct:
+            unused = [n for n in SELF_INSTRUCT_ONLY if getattr(self, n) is not None]
+            if unused:
+                raise ConfigError(
+                    f"{', '.join(unused)}: used only with use_self_instruct=True; pass "
+                    f"use_self_instruct=True or leave {'it' if len(unused) == 1 else 'them'} out"
+                )
+
+    @classmethod
+    def from_keywords(
+        cls, options: DirRunOptions | None = None, /, **keywords: Any
+    ) -> DirRunOptions:
+        """The options a front door was given: ``options`` (default: the defaults) with the
+        fields named in ``keywords`` replaced, and the loose limits (``LIMIT_KEYWORDS``, when
+        not ``None``) written into ``limits``. An unknown keyword is a ``TypeError``, as for
+        any function."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(keywords) - names - set(LIMIT_KEYWORDS))
+        if unknown:
+            raise TypeError(
+                f"unexpected keyword argument(s) {', '.join(unknown)}; a directory run takes "
+                f"{', '.join([*sorted(names), *LIMIT_KEYWORDS])}"
+            )
+        own = {k: v for k, v in keywords.items() if k in names}
+        loose = {k: keywords[k] for k in LIMIT_KEYWORDS if keywords.get(k) is not None}
+        base = options if options is not None else cls()
+        limits = own.get("limits", base.limits) or ExtractOptions()
+        if loose:
+            own["limits"] = replace(limits, **loose)
+        return replace(base, **own) if own else base
+
+    @classmethod
+    def parameters(cls) -> list[inspect.Parameter]:
+        """The fields, and the loose limits, as keyword-only parameters: what a front door's
+        ``inspect.signature`` shows."""
+        out = []
+        for f in fields(cls):
+            default = f.default if f.default is not MISSING else None
+            if f.name == "limits":
+                default = None
+            out.append(
+                inspect.Parameter(
+                    f.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=f.type
+                )
+            )
+        for name, kind in (
+            ("workers", "int | None"),
+            ("timeout", "float | None"),
+            ("max_bytes", "int | None"),
+            ("max_memory_mb", "int | None"),
+            ("follow_symlinks", "bool | None"),
+        ):
+            out.append(
+                inspect.Parameter(
+                    name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=kind
+                )
+            )
+        return out
+
+
+def read_files(
+    jobs: Sequence[ReadJob], options: ExtractOptions, stop: threading.Event | None = None
+) -> Iterator[tuple[int, ExtractResult]]:
+    """``(job.position, result)`` for every job as it is read: in ``options.workers`` worker
+    processes under the per-file limits (started in the order given), or one after another in
+    this process when ``options.workers`` is 0. ``stop`` ends reading at once (the workers
+    still reading are killed); so does closing the generator."""
+    if options.workers > 0:
+        yield from run_pool(jobs, options, stop)
+        return
+    for job in jobs:
+        if stop is not None and stop.is_set():
+            return
+        yield job.position, extract_one(job.path, job.rel, job.size, options.chunk_size)
 
 
 Read = Callable[
@@ -208,6 +371,65 @@ class RowSpill:
 _DONE = object()
 
 
+async def stream_dir(
+    path: str | Path,
+    options: DirRunOptions,
+    dispatcher: Dispatcher,
+    read: Read,
+    spill: RowSpill,
+    to_rows: Callable[[Chunk, list[tuple[str, str]]], list[dict[str, Any]]],
+    *,
+    tally: Tally,
+    extract_cache: Path | None,
+    skip_dirs: Sequence[Path] = (),
+    progress: ProgressCallback | None = None,
+) -> tuple[list[dict[str, Any]], RepliesReport]:
+    """The directory pipeline, with the settings of ``options``: discovery, then each file
+    read by ``read`` (an executor's; the extraction cache ``extract_cache`` answers files read
+    before) and chunked, each chunk's question/answer requests sent through ``dispatcher``
+    (at most ``2 × concurrency + 16`` open), its rows added to ``spill``. Every file goes to
+    ``tally``; returns the failed chunks and how the replies went."""
+    found = await asyncio.to_thread(
+        discover_files,
+        path,
+        options.limits,
+        include=options.include,
+        exclude=options.exclude,
+        skip_dirs=skip_dirs,
+    )
+    loop = asyncio.get_running_loop()
+    stop = threading.Event()  # set when the run ends early: extraction stops at once
+
+    # extraction events come from the extraction thread: shown from the event loop's thread,
+    # like the dispatcher's, so a progress callback is never called from two threads at once
+    on_loop: ProgressCallback | None = None
+    if progress is not None:
+        on_loop = cast(
+            "ProgressCallback",
+            functools.partial(loop.call_soon_threadsafe, functools.partial(emit, progress)),
+        )
+    chunks = stream_chunks(
+        found,
+        options.limits,
+        extract_cache,
+        chunk_size=options.chunk_size,
+        tally=tally,
+        progress=on_loop,
+        stop=stop,
+        read=read,
+    )
+    in_flight = 2 * dispatcher.config.concurrency + 16
+    return await stream_pairs(
+        chunks,
+        dispatcher,
+        options.num_samples_per_chunk,
+        to_rows,
+        spill,
+        in_flight=in_flight,
+        stop=stop,
+    )
+
+
 async def stream_pairs(
     chunks: Iterator[tuple[int, list[Chunk]]],
     dispatcher: Dispatcher,
@@ -218,7 +440,7 @@ async def stream_pairs(
     in_flight: int = 128,
     queued_files: int = 2,
     stop: threading.Event | None = None,
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], RepliesReport]:
     """Question/answer pairs for every chunk ``chunks`` yields (consumed in a thread, at most
     ``queued_files`` files ahead), at most ``in_flight`` chunk requests at a time through
     ``dispatcher``; each chunk's rows (``to_rows``) go to ``spill`` as its answer comes.
@@ -258,8 +480,7 @@ async def stream_pairs(
     tasks: set[asyncio.Task[None]] = set()
     failed: list[dict[str, Any]] = []
     fatal: list[BaseException] = []
-    replies: dict[str, Any] = {"replies": 0, "unparsed_replies": 0, "follow_up_requests": 0}
-    short: list[tuple[tuple[int, int], dict[str, Any]]] = []  # chunks that fell short
+    replies = RepliesReport()
 
     async def one(file_index: int, chunk: Chunk) -> None:
         got: ChunkPairs | None = None
@@ -278,11 +499,9 @@ async def stream_pairs(
         finally:
             slots.release()
         if got is not None:
-            replies["replies"] += got.replies
-            replies["unparsed_replies"] += got.unparsed
-            replies["follow_up_requests"] += got.follow_ups
-            if got.short:
-                short.append(((file_index, chunk.index), got.shortfall(chunk.rel, chunk.index)))
+            replies.merge(
+                RepliesReport.of_chunk(got, chunk.rel, chunk.index, (file_index, chunk.index))
+            )
         try:
             spill.add((file_index, chunk.index), to_rows(chunk, got.pairs if got else []))
         except BaseException as exc:  # the disk is full, ...: stop the run rather than lose rows
@@ -334,6 +553,4 @@ async def stream_pairs(
         # kills that worker); otherwise at its next hand-over, which the run waits 5 s for
         await asyncio.to_thread(thread.join, None if ok else 5.0)
     failed.sort(key=lambda f: (f["file"], f["chunk"]))
-    short.sort(key=lambda item: item[0])  # in chunk order, whatever order they were answered
-    replies["short_chunks"] = [entry for _, entry in short]
     return failed, replies
