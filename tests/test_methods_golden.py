@@ -32,6 +32,15 @@ def test_dataset_and_report_unchanged(case: str, tmp_path: Path) -> None:
     contains(got["report"], json.loads((GOLDENS / f"{case}.run.json").read_text()))
 
 
+def test_prompt_lists_make_the_same_dataset(tmp_path: Path) -> None:
+    """The completions case with prompt lists (the engine's default): fewer requests, the same
+    dataset byte for byte."""
+    got = run_case("selfinstruct-completions", tmp_path, extra=["--prompts-per-request", "20"])
+    assert got["dataset"] == (GOLDENS / "selfinstruct-completions.jsonl").read_bytes()
+    requests = got["report"]["requests"]
+    assert requests["prompts_sent"] == 25 > requests["requests_sent"]
+
+
 def test_document_qa_through_generate_method_gives_the_from_dir_dataset(tmp_path: Path) -> None:
     """The same directory run reached as a method (`generate DIR --method document-qa`)."""
     from click.testing import CliRunner
