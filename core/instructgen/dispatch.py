@@ -576,7 +576,9 @@ class Dispatcher:
         self._tpm: TokenBucket | None = None
         self._reserved = 0.0
         self._last_emit = 0.0
-        self.timeout = self.config.timeout  # the one deadline of an attempt
+        # the one deadline of an attempt: the run's, or an engine's own when it was built
+        # with a shorter one (its HTTP client would give up first anyway)
+        self.timeout = min(self.config.timeout, engine.timeout or self.config.timeout)
         self._breaker = _Breaker(self.config.breaker_window, timeout=self.timeout)
         self._rate_limits = _RateLimitSignal()
         where = host_of(engine.base_url) or host_of(engine.default_base_url) or engine.name
