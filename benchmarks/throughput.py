@@ -4,6 +4,11 @@ in its own process) that answers every request after exactly 200 ms.
     python benchmarks/throughput.py [--requests 2000] [--latency 0.2] [--sequential 40]
     python benchmarks/throughput.py --method alpaca --examples 20000 [--repeat 3]
 
+With ``--method``, each run has a server of its own and the rate is the server's (requests
+answered from the first arrival to the last answer); right after each run the same number of
+requests goes straight through a ``Dispatcher`` against a fresh server, for the ceiling the
+machine allowed that minute.
+
 One at a time (how xTuring and the Self-Instruct scripts call the API) vs the dispatcher at
 concurrency 64 (repeated ``--repeat`` times, median shown), and with an RPM cap, all in the
 same run. Each run first sends one untimed request (SDK import and client set-up). The
@@ -102,6 +107,20 @@ async def run_method(
     }
 
 
+def dispatcher_alone(a: argparse.Namespace, requests: int) -> float:
+    """The same number of requests straight through a ``Dispatcher`` against a fresh server,
+    right after the method's run: what the machine allowed that minute with no method (ramp,
+    tail and the dispatcher's own cost included)."""
+    proc, url = start_server(a.latency)
+    try:
+        config = DispatchConfig(concurrency=a.concurrency)
+        return asyncio.run(run(url, requests, config, "alone"))["per_second"]
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(10)
+
+
 def one_method_run(a: argparse.Namespace) -> dict[str, Any]:
     """One run against a server of its own, so the server's figures cover this run alone: the
     requests it answered from the first arrival to the last answer, and how many it held in
@@ -117,8 +136,11 @@ def one_method_run(a: argparse.Namespace) -> dict[str, Any]:
         proc.stdin.close()
         server = json.loads(proc.stdout.readline() or "{}")
         proc.wait(10)
+    alone = dispatcher_alone(a, int(result["requests"]))
     return {
         **result,
+        "dispatcher_alone_per_second": alone,
+        "ratio_to_dispatcher_alone": round((server.get("per_second") or 0) / alone, 3),
         "server_per_second": server.get("per_second"),
         "server_span_s": server.get("span_s"),
         "server_max_in_flight": server.get("max_in_flight"),
@@ -157,6 +179,9 @@ def main_method(a: argparse.Namespace) -> None:
                     round((r["server_per_second"] or 0) / bound, 3) for r in runs
                 ],
                 "client_fraction_each_run": [round(r["per_second"] / bound, 3) for r in runs],
+                "dispatcher_alone_fraction_each_run": [
+                    round(r["dispatcher_alone_per_second"] / bound, 3) for r in runs
+                ],
             },
             indent=2,
         )
