@@ -400,7 +400,12 @@ async def run_method(
         out = await m.run(loaded, ctx)
         stats = ctx.stats()
     main = engines["instructions"]
-    rows = [{"engine": main.name, "model": main.model, "source": m.name, **r} for r in out.rows]
+    # A thread: tens of thousands of rows would hold the event loop for tens of ms.
+    rows = await asyncio.to_thread(
+        lambda: [
+            {"engine": main.name, "model": main.model, "source": m.name, **r} for r in out.rows
+        ]
+    )
     import dataclasses
 
     report: dict[str, Any] = {
