@@ -31,6 +31,8 @@ from typing import Any
 from instructgen import Request
 from instructgen.dispatch import DispatchConfig, Dispatcher
 from instructgen.engines import create_engine
+from instructgen.method import RunSize
+from instructgen.runs import run_method as run_method_
 
 HERE = Path(__file__).resolve().parent
 
@@ -71,6 +73,39 @@ async def run(base_url: str, n: int, config: DispatchConfig, tag: str) -> dict[s
     }
 
 
+class LoopHolds:
+    """How long the event loop's callbacks hold it: the CPU time of the loop's thread in each
+    callback (``asyncio.Handle._run``), so time the GIL spent in the filters' worker thread
+    is not counted as the loop's."""
+
+    def __init__(self) -> None:
+        self.holds: list[float] = []
+
+    def __enter__(self) -> LoopHolds:
+        self._run = original = asyncio.events.Handle._run
+        holds = self.holds
+
+        def timed(handle: asyncio.events.Handle) -> None:
+            t = time.thread_time()
+            original(handle)
+            holds.append(time.thread_time() - t)
+
+        asyncio.events.Handle._run = timed  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.events.Handle._run = self._run  # type: ignore[method-assign]
+
+    def summary(self) -> dict[str, Any]:
+        h = sorted(self.holds) or [0.0]
+        return {
+            "loop_callbacks": len(self.holds),
+            "loop_hold_ms_max": round(h[-1] * 1000, 2),
+            "loop_hold_ms_p999": round(h[int(len(h) * 0.999)] * 1000, 2),
+            "loop_holds_over_5ms": sum(x > 0.005 for x in h),
+        }
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process, from /proc (Linux)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -79,23 +114,22 @@ def cpu_seconds(pid: int) -> float:
 
 async def run_method(
     base_url: str, method: str, examples: int, instructions: int, concurrency: int
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """One generation method end to end (``runs.run_method``: the cache off, the filters on)
     against the server's plausible replies; requests a second over the whole run."""
-    from instructgen.method import RunSize
-    from instructgen.runs import run_method
-
     engine = create_engine("openai", api_key="bench", base_url=base_url)
     seeds = HERE.parent.parent / "shared" / "data" / "seed_tasks.jsonl"
+    holds = LoopHolds()
     start = time.perf_counter()
-    result = await run_method(
-        method,
-        seeds,
-        engine,
-        size=RunSize(examples, instructions, 42),
-        cache=False,
-        config=DispatchConfig(concurrency=concurrency),
-    )
+    with holds:
+        result = await run_method_(
+            method,
+            seeds,
+            engine,
+            size=RunSize(examples, instructions, 42),
+            cache=False,
+            config=DispatchConfig(concurrency=concurrency),
+        )
     elapsed = time.perf_counter() - start
     sent = result.report["requests"]["requests_completed"]
     return {
@@ -104,6 +138,7 @@ async def run_method(
         "seconds": round(elapsed, 3),
         "per_second": round(sent / elapsed, 2),
         "filters_s": result.report.get("timings", {}).get("filters_s"),
+        **holds.summary(),
     }
 
 
