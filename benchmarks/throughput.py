@@ -100,6 +100,7 @@ class LoopHolds:
         h = sorted(self.holds) or [0.0]
         return {
             "loop_callbacks": len(self.holds),
+            "loop_cpu_s": round(sum(self.holds), 2),
             "loop_hold_ms_max": round(h[-1] * 1000, 2),
             "loop_hold_ms_p999": round(h[int(len(h) * 0.999)] * 1000, 2),
             "loop_holds_over_5ms": sum(x > 0.005 for x in h),
