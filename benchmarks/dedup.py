@@ -19,8 +19,9 @@ against everything kept so far is <= 0.7. For each kind: identical decisions and
 reference loop and of instructgen on --candidates; then instructgen alone on --scale candidates
 (seconds, CPU seconds, the longest single check() and keep()). Last, with the --scale template
 index full, the longest check() of candidates built to share most tokens with many kept
-instructions (the worst case for the bounds): the Self-Instruct pipeline calls check() and
-keep() on the event loop, so these must stay far below 100 ms. Prints JSON.
+instructions (the worst case for the bounds): the methods call check() and keep() in one
+worker thread, in request order, so their length bounds how fast answers are consumed.
+Prints JSON.
 """
 
 from __future__ import annotations

@@ -4,6 +4,11 @@ in its own process) that answers every request after exactly 200 ms.
     python benchmarks/throughput.py [--requests 2000] [--latency 0.2] [--sequential 40]
     python benchmarks/throughput.py --method alpaca --examples 20000 [--repeat 3]
 
+With ``--method``, each run has a server of its own and the rate is the server's (requests
+answered from the first arrival to the last answer); right after each run the same number of
+requests goes straight through a ``Dispatcher`` against a fresh server, for the ceiling the
+machine allowed that minute.
+
 One at a time (how xTuring and the Self-Instruct scripts call the API) vs the dispatcher at
 concurrency 64 (repeated ``--repeat`` times, median shown), and with an RPM cap, all in the
 same run. Each run first sends one untimed request (SDK import and client set-up). The
@@ -21,10 +26,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from instructgen import Request
 from instructgen.dispatch import DispatchConfig, Dispatcher
 from instructgen.engines import create_engine
+from instructgen.method import RunSize
+from instructgen.runs import run_method as run_method_
 
 HERE = Path(__file__).resolve().parent
 
@@ -65,6 +73,40 @@ async def run(base_url: str, n: int, config: DispatchConfig, tag: str) -> dict[s
     }
 
 
+class LoopHolds:
+    """How long the event loop's callbacks hold it: the CPU time of the loop's thread in each
+    callback (``asyncio.Handle._run``), so time the GIL spent in the filters' worker thread
+    is not counted as the loop's."""
+
+    def __init__(self) -> None:
+        self.holds: list[float] = []
+
+    def __enter__(self) -> LoopHolds:
+        self._run = original = asyncio.events.Handle._run
+        holds = self.holds
+
+        def timed(handle: asyncio.events.Handle) -> None:
+            t = time.thread_time()
+            original(handle)
+            holds.append(time.thread_time() - t)
+
+        asyncio.events.Handle._run = timed  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.events.Handle._run = self._run  # type: ignore[method-assign]
+
+    def summary(self) -> dict[str, Any]:
+        h = sorted(self.holds) or [0.0]
+        return {
+            "loop_callbacks": len(self.holds),
+            "loop_cpu_s": round(sum(self.holds), 2),
+            "loop_hold_ms_max": round(h[-1] * 1000, 2),
+            "loop_hold_ms_p999": round(h[int(len(h) * 0.999)] * 1000, 2),
+            "loop_holds_over_5ms": sum(x > 0.005 for x in h),
+        }
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process, from /proc (Linux)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -73,23 +115,22 @@ def cpu_seconds(pid: int) -> float:
 
 async def run_method(
     base_url: str, method: str, examples: int, instructions: int, concurrency: int
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """One generation method end to end (``runs.run_method``: the cache off, the filters on)
     against the server's plausible replies; requests a second over the whole run."""
-    from instructgen.method import RunSize
-    from instructgen.runs import run_method
-
     engine = create_engine("openai", api_key="bench", base_url=base_url)
     seeds = HERE.parent.parent / "shared" / "data" / "seed_tasks.jsonl"
+    holds = LoopHolds()
     start = time.perf_counter()
-    result = await run_method(
-        method,
-        seeds,
-        engine,
-        size=RunSize(examples, instructions, 42),
-        cache=False,
-        config=DispatchConfig(concurrency=concurrency),
-    )
+    with holds:
+        result = await run_method_(
+            method,
+            seeds,
+            engine,
+            size=RunSize(examples, instructions, 42),
+            cache=False,
+            config=DispatchConfig(concurrency=concurrency),
+        )
     elapsed = time.perf_counter() - start
     sent = result.report["requests"]["requests_completed"]
     return {
@@ -98,25 +139,65 @@ async def run_method(
         "seconds": round(elapsed, 3),
         "per_second": round(sent / elapsed, 2),
         "filters_s": result.report.get("timings", {}).get("filters_s"),
+        **holds.summary(),
+    }
+
+
+def dispatcher_alone(a: argparse.Namespace, requests: int) -> float:
+    """The same number of requests straight through a ``Dispatcher`` against a fresh server,
+    right after the method's run: what the machine allowed that minute with no method (ramp,
+    tail and the dispatcher's own cost included)."""
+    proc, url = start_server(a.latency)
+    try:
+        config = DispatchConfig(concurrency=a.concurrency)
+        return asyncio.run(run(url, requests, config, "alone"))["per_second"]
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(10)
+
+
+def one_method_run(a: argparse.Namespace) -> dict[str, Any]:
+    """One run against a server of its own, so the server's figures cover this run alone: the
+    requests it answered from the first arrival to the last answer, and how many it held in
+    each second."""
+    proc, url = start_server(a.latency, "--selfinstruct")
+    try:
+        cpu0 = time.process_time()
+        result = asyncio.run(run_method(url, a.method, a.examples, a.instructions, a.concurrency))
+        result["client_cpu_s"] = round(time.process_time() - cpu0, 2)
+        result["server_cpu_s"] = round(cpu_seconds(proc.pid), 2)
+    finally:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.close()
+        server = json.loads(proc.stdout.readline() or "{}")
+        proc.wait(10)
+    alone = dispatcher_alone(a, int(result["requests"]))
+    return {
+        **result,
+        "dispatcher_alone_per_second": alone,
+        "ratio_to_dispatcher_alone": round((server.get("per_second") or 0) / alone, 3),
+        "server_per_second": server.get("per_second"),
+        "server_span_s": server.get("span_s"),
+        "server_max_in_flight": server.get("max_in_flight"),
+        "server_in_flight_each_second": server.get("mean_in_flight_each_second"),
     }
 
 
 def main_method(a: argparse.Namespace) -> None:
     """``--method NAME``: the method's own request mix at ``--concurrency``, median of
-    ``--repeat`` runs (each a new process-wide run against the same server)."""
-    proc, url = start_server(a.latency, "--selfinstruct")
+    ``--repeat`` runs (each a new run against a new server). The rate is the server's:
+    requests answered from the first arrival to the last answer (``per_second`` there); the
+    client's (requests over the whole call, set-up included) is shown beside it."""
+    proc, url = start_server(a.latency)
     try:
         asyncio.run(run(url, 1, DispatchConfig(concurrency=1), "warm"))  # SDK import
-        runs = [
-            asyncio.run(run_method(url, a.method, a.examples, a.instructions, a.concurrency))
-            for _ in range(a.repeat)
-        ]
     finally:
         assert proc.stdin is not None
         proc.stdin.close()
-        server = json.loads(proc.stdout.readline() or "{}") if proc.stdout else {}
         proc.wait(10)
-    runs.sort(key=lambda r: r["per_second"])
+    runs = [one_method_run(a) for _ in range(a.repeat)]
+    runs.sort(key=lambda r: r["server_per_second"] or 0.0)
     median = runs[len(runs) // 2]
     bound = a.concurrency / a.latency
     print(
@@ -129,11 +210,14 @@ def main_method(a: argparse.Namespace) -> None:
                 "load_average": os.getloadavg(),
                 **median,
                 "theoretical_per_second": bound,
-                "fraction_of_theoretical": round(median["per_second"] / bound, 3),
+                "fraction_of_theoretical": round((median["server_per_second"] or 0) / bound, 3),
                 "fraction_of_theoretical_each_run": [
-                    round(r["per_second"] / bound, 3) for r in runs
+                    round((r["server_per_second"] or 0) / bound, 3) for r in runs
                 ],
-                "server": {k: server.get(k) for k in ("requests", "max_in_flight", "by_kind")},
+                "client_fraction_each_run": [round(r["per_second"] / bound, 3) for r in runs],
+                "dispatcher_alone_fraction_each_run": [
+                    round(r["dispatcher_alone_per_second"] / bound, 3) for r in runs
+                ],
             },
             indent=2,
         )

@@ -224,7 +224,7 @@ def test_decisions_on_template_phrasing_equal_the_reference_loop(
 
 @pytest.mark.parametrize("threshold", [0.5, 0.7, 0.9])
 def test_bounds_never_skip_a_pair_above_the_threshold(threshold: float) -> None:
-    """Every pair whose true F exceeds the threshold survives the prefix, positional and bag
+    """Every pair whose true F exceeds the threshold survives the prefix, count, length and bag
     bounds and is scored exactly, whatever else is indexed (re-ranked token order)."""
     from rouge_score import rouge_scorer
 
@@ -320,3 +320,99 @@ def test_unicode_index_matches_its_own_pairwise_scores() -> None:
     assert f.nearest(texts[1]) == (texts[0], rouge_l_f(texts[0], texts[1], "unicode"))
     f.keep(texts[2])
     assert f.nearest(texts[3])[1] == rouge_l_f(texts[2], texts[3], "unicode")
+
+
+# -- the pruned check against the plain LCS, pair by pair -------------------------------------
+
+_SCRIPTS = {
+    "zh": list("把这句话翻译成英文法写一首关于春天的诗给出三个建议解释原因"),
+    "ru": [
+        "переведи",
+        "это",
+        "предложение",
+        "напиши",
+        "письмо",
+        "другу",
+        "объясни",
+        "почему",
+        "небо",
+        "синее",
+    ],
+    "ar": ["اكتب", "قصة", "قصيرة", "عن", "البحر", "اشرح", "لماذا", "السماء", "زرقاء"],
+    "ja": list("これは日本語の文章ですかんたんに説明してください"),
+}
+
+
+def _mixed_texts(n: int, seed: int) -> list[str]:
+    """Instructions in Latin, CJK, Cyrillic and Arabic script and mixtures of them, many of
+    them near-duplicates of one another, plus the shared seed instructions."""
+    rng = random.Random(seed)
+    latin = [w for s in SEEDS for w in s.split()]
+    out: list[str] = []
+    for _ in range(n):
+        if out and rng.random() < 0.5:
+            words = rng.choice(out).split() or ["x"]
+            for _ in range(rng.randint(1, 3)):
+                j = rng.randrange(len(words))
+                words[j] = rng.choice(latin) if rng.random() < 0.5 else words[j] + "s"
+            out.append(" ".join(words))
+            continue
+        script = rng.choice([*_SCRIPTS, "latin", "mixed"])
+        k = rng.randint(3, 25)
+        if script == "latin":
+            words = rng.choices(latin, k=k)
+        elif script == "mixed":
+            words = rng.choices(latin + _SCRIPTS["zh"] + _SCRIPTS["ru"], k=k)
+        elif script in ("zh", "ja"):
+            words = ["".join(rng.choices(_SCRIPTS[script], k=k))]
+        else:
+            words = rng.choices(_SCRIPTS[script], k=k)
+        out.append(" ".join(words))
+    return out + SEEDS[:60]
+
+
+def _plain_lcs(a: list[str], b: list[str]) -> int:
+    """The textbook dynamic programme, independent of rapidfuzz."""
+    prev = [0] * (len(b) + 1)
+    for x in a:
+        cur = [0]
+        for j, y in enumerate(b):
+            cur.append(prev[j] + 1 if x == y else max(prev[j + 1], cur[j]))
+        prev = cur
+    return prev[-1]
+
+
+@pytest.mark.parametrize("tokenizer", ["default", "unicode"])
+@pytest.mark.parametrize("shared", [1, 2, 4, 6])
+def test_pruned_check_equals_the_plain_lcs_on_every_pair(
+    monkeypatch: pytest.MonkeyPatch, tokenizer: str, shared: int
+) -> None:
+    """For each query, the index's best F equals the best of the plain LCS over every kept item
+    whenever that best exceeds the threshold, and the keep/drop decision is the same, with
+    1 to 6 shared prefix elements required; re-rankings happen while items are added."""
+    import instructgen_filters.rouge as rouge_mod
+    from instructgen_filters.rouge import _fmeasure
+
+    monkeypatch.setattr(rouge_mod, "_SHARED", shared)
+    rng = random.Random(shared * 31 + len(tokenizer))
+    pool = _mixed_texts(220, seed=shared)
+    queries = [_mutate(rng, rng.choice(pool)) if rng.random() < 0.5 else t for t in pool[::3]]
+    queries += _mixed_texts(40, seed=100 + shared)[:40]
+    tokens = {t: tokenize(t, tokenizer) for t in pool + queries}
+    for threshold in (0.5, 0.7):
+        idx = RougeIndex(threshold=threshold, tokenizer=tokenizer)
+        kept: list[str] = []
+        for i, text in enumerate(pool):
+            idx.add(text)
+            kept.append(text)
+            if i % 40 != 39:
+                continue
+            for q in queries[i // 40 :: 4]:
+                ta = tokens[q]
+                plain = max(
+                    _fmeasure(_plain_lcs(ta, tokens[k]), len(ta), len(tokens[k])) for k in kept
+                )
+                best, _ = idx.most_similar(q)
+                assert (best > threshold) == (plain > threshold), (q, best, plain)
+                if plain > threshold:
+                    assert best == plain, (q, best, plain)

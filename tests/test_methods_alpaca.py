@@ -360,3 +360,68 @@ def test_kill_9_at_random_moments_then_rerun_equals_uninterrupted(
         # only what was in flight at a kill (at most --concurrency each time) is paid twice
         assert len(server.paid_twice()) <= 4 * len(moments), (moments, server.paid_twice())
     assert (out / "dataset.jsonl").read_bytes() == reference, moments
+
+
+class _ThreadRecordingFilter(instructgen.Filter):
+    """The length rule, recording which thread primes, checks and keeps."""
+
+    name = "thread-recorder"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: dict[str, set[int]] = {"prime": set(), "check": set(), "keep": set()}
+        self.primed: list[int] = []
+
+    def prime(self, kept: Any) -> None:
+        import threading
+
+        self.threads["prime"].add(threading.get_ident())
+        self.primed.append(len(kept))
+
+    def check(self, item: str) -> str | None:
+        import threading
+
+        self.threads["check"].add(threading.get_ident())
+        return None if len(item.split()) > 3 else "short"
+
+    def keep(self, item: str) -> None:
+        import threading
+
+        self.threads["keep"].add(threading.get_ident())
+
+
+@pytest.mark.parametrize("method", ["alpaca", "self-instruct"])
+def test_filters_are_primed_and_run_off_the_event_loop(seed_file: Path, method: str) -> None:
+    """Priming indexes every seed (or a whole saved dataset): it runs in the filters' worker
+    thread like check and keep, never on the thread running the event loop."""
+    import asyncio
+    import threading
+
+    from instructgen.dispatch import DispatchConfig
+    from instructgen.method import RunSize
+    from instructgen.runs import run_method
+
+    recorder = _ThreadRecordingFilter()
+    loop_thread: set[int] = set()
+
+    async def main(base_url: str) -> Any:
+        loop_thread.add(threading.get_ident())
+        eng = instructgen.engine("openai", api_key=TEST_KEY, base_url=base_url)
+        return await run_method(
+            method,
+            seed_file,
+            eng,
+            size=RunSize(n=40, num_instructions=20, seed=3),
+            cache=False,
+            config=DispatchConfig(concurrency=8),
+            filters=[recorder],
+        )
+
+    with WireServer() as server:
+        server.responder = respond
+        result = asyncio.run(main(server.openai_base_url))
+    assert len(result.rows) == 40
+    assert recorder.primed == [175]  # the seed instructions, once
+    for stage, threads in recorder.threads.items():
+        assert threads, stage
+        assert not threads & loop_thread, stage

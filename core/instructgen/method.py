@@ -371,7 +371,9 @@ class MethodContext(ABC):
 
     @abstractmethod
     def prime(self, kept: Sequence[str]) -> None:
-        """Tell the filters what already counts as kept (e.g. the seed instructions)."""
+        """Tell the filters what already counts as kept (e.g. the seed instructions). Cheap
+        on the event loop: the filters index them in their worker thread, before the next
+        ``accept`` checks anything."""
 
     @abstractmethod
     def tick(self, stage: str, done: int, total: int | None = None) -> None:

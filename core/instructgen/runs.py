@@ -487,7 +487,12 @@ async def run_method(
         }
         _add_roles(si_report, engines, judged, len(out.rows))
         return RunResult(out.rows, si_report)
-    rows = [{"engine": writer.name, "model": writer.model, "source": m.name, **r} for r in out.rows]
+    # A thread: tens of thousands of rows would hold the event loop for tens of ms.
+    rows = await asyncio.to_thread(
+        lambda: [
+            {"engine": writer.name, "model": writer.model, "source": m.name, **r} for r in out.rows
+        ]
+    )
     import dataclasses
 
     report: dict[str, Any] = {

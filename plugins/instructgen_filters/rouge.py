@@ -3,19 +3,23 @@
 
 How: ROUGE-L F is ``2·lcs/(la+lb)`` and ``lcs ≤ overlap`` (shared tokens, counted as a bag), so
 a pair can only pass the threshold if the two token bags overlap by more than ``t·(la+lb)/2``.
-Three bounds on that overlap, each sound, narrow the pairs down before any LCS:
+Sound bounds on that overlap narrow the pairs down before any LCS:
 
-1. Prefix filtering (Chaudhuri et al., 2006; Xiao et al., 2008): such a pair shares an element
-   of the short, rare-first prefixes of the two instructions, so an inverted index on those
-   prefixes finds every candidate pair (tokens re-ranked by observed frequency at geometric
-   sizes).
-2. Positional: the shared prefix elements found, plus the tokens left after the last one.
-3. Bag: token ids hashed into 64 buckets; the sum of the smaller count per bucket.
+1. Prefix filtering (Chaudhuri et al., 2006; Xiao et al., 2008), extended: such a pair shares
+   ``_SHARED`` elements (or all its shared ones, if fewer) of the rare-first prefixes of the two
+   instructions, each ``_SHARED - 1`` elements longer than the classic one-element prefix, so
+   an inverted index on those prefixes finds every candidate pair (tokens re-ranked by observed
+   frequency at geometric sizes) and a count of the elements found drops most of them.
+2. Count: the shared prefix elements found, plus the tokens beyond the prefix of whichever
+   instruction's prefix ends first in the common order (computed as the larger of the two).
+3. Length: the overlap is at most the shorter length.
+4. Bag: token ids hashed into 64 buckets; the sum of the smaller count per bucket.
 
 On instructions with shared phrasing ("Write a ...", "Generate a list of ...") the first two
-let hundreds of pairs per candidate through, the third about two. The survivors' LCS is computed
-in C by rapidfuzz (token ids as code points of a string), all of them in one call, and compared
-with ``rouge_score``'s own floating-point formula, so decisions agree to the last bit.
+leave tens of pairs per candidate out of thousands of postings, the fourth a few. The
+survivors' LCS is computed in C by rapidfuzz (token ids as code points of a string), all of
+them in one call, and compared with ``rouge_score``'s own floating-point formula, so decisions
+agree to the last bit. The counting is one ``numpy.bincount`` over the postings (no sort).
 """
 
 from __future__ import annotations
@@ -106,6 +110,7 @@ def rouge_l_f(a: str, b: str, tokenizer: str = "default") -> float:
 
 _MIGRATION_STEP = 256  # items re-indexed per add() while a re-ranking is under way
 _BUCKETS = 64  # token-id buckets of the bag bound
+_SHARED = 4  # prefix elements a pair that can pass shares (prefixes longer by _SHARED - 1)
 
 
 class RougeIndex:
@@ -113,8 +118,8 @@ class RougeIndex:
 
     Tokens get integer ids; each item is stored as a string of those ids (one code point per
     token), which rapidfuzz's C LCS reads in place. A query goes: tokenize, take the rare-first
-    prefix, gather the postings of its elements (numpy), group the matches by item and apply
-    the length, positional and bag bounds, then compute the exact LCS of every survivor in one
+    prefix, gather the postings of its elements (numpy), count the matches per item and apply
+    the count, length and bag bounds, then compute the exact LCS of every survivor in one
     C call (``rapidfuzz.process.cdist``) and rouge_score's F formula on the result. No call
     rebuilds the whole index: a re-ranking is spread over later ``add`` calls.
     """
@@ -141,6 +146,8 @@ class RougeIndex:
         self._df = [0] * len(self._ranked)
         self._seqs: list[Sequence[Any]] = []
         self._lengths = array("q")
+        self._rests = array("q")  # per item: its tokens beyond its prefix
+        self._shortest = 1 << 30  # tokens in the shortest non-empty item
         self._bags: NDArray[np.uint8] | None = None  # per item: token counts per id bucket
         self._postings: dict[int, array[int]] = {}
         self._next_rebuild = 64
@@ -185,7 +192,8 @@ class RougeIndex:
 
     def _prefix(self, tids: list[int], ranked: list[int]) -> list[int]:
         """Element keys (token id | occurrence << 32) of the rare-first prefix: any item whose
-        token bag overlaps this one enough to pass the threshold shares one of them."""
+        token bag overlaps this one enough to pass the threshold shares ``_SHARED`` of them
+        (or all its shared elements, if it has fewer)."""
         n = len(ranked)
         seen: dict[int, int] = {}
         elems = []
@@ -194,45 +202,38 @@ class RougeIndex:
             seen[t] = k + 1
             elems.append(((ranked[t] if t < n else 0) << 32 | t, k))
         elems.sort()
-        need = math.floor(self._min_frac * len(tids)) + 1
-        return [(r & 0xFFFFFFFF) | k << 32 for r, k in elems[: max(0, len(tids) - need + 1)]]
+        return [(r & 0xFFFFFFFF) | k << 32 for r, k in elems[: len(tids) - self._rest(len(tids))]]
+
+    def _rest(self, length: int) -> int:
+        """Tokens of an item of ``length`` tokens beyond its prefix."""
+        return max(0, math.floor(self._min_frac * length) + 1 - _SHARED)
 
     # -- queries --------------------------------------------------------------------------------
     def _survivors(self, tids: list[int]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-        """Items that share a prefix element and pass the length and positional bounds, and
+        """Items that share enough prefix elements and pass the length and bag bounds, and
         their lengths."""
         import numpy as np
 
         la = len(tids)
         postings = self._postings
-        arrays, where = [], []
-        for i, key in enumerate(self._active_prefix(tids)):
-            p = postings.get(key)
-            if p:
-                arrays.append(p)
-                where.append(i)
+        arrays = [p for p in map(postings.get, self._active_prefix(tids)) if p]
         if not arrays:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-        flat = np.concatenate([np.frombuffer(p, dtype=np.int64) for p in arrays])
-        pos_a = np.repeat(np.asarray(where, dtype=np.int64), [len(p) for p in arrays])
-        # Group the matches by item, in query-prefix order within an item.
-        order = np.argsort(flat >> 16, kind="stable")
-        ids = flat[order] >> 16
-        starts = np.flatnonzero(np.concatenate(([True], ids[1:] != ids[:-1])))
-        ends = np.append(starts[1:], len(ids)) - 1
-        idx = ids[starts]
-        matched = ends - starts + 1
-        last = order[ends]
-        pos_a = pos_a[last]
-        pos_b = flat[last] & 0xFFFF
+        flat = np.frombuffer(arrays[0], dtype=np.int64)
+        if len(arrays) > 1:
+            flat = np.concatenate([np.frombuffer(p, dtype=np.int64) for p in arrays])
+        # Count bound. A shared element at or before the end of the shorter-reaching of the
+        # two prefixes (in the common order) is in both, so it was counted; the others lie
+        # beyond that prefix: overlap <= counted + max(tokens after either prefix). A pair
+        # that can pass also shares min(_SHARED, its overlap) prefix elements, and its overlap
+        # exceeds c·(la + lb) >= c·(la + shortest item).
+        least = min(_SHARED, math.floor(self._c * (la + self._shortest)) + 1)
+        counts = np.bincount(flat)
+        idx = np.flatnonzero(counts >= least)
         lb = np.frombuffer(self._lengths, dtype=np.int64)[idx]
+        rest = np.maximum(np.frombuffer(self._rests, dtype=np.int64)[idx], self._rest(la))
         need = self._c * (la + lb)  # F > t needs lcs (<= overlap) > t·(la+lb)/2
-        # Positional bound: every element shared by the two prefixes up to the last one found
-        # was found (both are rank-ordered prefixes), so overlap <= those found + the tokens
-        # left after the last one on the shorter side.
-        keep = (matched + np.minimum(la - pos_a - 1, lb - pos_b - 1) > need) & (
-            np.minimum(la, lb) > need
-        )
+        keep = (counts[idx] + rest > need) & (np.minimum(la, lb) > need)
         idx, lb, need = idx[keep], lb[keep], need[keep]
         # Bag bound: overlap <= sum over id buckets of the smaller count. Items of more than
         # 255 tokens (counts beyond uint8) always pass it.
@@ -303,12 +304,15 @@ class RougeIndex:
         idx = len(self._seqs)
         self._seqs.append(_as_sequence(tids))
         self._lengths.append(len(tids))
+        self._rests.append(self._rest(len(tids)))
         self._store_bag(idx, tids)
         df = self._df
         for t in set(tids):
             df[t] += 1
-        for j, key in enumerate(self._active_prefix(tids)):
-            self._post(self._postings, key, idx, j)
+        if tids:
+            self._shortest = min(self._shortest, len(tids))
+        for key in self._active_prefix(tids):
+            self._post(self._postings, key, idx)
         if self._migration is None and len(self._seqs) >= self._next_rebuild:
             # Re-rank tokens by how often they occur in what is indexed (rare first), so
             # prefixes stay made of rare tokens and far fewer pairs are looked at. Any fixed
@@ -341,15 +345,15 @@ class RougeIndex:
     def _index(
         self, idx: int, tids: list[int], ranked: list[int], postings: dict[int, array[int]]
     ) -> None:
-        for j, key in enumerate(self._prefix(tids, ranked)):
-            self._post(postings, key, idx, j)
+        for key in self._prefix(tids, ranked):
+            self._post(postings, key, idx)
 
     @staticmethod
-    def _post(postings: dict[int, array[int]], key: int, idx: int, j: int) -> None:
+    def _post(postings: dict[int, array[int]], key: int, idx: int) -> None:
         p = postings.get(key)
         if p is None:
             p = postings[key] = array("q")
-        p.append(idx << 16 | min(j, 0xFFFF))  # position beyond 65535: a looser, sound bound
+        p.append(idx)
 
     def _migrate(self) -> None:
         assert self._migration is not None

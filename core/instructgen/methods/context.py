@@ -90,6 +90,7 @@ class DispatchContext(MethodContext):
         self.drops: Counter[str] = Counter()
         self.drop_examples: dict[str, list[str]] = defaultdict(list)
         self.filter_s = 0.0
+        self._primes: list[list[str]] = []  # kept lists for the filters' prime(), in order
 
     # -- dispatchers ----------------------------------------------------------------------------
 
@@ -261,8 +262,15 @@ class DispatchContext(MethodContext):
     # -- filters and progress -------------------------------------------------------------------
 
     def prime(self, kept: Sequence[str]) -> None:
-        for f in self.filters:
-            f.prime(kept)
+        # Applied in the filters' worker thread before the next candidates are checked:
+        # indexing thousands of kept instructions must not hold the event loop.
+        self._primes.append(list(kept))
+
+    def _apply_primes(self) -> None:
+        while self._primes:
+            kept = self._primes.pop(0)
+            for f in self.filters:
+                f.prime(kept)
 
     async def accept(
         self, candidates: Sequence[str], room: int, *, stage: str = "instructions"
@@ -273,6 +281,7 @@ class DispatchContext(MethodContext):
 
     def _accept(self, candidates: list[str], room: int) -> tuple[list[str], float]:
         started = time.perf_counter()
+        self._apply_primes()
         kept: list[str] = []
         for item in candidates:
             if len(kept) >= room:

@@ -249,9 +249,12 @@ class _Run:
 
     # -- the run --------------------------------------------------------------------------------
 
-    async def run(self) -> list[GeneratedTask]:
+    def _prime(self) -> None:
         for f in self.filters:
             f.prime(self.seed_instructions)
+
+    async def run(self) -> list[GeneratedTask]:
+        await asyncio.to_thread(self._prime)  # indexing the seeds must not hold the event loop
         self._driver = asyncio.current_task()
         pending: _Pending = {}
         try:
