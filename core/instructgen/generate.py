@@ -79,6 +79,7 @@ async def agenerate_dataset(
     response_engine: str | Engine | None = None,
     response_config: DispatchConfig | None = None,
     judge_engine: str | Engine | None = None,
+    judge_config: DispatchConfig | None = None,
 ) -> InstructionDataset:
     """Self-Instruct from a tasks.jsonl file (or a list of ``SeedTask``s), or any
     generation method (``method="alpaca"``, ``instructgen methods`` lists them).
@@ -111,10 +112,11 @@ async def agenerate_dataset(
     (concurrency, rpm, tpm; ``max_cost`` in ``config`` covers both engines).
     ``judge_engine``: the engine of the ``llm-judge`` filter (``filters=[...,
     "llm-judge"]``, ``filter_options={"llm-judge": {"threshold": 4}}``; default
-    ``engine``). ``run_report`` gives requests, tokens and cost per engine
+    ``engine``); ``judge_config``: its own limits (concurrency, rpm, tpm), as
+    ``response_config``. ``run_report`` gives requests, tokens and cost per engine
     (``requests.by_engine``) and the judge's histogram (``judge``).
     """
-    roles = runs.response_limits(response_config, config, batch)
+    roles = runs.response_limits(response_config, config, batch, judge_config)
     if method is not None and not _is_self_instruct(method):
         if self_instruct is not None:
             raise ConfigError(

@@ -449,9 +449,57 @@ async def run_method(
         return m, loaded, engines, chosen, judge
 
     m, loaded, engines, chosen, judge = await asyncio.to_thread(prepare)
-    self_instruct_tasks = isinstance(m, SelfInstructMethod) and loaded.kind == "tasks"
     own_cache = isinstance(m, DocumentQAMethod)  # the directory pipeline opens its caches
     cache_at = cache_file(cache)
+    private: Path | None = None
+    if judge is not None and cache_at is None:
+        # A judged run asks the method again for more rows and counts on the cache to replay
+        # what it sent before: without one it would pay for those requests twice. A private
+        # cache for this run alone, removed at the end (never the user's).
+        import tempfile
+
+        private = Path(tempfile.mkdtemp(prefix="instructgen-judged-"))
+        cache_at = private / "cache.sqlite3"
+    try:
+        return await _run_in_context(
+            m,
+            loaded,
+            engines,
+            chosen,
+            judge,
+            size,
+            config,
+            progress,
+            role_configs,
+            filters,
+            filter_options,
+            own_cache,
+            cache_at,
+        )
+    finally:
+        if private is not None:
+            import shutil
+
+            shutil.rmtree(private, ignore_errors=True)
+
+
+async def _run_in_context(
+    m: Method,
+    loaded: MethodInput,
+    engines: dict[str, Engine],
+    chosen: list[Filter],
+    judge: RowJudge | None,
+    size: RunSize,
+    config: DispatchConfig | None,
+    progress: ProgressCallback | None,
+    role_configs: Mapping[str, DispatchConfig] | None,
+    filters: Sequence[str | Filter] | None,
+    filter_options: Mapping[str, Mapping[str, Any]] | None,
+    own_cache: bool,
+    cache_at: Path | None,
+) -> RunResult:
+    """``run_method``'s run once its method, input, engines and cache file are settled."""
+    self_instruct_tasks = isinstance(m, SelfInstructMethod) and loaded.kind == "tasks"
     ctx = DispatchContext(
         engines,
         size=size,
@@ -706,14 +754,22 @@ def _jsonable(value: Any) -> Any:
 
 
 def response_limits(
-    response: DispatchConfig | None, config: DispatchConfig | None, batch: Any
+    response: DispatchConfig | None,
+    config: DispatchConfig | None,
+    batch: Any,
+    judge: DispatchConfig | None = None,
 ) -> dict[str, DispatchConfig] | None:
-    """The response engine's own limits (``response``), with the run's budget and batch mode;
-    ``None`` when it has none of its own."""
-    if response is None:
+    """The response engine's own limits (``response``) and the judge engine's (``judge``),
+    each with the run's budget and batch mode, by role; ``None`` when neither has its own."""
+    if response is None and judge is None:
         return None
     run = with_batch(config, batch) or DispatchConfig()
-    return {"answers": dataclasses.replace(response, max_cost=run.max_cost, batch=run.batch)}
+    own = {"answers": response, "judge": judge}
+    return {
+        role: dataclasses.replace(c, max_cost=run.max_cost, batch=run.batch)
+        for role, c in own.items()
+        if c is not None
+    }
 
 
 async def run_from_dir(

@@ -198,6 +198,32 @@ def _stack(options: list[Callable[[F], F]]) -> Callable[[F], F]:
 run_options = _stack(_OPTIONS)
 """The flags every generating command shares (engine, limits, cache, budget, output)."""
 
+
+def _limit_options(role: str, whose: str) -> list[Callable[[F], F]]:
+    """A role's own limits (``--ROLE-concurrency``, ``--ROLE-rpm``, ``--ROLE-tpm``), declared
+    once for every role that has an engine of its own."""
+    return [
+        click.option(
+            f"--{role}-concurrency",
+            type=click.IntRange(min=1),
+            default=None,
+            help=f"{whose} requests in flight (default: --concurrency).",
+        ),
+        click.option(
+            f"--{role}-rpm",
+            type=click.FloatRange(min=0, min_open=True),
+            default=None,
+            help=f"{whose} requests-per-minute limit (default: --rpm).",
+        ),
+        click.option(
+            f"--{role}-tpm",
+            type=click.FloatRange(min=0, min_open=True),
+            default=None,
+            help=f"{whose} tokens-per-minute limit (default: --tpm).",
+        ),
+    ]
+
+
 _RESPONSE_OPTIONS = [
     click.option(
         "--response-engine",
@@ -213,24 +239,7 @@ _RESPONSE_OPTIONS = [
         default=None,
         help="The response engine's API base URL (default: --base-url when it is the same engine).",
     ),
-    click.option(
-        "--response-concurrency",
-        type=click.IntRange(min=1),
-        default=None,
-        help="The response engine's requests in flight (default: --concurrency).",
-    ),
-    click.option(
-        "--response-rpm",
-        type=click.FloatRange(min=0, min_open=True),
-        default=None,
-        help="The response engine's requests-per-minute limit (default: --rpm).",
-    ),
-    click.option(
-        "--response-tpm",
-        type=click.FloatRange(min=0, min_open=True),
-        default=None,
-        help="The response engine's tokens-per-minute limit (default: --tpm).",
-    ),
+    *_limit_options("response", "The response engine's"),
 ]
 
 _JUDGE_OPTIONS = [
@@ -246,6 +255,7 @@ _JUDGE_OPTIONS = [
         default=None,
         help="The judge engine's API base URL (default: --base-url when it is the same engine).",
     ),
+    *_limit_options("judge", "The judge engine's"),
     click.option(
         "--judge-threshold",
         type=click.FloatRange(min=0),
@@ -532,6 +542,9 @@ class RunOptions:
     judge_engine: str | None = None
     judge_model: str | None = None
     judge_base_url: str | None = None
+    judge_concurrency: int | None = None
+    judge_rpm: float | None = None
+    judge_tpm: float | None = None
     judge_threshold: float | None = None
 
     @classmethod
@@ -569,8 +582,9 @@ class RunOptions:
             if role == "answers"
             else (self.judge_engine, self.judge_model, self.judge_base_url)
         )
-        if name is None and model is None and base_url is None:
-            return None
+        limits = self.role_config("response" if role == "answers" else "judge")
+        if name is None and model is None and base_url is None and limits is None:
+            return None  # with limits of its own alone: the run's engine, a dispatcher apart
         engine_name, model, base_url, options = self._role_spec(name, model, base_url)
         kw: dict[str, Any] = dict(options)
         if model:
@@ -596,16 +610,21 @@ class RunOptions:
 
     def response_config(self) -> DispatchConfig | None:
         """The response engine's own limits, when any was given."""
+        return self.role_config("response")
+
+    def judge_config(self) -> DispatchConfig | None:
+        """The judge engine's own limits, when any was given."""
+        return self.role_config("judge")
+
+    def role_config(self, prefix: str) -> DispatchConfig | None:
+        """The run's limits with those given as ``--PREFIX-concurrency/-rpm/-tpm`` in their
+        place; ``None`` when none was given."""
         import dataclasses
 
         given: dict[str, Any] = {
-            k: v
-            for k, v in (
-                ("concurrency", self.response_concurrency),
-                ("rpm", self.response_rpm),
-                ("tpm", self.response_tpm),
-            )
-            if v is not None
+            k: getattr(self, f"{prefix}_{k}")
+            for k in ("concurrency", "rpm", "tpm")
+            if getattr(self, f"{prefix}_{k}") is not None
         }
         if not given:
             return None

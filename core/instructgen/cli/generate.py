@@ -266,6 +266,7 @@ def _generate_method(
                 response_engine=response,
                 response_config=opts.response_config(),
                 judge_engine=judge,
+                judge_config=opts.judge_config(),
             )
         )
     except BaseException:
@@ -489,6 +490,7 @@ async def _generate(
             response_engine=roles[0],
             response_config=opts.response_config(),
             judge_engine=roles[1],
+            judge_config=opts.judge_config(),
         )
     finally:
         renderer.close()
