@@ -298,3 +298,41 @@ def test_the_dry_run_counts_the_self_instruct_stage(docs: Path, tmp_path: Path) 
     )
     text = CliRunner().invoke(cli, [*base, *SIZE]).output
     assert "then Self-Instruct on the pairs: about " in text and "expected $" in text
+
+
+def _stage(prompt: str) -> str:
+    if "Is it classification?" in prompt:
+        return "classify"
+    if "Come up with examples for the following tasks" in prompt or "generate an input" in prompt:
+        return "instances"
+    return "other"
+
+
+def test_response_model_takes_the_self_instruct_instances(
+    docs: Path, server: WireServer, tmp_path: Path
+) -> None:
+    out = tmp_path / "split"
+    r = from_dir(docs, server, out, *SIZE, "--response-model", "gpt-4o", "--response-rpm", "6000")
+    assert r.exit_code == 0, r.output
+    seen = {(c.body["model"], _stage(c.prompt)) for c in server.requests}
+    assert {m for m, s in seen if s == "instances"} == {"gpt-4o"}
+    assert {m for m, s in seen if s != "instances"} == {"gpt-4o-mini"}  # questions, bootstrap
+    by = json.loads((out / "run.json").read_text())["self_instruct"]["requests"]["by_engine"]
+    assert {e["model"]: e["roles"] for e in by} == {
+        "gpt-4o-mini": ["instructions"],
+        "gpt-4o": ["answers"],
+    }
+
+
+def test_role_flags_from_dir_cannot_use_exit_2(
+    docs: Path, server: WireServer, tmp_path: Path
+) -> None:
+    r = from_dir(docs, server, tmp_path / "o1", "--response-model", "gpt-4o")
+    assert r.exit_code == 2
+    assert "--response-model: document Q/A asks for questions and answers in one request" in (
+        r.output
+    )
+    r = from_dir(docs, server, tmp_path / "o2", *SIZE, "--filter", "llm-judge")
+    assert r.exit_code == 2, r.output
+    assert "generate DIR --method document-qa --filter llm-judge" in r.output
+    assert not server.requests and not (tmp_path / "o1").exists()

@@ -16,8 +16,10 @@ from instructgen.cli._run import (
     filter_settings,
     finish_run,
     format_option,
+    judge_chosen,
     record_unfinished,
     refuse_unused,
+    role_options,
     run_options,
     scan_limits,
     scan_options,
@@ -44,6 +46,24 @@ SELF_INSTRUCT_ONLY = (
 )
 """The options that only a run with --self-instruct uses (parameter names)."""
 
+RESPONSE_FLAGS = (
+    "response_engine",
+    "response_model",
+    "response_base_url",
+    "response_concurrency",
+    "response_rpm",
+    "response_tpm",
+)
+JUDGE_FLAGS = (
+    "judge_engine",
+    "judge_model",
+    "judge_base_url",
+    "judge_concurrency",
+    "judge_rpm",
+    "judge_tpm",
+    "judge_threshold",
+)
+
 
 class _FromDirCommand(click.Command):
     """``from-dir``, whose help lists the options that apply only with --self-instruct in a
@@ -55,7 +75,8 @@ class _FromDirCommand(click.Command):
         for param in self.get_params(ctx):
             record = param.get_help_record(ctx)
             if record is not None:
-                (self_instruct if param.name in SELF_INSTRUCT_ONLY else rows).append(record)
+                own = param.name in SELF_INSTRUCT_ONLY + RESPONSE_FLAGS
+                (self_instruct if own else rows).append(record)
         with formatter.section("Options"):
             formatter.write_dl(rows)
         with formatter.section("Self-Instruct options (only with --self-instruct)"):
@@ -102,6 +123,7 @@ class _FromDirCommand(click.Command):
 @scan_options
 @format_option
 @run_options
+@role_options
 @handles_errors
 def from_dir(
     directory: Path,
@@ -141,7 +163,13 @@ def from_dir(
         )
         filters = chosen_filters(add_filters, drop_filters)  # unknown name: exit 2
     else:  # a Self-Instruct option without --self-instruct does nothing: exit 2
+        _refuse_roles(RESPONSE_FLAGS)
         refuse_unused(click.get_current_context(), SELF_INSTRUCT_ONLY, "--self-instruct")
+    if judge_chosen(filters) or _given(JUDGE_FLAGS):
+        raise ConfigError(
+            "from-dir does not run the llm-judge filter: judge its dataset with `instructgen "
+            "judge OUT`, or run `instructgen generate DIR --method document-qa --filter llm-judge`"
+        )
     if fmt is not None:
         plugins.exporters().get(fmt)
     executor_options: dict[str, Any] = {}
@@ -191,7 +219,40 @@ def from_dir(
     except BaseException:
         runner.close()
         raise
-    _run(directory, engine, replace(run, out=out, executor=runner), opts, fmt)  # built once
+    # Self-Instruct's instance requests on the response engine, under its own limits
+    roles: dict[str, Any] = (
+        {
+            "response_engine": opts.role_engine("answers"),
+            "response_config": opts.response_config(),
+        }
+        if use_self_instruct
+        else {}
+    )
+    _run(directory, engine, replace(run, out=out, executor=runner, **roles), opts, fmt)
+
+
+def _given(names: tuple[str, ...]) -> list[str]:
+    """The flags among ``names`` (parameter names) given on the command line."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    return [
+        "/".join(p.opts)
+        for p in ctx.command.params
+        if p.name in names
+        and ctx.get_parameter_source(p.name) not in (None, ParameterSource.DEFAULT)
+    ]
+
+
+def _refuse_roles(names: tuple[str, ...]) -> None:
+    """--response-* without --self-instruct: exit 2, one line saying why."""
+    given = _given(names)
+    if given:
+        raise ConfigError(
+            f"{', '.join(given)}: document Q/A asks for questions and answers in one request "
+            "(no separate answer request); add --self-instruct to send its instance requests "
+            "to the response engine"
+        )
 
 
 def _run(
