@@ -59,10 +59,10 @@ def test_another_base_url_is_another_server(name: str, tmp_path: Path) -> None:
         second.responder = lambda call: "from the second server"
         asyncio.run(run_all(make_engine(first, name), cache, requests))
         d = asyncio.run(run_all(make_engine(second, name), cache, requests))
-        assert len(second.calls) == 3 and d.stats.cached == 0
+        assert len(second.prompt_calls) == 3 and d.stats.cached == 0
         # Both servers' answers are kept: back on the first, nothing is sent.
         d = asyncio.run(run_all(make_engine(first, name), cache, requests))
-        assert len(first.calls) == 3 and d.stats.cached == 3
+        assert len(first.prompt_calls) == 3 and d.stats.cached == 3
     cache.close()
 
 

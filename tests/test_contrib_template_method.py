@@ -116,7 +116,7 @@ def test_the_template_method_generates_through_the_entry_point(venv: Path, tmp_p
             OPENAI_API_KEY=TEST_KEY,
         )
         assert r.returncode == 0, r.stderr
-        assert len(server.calls) == 10
+        assert len(server.prompt_calls) == 10
     rows = [json.loads(x) for x in (tmp_path / "out" / "dataset.jsonl").open()]
     assert [row["target"] for row in rows] == [f"Counting sheep: {i}" for i in range(10)]
     report = json.loads((tmp_path / "out" / "run.json").read_text())

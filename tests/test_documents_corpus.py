@@ -322,7 +322,7 @@ def test_from_dir_gives_chunks_times_samples(
         "eml/mime-no-body.eml",
     }
     # every chunk's prompt names its file, not only the first chunk's
-    prompts = [c.prompt for c in wire_server.calls]
+    prompts = [c.prompt for c in wire_server.prompt_calls]
     multi = [f for f in run["files"] if f["chars"] > 2000]
     assert multi
     for f in multi:

@@ -59,9 +59,9 @@ def test_every_style_gives_exactly_chunks_times_samples(
     assert replies["short_chunks"] == [] and replies["unparsed_replies"] == 0
     if style == "short":  # one pair fewer each time: one follow-up per chunk fills the gap
         assert replies["follow_up_requests"] == chunks
-        assert len(wire_server.calls) == 2 * chunks
+        assert len(wire_server.prompt_calls) == 2 * chunks
     else:
-        assert replies["follow_up_requests"] == 0 and len(wire_server.calls) == chunks
+        assert replies["follow_up_requests"] == 0 and len(wire_server.prompt_calls) == chunks
     assert len({row["instruction"] for row in ds}) == len(ds)  # no repeated question
     assert all(row["target"] and "Let me know" not in row["target"] for row in ds)
 
@@ -78,7 +78,7 @@ def test_nothing_parseable_is_reported_and_does_not_poison_the_rerun(
     assert len(ds) == 0
     replies = report["question_answer_replies"]
     # the first request and at most two follow-ups per chunk
-    assert len(wire_server.calls) == chunks * (1 + MAX_FOLLOW_UPS)
+    assert len(wire_server.prompt_calls) == chunks * (1 + MAX_FOLLOW_UPS)
     assert replies["unparsed_replies"] == chunks * (1 + MAX_FOLLOW_UPS)
     short = replies["short_chunks"]
     assert sorted(s["file"] for s in short) == ["note-0.txt", "note-1.txt"]
@@ -89,7 +89,9 @@ def test_nothing_parseable_is_reported_and_does_not_poison_the_rerun(
     wire_server.reset_counts()
     ds = _run(wire_server, engine, docs, out)
     assert len(ds) == chunks * SAMPLES
-    assert len(wire_server.calls) == chunks  # one new follow-up per chunk, nothing paid twice
+    assert (
+        len(wire_server.prompt_calls) == chunks
+    )  # one new follow-up per chunk, nothing paid twice
     assert wire_server.paid_twice() == []
 
 

@@ -75,8 +75,8 @@ def test_qa_requests_carry_each_providers_json_mode(
     wire_server.responder = qa_responder("asked")  # JSON when JSON is asked for
     ds = _run(wire_server, engine, tmp_path)
     assert len(ds) == 4 * 3
-    assert len(wire_server.calls) == 4
-    for call in wire_server.calls:
+    assert len(wire_server.prompt_calls) == 4
+    for call in wire_server.prompt_calls:
         assert call.body.get("response_format") == EXPECTED[engine]
         if EXPECTED[engine] is None:
             assert "Q1: <question>" in call.prompt

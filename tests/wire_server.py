@@ -95,6 +95,17 @@ class WireCall:
     def key(self) -> str:
         return body_hash(self.body)
 
+    def one_per_prompt(self) -> list[WireCall]:
+        """The calls this one stands for: a completion request whose ``prompt`` is a list is
+        one call per prompt, as each would have been sent alone."""
+        prompts = self.body.get("prompt") if self.kind == "completion" else None
+        if not isinstance(prompts, list):
+            return [self]
+        return [
+            WireCall(self.provider, self.kind, self.path, {**self.body, "prompt": p}, self.api_key)
+            for p in prompts
+        ]
+
 
 def _content_text(content: Any) -> str:
     if isinstance(content, str):
@@ -305,6 +316,14 @@ class WireServer:
     @property
     def requests(self) -> list[WireCall]:
         return list(self.calls)
+
+    @property
+    def prompt_calls(self) -> list[WireCall]:
+        """Every prompt sent, as the call it would have been alone (a list of prompts in one
+        completion request counts once per prompt): what a run asked for, however the
+        dispatcher grouped it on the wire."""
+        with self._lock:
+            return [one for call in self.calls for one in call.one_per_prompt()]
 
     def success_count_by_request(self) -> dict[str, int]:
         return dict(self.successes)
