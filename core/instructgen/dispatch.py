@@ -39,7 +39,6 @@ import contextlib
 import copy
 import logging
 import random
-import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -60,13 +59,13 @@ from instructgen.errors import (
     DiskFullError,
     EngineError,
     RateLimitError,
-    ReplyTooLargeError,
     ServerUnreachableError,
 )
-from instructgen.limits import DEFAULT_REQUEST_TIMEOUT
+from instructgen.limits import DEFAULT_REQUEST_TIMEOUT, with_timeout
 from instructgen.money import format_usd
 from instructgen.progress import ProgressCallback, ProgressEvent, emit
-from instructgen.reply_size import DEFAULT_MAX_REPLY_BYTES, reply_size_limit
+from instructgen.prompt_lists import PromptLists, SplitRequest
+from instructgen.reply_size import DEFAULT_MAX_REPLY_BYTES, check_reply_size, reply_size_limit
 from instructgen.tokens import estimate_tokens, prompt_tokens
 
 log = logging.getLogger("instructgen.dispatch")
@@ -203,16 +202,6 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-class SplitRequest(Exception):
-    """Raised by ``Dispatcher._send`` for a request carrying several prompts that failed for
-    good (``error``) or did not fit the budget (``error`` is ``None``): its prompts are to be
-    sent on their own, so that one bad prompt fails alone and each reserves its own cost."""
-
-    def __init__(self, error: EngineError | None) -> None:
-        super().__init__(str(error) if error is not None else "over the budget")
-        self.error = error
-
-
 async def gather_values(
     calls: Iterable[Awaitable[T]],
     *,
@@ -240,13 +229,6 @@ async def gather_values(
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
-
-
-async def _with_timeout(call: Awaitable[R], delay: float) -> R:
-    if sys.version_info >= (3, 11):  # asyncio.timeout: no extra task per request
-        async with asyncio.timeout(delay):
-            return await call
-    return await asyncio.wait_for(call, delay)  # pragma: no cover - Python 3.10
 
 
 class TokenBucket:
@@ -415,15 +397,6 @@ class _AdaptiveGate:
         self.pause_until = max(self.pause_until, time.monotonic() + delay)
 
 
-def _check_size(completion: Completion, limit: int, engine: str) -> None:
-    """Refuse a completion whose texts alone pass the reply-size limit: the last guard, for
-    engines whose HTTP client does not enforce the limit while reading (they were read whole
-    already, but are never cached). Characters are counted: never more than the bytes."""
-    size = sum(len(t) for t in completion.texts)
-    if size > limit:
-        raise ReplyTooLargeError(limit, engine=engine)
-
-
 def _kind(error: EngineError) -> str:
     """A short name for the kind of failure, the unit of the aggregated warnings."""
     if isinstance(error, ConnectionFailedError):
@@ -589,8 +562,6 @@ class Dispatcher:
         self.lists: Any = None  # prompt_lists.PromptLists on engines that take several
         per_request = min(self.config.prompts_per_request, engine.max_prompts_per_request)
         if per_request > 1:
-            from instructgen.prompt_lists import PromptLists
-
             self.lists = PromptLists(self, per_request, self.config.prompt_list_delay)
         self.batcher: Any = None
         self.peers: list[Dispatcher] = []  # those sharing one budget (``share_budget``)
@@ -708,7 +679,7 @@ class Dispatcher:
 
         async def call() -> Completion:
             completion = await self._call(request, key, est_tokens)
-            _check_size(completion, self.config.max_reply_bytes, self.engine.name)
+            check_reply_size(completion, self.config.max_reply_bytes, self.engine.name)
             return completion
 
         def deliver(completion: Completion) -> None:
@@ -847,7 +818,7 @@ class Dispatcher:
         as a task of its own: when the run is cancelled because the disk is full, the call goes
         on and ``aclose`` stores its answer (it is paid for); any other cancellation stops it."""
         with reply_size_limit(self.config.max_reply_bytes):  # a task copies it when made
-            call = _with_timeout(self.engine.acomplete(request), self.timeout)
+            call = with_timeout(self.engine.acomplete(request), self.timeout)
             if self.cache is None:
                 return await call
             task = asyncio.ensure_future(call)

@@ -3,6 +3,11 @@ that the command line shows the defaults without importing the extraction machin
 
 from __future__ import annotations
 
+import asyncio
+import sys
+from collections.abc import Awaitable
+from typing import TypeVar
+
 from instructgen.errors import ConfigError
 
 __all__ = [
@@ -42,3 +47,14 @@ def check_dataset_size(
             f"instructions x at most {max_instances_per_task} instances = {most} examples); "
             f"raise --num-instructions to at least {need} or lower -n"
         )
+
+
+R = TypeVar("R")
+
+
+async def with_timeout(call: Awaitable[R], delay: float) -> R:
+    """``call``'s result, or ``TimeoutError`` after ``delay`` seconds."""
+    if sys.version_info >= (3, 11):  # asyncio.timeout: no extra task per request
+        async with asyncio.timeout(delay):
+            return await call
+    return await asyncio.wait_for(call, delay)  # pragma: no cover - Python 3.10

@@ -49,13 +49,25 @@ from typing import TYPE_CHECKING
 from instructgen.engine_contract import Completion, ListCompletion, Request, Usage
 from instructgen.engine_errors import from_exception
 from instructgen.errors import EngineError, ReplyTooLargeError
-from instructgen.reply_size import reply_size_limit
+from instructgen.limits import with_timeout
+from instructgen.reply_size import check_reply_size, reply_size_limit
 from instructgen.tokens import prompt_tokens
 
 if TYPE_CHECKING:
     from instructgen.dispatch import Dispatcher
 
 log = logging.getLogger("instructgen.dispatch")
+
+
+class SplitRequest(Exception):
+    """Raised by ``Dispatcher._send`` for a request carrying several prompts that failed for
+    good (``error``) or did not fit the budget (``error`` is ``None``): its prompts are to be
+    sent on their own, so that one bad prompt fails alone and each reserves its own cost."""
+
+    def __init__(self, error: EngineError | None) -> None:
+        super().__init__(str(error) if error is not None else "over the budget")
+        self.error = error
+
 
 __all__ = ["PromptLists", "list_group", "split_usage"]
 
@@ -203,7 +215,6 @@ class PromptLists:
         if self.refused is not None or len(items) == 1:
             await self._singly(items)
             return
-        from instructgen.dispatch import SplitRequest
 
         d = self.dispatcher
         requests = [w.request for w in items]
@@ -251,11 +262,10 @@ class PromptLists:
     async def _call(self, requests: list[Request]) -> ListCompletion:
         """The engine's answer to one list, within the timeout; the reply-size limit grows
         with the number of prompts (each prompt's answers are held to the limit alone)."""
-        from instructgen.dispatch import _with_timeout
 
         d = self.dispatcher
         with reply_size_limit(d.config.max_reply_bytes * len(requests)):
-            reply = await _with_timeout(d.engine.acomplete_prompts(requests), d.timeout)
+            reply = await with_timeout(d.engine.acomplete_prompts(requests), d.timeout)
         if not isinstance(reply, ListCompletion) or len(reply.completions) != len(requests):
             got = len(reply.completions) if isinstance(reply, ListCompletion) else reply
             raise from_exception(
@@ -269,7 +279,6 @@ class PromptLists:
     ) -> list[Completion | EngineError | None]:
         """Store each answered prompt under its own key (with its share of the usage) and
         account the reply once; ``None`` for prompts to send again."""
-        from instructgen.dispatch import _check_size
 
         d = self.dispatcher
         shares = split_usage(reply.usage, [w.request for w in items], reply.completions)
@@ -280,7 +289,7 @@ class PromptLists:
                 continue
             answer = Completion(c.texts, c.finish_reasons, usage, c.model or reply.model)
             try:
-                _check_size(answer, d.config.max_reply_bytes, d.engine.name)
+                check_reply_size(answer, d.config.max_reply_bytes, d.engine.name)
             except ReplyTooLargeError as exc:
                 d.stats.failed += 1
                 d.stats.errors[type(exc).__name__] += 1

@@ -30,9 +30,12 @@ import sys
 import zlib
 from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from contextvars import ContextVar
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from instructgen.errors import ReplyTooLargeError
+
+if TYPE_CHECKING:
+    from instructgen.engine_contract import Completion
 
 __all__ = [
     "DEFAULT_MAX_REPLY_BYTES",
@@ -246,3 +249,12 @@ def custom_id_in(head: bytes) -> str | None:
     except ValueError:
         return None
     return str(value)
+
+
+def check_reply_size(completion: Completion, limit: int, engine: str) -> None:
+    """Refuse a completion whose texts alone pass the reply-size limit: the last guard, for
+    engines whose HTTP client does not enforce the limit while reading (they were read whole
+    already, but are never cached). Characters are counted: never more than the bytes."""
+    size = sum(len(t) for t in completion.texts)
+    if size > limit:
+        raise ReplyTooLargeError(limit, engine=engine)
