@@ -8,12 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import random
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -26,6 +21,7 @@ from conftest import SHARED, TEST_KEY
 from evol_responder import respond
 from instructgen_evol import elimination
 from instructgen_evol.method import EvolInstruct
+from kill_resume import kill_then_resume
 from wire_server import WireServer
 
 import instructgen
@@ -332,13 +328,6 @@ def _entry_point_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-KILL_SCRIPT = """
-import sys
-from instructgen.cli import main
-main(sys.argv[1:])
-"""
-
-
 def test_kill_9_at_random_moments_then_rerun_equals_uninterrupted(
     tasks: Path, tmp_path: Path
 ) -> None:
@@ -360,54 +349,7 @@ def test_kill_9_at_random_moments_then_rerun_equals_uninterrupted(
         "jsonl",
     ]
     env = _entry_point_env(tmp_path)
-    with WireServer() as ref:
-        ref.responder = respond
-        subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                KILL_SCRIPT,
-                *args,
-                "--base-url",
-                ref.openai_base_url,
-                "--out",
-                str(tmp_path / "ref"),
-            ],
-            env=env,
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
-        total = len(ref.requests)
-    reference = (tmp_path / "ref" / "dataset.jsonl").read_bytes()
-    moments = sorted(random.Random().sample(range(1, total - 1), 3))
-    with WireServer() as server:
-        server.responder = respond
-        server.latency = 0.03
-        out = tmp_path / "killed"
-        cmd = [
-            sys.executable,
-            "-c",
-            KILL_SCRIPT,
-            *args,
-            "--base-url",
-            server.openai_base_url,
-            "--out",
-            str(out),
-        ]
-        for moment in moments:
-            proc = subprocess.Popen(
-                cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            )
-            deadline = time.monotonic() + 60
-            while sum(server.successes.values()) < moment and time.monotonic() < deadline:
-                time.sleep(0.002)
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-            assert not (out / "dataset.jsonl").exists(), moments  # it died mid-run
-        server.latency = 0
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stderr
-        # only what was in flight at a kill (at most --concurrency each time) is paid twice
-        assert len(server.paid_twice()) <= 8 * len(moments), (moments, server.paid_twice())
-    assert (out / "dataset.jsonl").read_bytes() == reference, moments
+    got = kill_then_resume(args, tmp_path, env, respond, kills=3, latency=0.03)
+    # only what was in flight at a kill (at most --concurrency each time) is paid twice
+    assert len(got.paid_twice) <= 8 * len(got.moments), (got.moments, got.paid_twice)
+    assert got.resumed == got.reference, got.moments

@@ -5,12 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +13,7 @@ import pytest
 from batch_server import BatchWireServer
 from click.testing import CliRunner
 from conftest import SHARED, TEST_KEY
+from kill_resume import kill_then_resume
 from selfinstruct_responder import respond
 from wire_server import WireServer
 
@@ -281,13 +277,6 @@ def test_batch_mode_sends_every_alpaca_request_through_batches(
     assert payload["examples"] == 100
 
 
-KILL_SCRIPT = """
-import sys
-from instructgen.cli import main
-main(sys.argv[1:])
-"""
-
-
 def test_kill_9_at_random_moments_then_rerun_equals_uninterrupted(
     seed_file: Path, tmp_path: Path
 ) -> None:
@@ -309,57 +298,10 @@ def test_kill_9_at_random_moments_then_rerun_equals_uninterrupted(
         "jsonl",
     ]
     env = {**os.environ, "OPENAI_API_KEY": TEST_KEY}
-    with WireServer() as ref:
-        ref.responder = respond
-        subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                KILL_SCRIPT,
-                *args,
-                "--base-url",
-                ref.openai_base_url,
-                "--out",
-                str(tmp_path / "ref"),
-            ],
-            env=env,
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
-        total = len(ref.calls)
-    reference = (tmp_path / "ref" / "dataset.jsonl").read_bytes()
-    moments = sorted(random.Random().sample(range(1, total - 1), 2))
-    with WireServer() as server:
-        server.responder = respond
-        server.latency = 0.05
-        out = tmp_path / "killed"
-        cmd = [
-            sys.executable,
-            "-c",
-            KILL_SCRIPT,
-            *args,
-            "--base-url",
-            server.openai_base_url,
-            "--out",
-            str(out),
-        ]
-        for moment in moments:
-            proc = subprocess.Popen(
-                cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            )
-            deadline = time.monotonic() + 60
-            while sum(server.successes.values()) < moment and time.monotonic() < deadline:
-                time.sleep(0.005)
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-            assert not (out / "dataset.jsonl").exists(), moments  # it died mid-run
-        server.latency = 0
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stderr
-        # only what was in flight at a kill (at most --concurrency each time) is paid twice
-        assert len(server.paid_twice()) <= 4 * len(moments), (moments, server.paid_twice())
-    assert (out / "dataset.jsonl").read_bytes() == reference, moments
+    got = kill_then_resume(args, tmp_path, env, respond, kills=2, latency=0.05)
+    # only what was in flight at a kill (at most --concurrency each time) is paid twice
+    assert len(got.paid_twice) <= 4 * len(got.moments), (got.moments, got.paid_twice)
+    assert got.resumed == got.reference, got.moments
 
 
 class _ThreadRecordingFilter(instructgen.Filter):
