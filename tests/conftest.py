@@ -89,3 +89,20 @@ def engine_env(server: WireServer, name: str, key: str = TEST_KEY) -> dict[str, 
         "key": key,
         "base_url": server.base_url_for(name),
     }
+
+
+def registered_as_installed(kind: str, name: str, module: Any, plugin: str) -> Iterator[None]:
+    """For an autouse fixture: the built-in plugin ``module`` registers ``name`` among the
+    ``kind`` (``filters``, ``methods``) as its entry point does; registered in-process for the
+    test when the installed metadata predates the entry point."""
+    import instructgen
+    from instructgen import plugins
+
+    if name in getattr(plugins, kind)():
+        yield
+        return
+    registered = instructgen.register_plugin(module, name=plugin)
+    try:
+        yield
+    finally:
+        instructgen.unregister_plugin(registered)

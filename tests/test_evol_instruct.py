@@ -17,7 +17,7 @@ import instructgen_evol
 import pytest
 from batch_server import BatchWireServer
 from click.testing import CliRunner
-from conftest import SHARED, TEST_KEY
+from conftest import SHARED, TEST_KEY, registered_as_installed
 from evol_responder import respond
 from instructgen_evol import elimination
 from instructgen_evol.method import EvolInstruct
@@ -26,7 +26,6 @@ from wire_server import WireServer
 
 import instructgen
 from instructgen import InstructionDataset, RunSize
-from instructgen import plugins as pm
 from instructgen.cli import cli
 from instructgen.dispatch import DispatchConfig
 from instructgen.runs import RunResult, load_method_input, run_method
@@ -36,16 +35,7 @@ SEED = SHARED / "data" / "seed_tasks.jsonl"
 
 @pytest.fixture(autouse=True)
 def _registered() -> Any:
-    """The plugin as its entry point registers it (registered in-process when the installed
-    metadata predates the entry point)."""
-    if "evol-instruct" in pm.methods():
-        yield
-        return
-    name = instructgen.register_plugin(instructgen_evol, name="evol")
-    try:
-        yield
-    finally:
-        instructgen.unregister_plugin(name)
+    yield from registered_as_installed("methods", "evol-instruct", instructgen_evol, "evol")
 
 
 @pytest.fixture

@@ -14,11 +14,9 @@ from typing import Any
 import judge_responder
 import pytest
 from click.testing import CliRunner
-from conftest import SHARED, TEST_KEY
+from conftest import SHARED, TEST_KEY, registered_as_installed
 from wire_server import WireServer
 
-import instructgen
-import instructgen.plugins as pm
 from instructgen import InstructionDataset
 from instructgen.cli import cli
 from instructgen.methods import context as context_mod
@@ -28,14 +26,7 @@ instructgen_judge = pytest.importorskip("instructgen_judge")
 
 @pytest.fixture(autouse=True)
 def _registered() -> Any:
-    if "llm-judge" in pm.filters():
-        yield
-        return
-    name = instructgen.register_plugin(instructgen_judge, name="judge")
-    try:
-        yield
-    finally:
-        instructgen.unregister_plugin(name)
+    yield from registered_as_installed("filters", "llm-judge", instructgen_judge, "judge")
 
 
 @pytest.fixture

@@ -15,11 +15,10 @@ import judge_responder
 import pytest
 from batch_server import BatchWireServer
 from click.testing import CliRunner
-from conftest import SHARED, TEST_KEY
+from conftest import SHARED, TEST_KEY, registered_as_installed
 from wire_server import WireServer
 
 import instructgen
-import instructgen.plugins as pm
 from instructgen import InstructionDataset
 from instructgen.cli import cli
 
@@ -29,16 +28,7 @@ from instructgen_judge import LLMJudge, read_score  # noqa: E402
 
 @pytest.fixture(autouse=True)
 def _registered() -> Any:
-    """The plugin as its entry point registers it (in-process when the installed metadata
-    predates the entry point)."""
-    if "llm-judge" in pm.filters():
-        yield
-        return
-    name = instructgen.register_plugin(instructgen_judge, name="judge")
-    try:
-        yield
-    finally:
-        instructgen.unregister_plugin(name)
+    yield from registered_as_installed("filters", "llm-judge", instructgen_judge, "judge")
 
 
 @pytest.fixture
