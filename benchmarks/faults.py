@@ -7,10 +7,12 @@ same server without faults (the clean time).
     python benchmarks/faults.py                     # 10 runs, -n 300 --num-instructions 600
     python benchmarks/faults.py --runs 3 --latency 0.5
     python benchmarks/faults.py --runs 3 --timeout 10   # give up on held requests sooner
+    python benchmarks/faults.py --runs 3 --hedge-after off   # no copies of late requests
 
 A run "finished in one go" when it exits 0 with all ``-n`` examples and printed no traceback.
-Prints JSON: each run's exit code, wall time, examples, faults injected and the last line of
-stderr; the count finished in one go; the clean run's wall time and the worst/median ratio.
+Prints JSON: each run's exit code, wall time, examples, faults injected, copies of late
+requests sent (``hedges_sent``) and the last line of stderr; the count finished in one go;
+the clean run's wall time and the worst/median ratio.
 """
 
 from __future__ import annotations
@@ -72,6 +74,8 @@ def one_run(a: argparse.Namespace, seed: int, faults: bool) -> dict[str, Any]:
             ]
             if a.timeout is not None:
                 cmd += ["--timeout", str(a.timeout)]
+            if a.hedge_after is not None:
+                cmd += ["--hedge-after", a.hedge_after]
             env = {**os.environ, "OPENAI_API_KEY": "sk-bench"}
             started = time.perf_counter()
             try:
@@ -82,6 +86,8 @@ def one_run(a: argparse.Namespace, seed: int, faults: bool) -> dict[str, Any]:
             except subprocess.TimeoutExpired as exc:
                 code, out, err = None, "", str(exc)
             wall = time.perf_counter() - started
+            report = Path(tmp) / "out" / "run.json"
+            requests = json.loads(report.read_text())["requests"] if report.exists() else {}
     finally:
         server = stop_server(proc)
     examples = error = None
@@ -103,6 +109,9 @@ def one_run(a: argparse.Namespace, seed: int, faults: bool) -> dict[str, Any]:
         "traceback": "Traceback" in err,
         "faults": server.get("faults", {}),
         "requests_answered": server.get("requests"),
+        "hedges_sent": requests.get("hedges_sent"),
+        "hedges_answered_first": requests.get("hedges_answered_first"),
+        "retries": requests.get("retries"),
         "error": error,
         "stderr_last": lines[-1][:300] if lines else "",
     }
@@ -118,6 +127,7 @@ def main() -> None:
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--tasks", default=str(SEED))
     p.add_argument("--timeout", type=float, default=None, help="generate's --timeout")
+    p.add_argument("--hedge-after", default=None, help="generate's --hedge-after (auto, off, s)")
     p.add_argument("--run-timeout", type=float, default=1200.0)
     p.add_argument("--log-dir", default=None, help="the server's log of each run's requests")
     a = p.parse_args()
@@ -132,7 +142,8 @@ def main() -> None:
             {
                 "command": f"instructgen generate seed_tasks.jsonl -n {a.n} --num-instructions "
                 f"{a.num_instructions} --concurrency {a.concurrency}"
-                + (f" --timeout {a.timeout:g}" if a.timeout is not None else ""),
+                + (f" --timeout {a.timeout:g}" if a.timeout is not None else "")
+                + (f" --hedge-after {a.hedge_after}" if a.hedge_after is not None else ""),
                 "latency_s": a.latency,
                 "faults": FAULTS,
                 "timeout_seconds": a.timeout_seconds,

@@ -61,6 +61,7 @@ from instructgen.errors import (
     RateLimitError,
     ServerUnreachableError,
 )
+from instructgen.hedging import HedgePolicy
 from instructgen.limits import DEFAULT_REQUEST_TIMEOUT, with_timeout
 from instructgen.money import format_usd
 from instructgen.progress import ProgressCallback, ProgressEvent, emit
@@ -108,11 +109,25 @@ class DispatchConfig:
     batch: Any = None
     """A ``batching.BatchConfig``: requests marked batchable go through the engine's batch API
     (engines without one run them online)."""
+    hedge: bool = True
+    """Send a copy of a request that is taking far longer than its like, and use whichever
+    answers first (``hedging.py``; ``--hedge-after off``: never)."""
+    hedge_after: float | None = None
+    """Seconds before that copy (``--hedge-after``); None: 3 x the 95th percentile of the
+    latest answers of its kind, at least 5 s."""
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ConfigError(f"concurrency must be at least 1, got {self.concurrency}")
-        for name in ("rpm", "tpm", "timeout", "max_cost", "breaker_window", "rate_limit_patience"):
+        for name in (
+            "rpm",
+            "tpm",
+            "timeout",
+            "max_cost",
+            "breaker_window",
+            "rate_limit_patience",
+            "hedge_after",
+        ):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError(f"{name} must be positive, got {value}")
@@ -157,6 +172,8 @@ class RunStats:
     cached: int = 0  # requests answered from the cache
     failed: int = 0  # requests that gave up
     retried: int = 0  # attempts that were retried
+    hedged: int = 0  # copies of late requests (``hedging.py``), not counted in ``sent``
+    hedges_first: int = 0  # copies that answered before their original
     usage: Usage = field(default_factory=Usage)
     cost: float = 0.0
     started: float = field(default_factory=time.monotonic)
@@ -176,6 +193,8 @@ class RunStats:
             "requests_cached": self.cached,
             "requests_failed": self.failed,
             "retries": self.retried,
+            "hedges_sent": self.hedged,
+            "hedges_answered_first": self.hedges_first,
             "prompt_tokens": self.usage.prompt_tokens,
             "completion_tokens": self.usage.completion_tokens,
             "cost_usd": round(self.cost, 6),
@@ -358,6 +377,11 @@ class _AdaptiveGate:
                 self.release(probe)
                 continue
             return probe
+
+    def take(self) -> bool:
+        """Take a slot at once (``has_room`` said there is one); hand the result to
+        ``release``."""
+        return self._take()
 
     def has_room(self) -> bool:
         """True when a request could enter now, without waiting behind others or a pause."""
@@ -553,6 +577,9 @@ class Dispatcher:
         # with a shorter one (its HTTP client would give up first anyway)
         self.timeout = min(self.config.timeout, engine.timeout or self.config.timeout)
         self._breaker = _Breaker(self.config.breaker_window, timeout=self.timeout)
+        self._hedging = HedgePolicy(
+            enabled=self.config.hedge, after=self.config.hedge_after, timeout=self.timeout
+        )
         self._rate_limits = _RateLimitSignal()
         where = host_of(engine.base_url) or host_of(engine.default_base_url) or engine.name
         self._failures = _FailureLog(where, self.config.warn_interval)
@@ -688,7 +715,11 @@ class Dispatcher:
             self._account(completion, est_tokens)
 
         return await self._send(
-            call, deliver, worst=self.worst_case_cost(request), est_tokens=est_tokens
+            call,
+            deliver,
+            worst=self.worst_case_cost(request),
+            est_tokens=est_tokens,
+            kind=(request.max_tokens, 1),
         )
 
     async def _send(
@@ -700,6 +731,7 @@ class Dispatcher:
         est_tokens: int,
         prompts: int = 1,
         splittable: bool = False,
+        kind: tuple[int, int] = (0, 1),
     ) -> R:
         """One request to the engine, ``call()``, with every policy of the module: the gate,
         the budget (``worst`` reserved while it runs), the RPM (one) and TPM (``est_tokens``)
@@ -707,7 +739,9 @@ class Dispatcher:
         accounts an answer before it is returned. ``prompts``: how many prompts the request
         carries (statistics). ``splittable``: a request carrying several prompts that does not
         fit the budget or fails for good raises ``SplitRequest`` instead (its prompts are then
-        sent on their own; nothing is counted as failed)."""
+        sent on their own; nothing is counted as failed). ``kind``: the requests it is compared
+        with to tell whether it is late (``hedging.py``): its ``max_tokens``, and 1 for one
+        prompt, 2 for a list."""
         gate = self._limits()
         cfg = self.config
         breaker = self._breaker
@@ -744,7 +778,9 @@ class Dispatcher:
                 self.stats.prompts_sent += prompts
                 sent = time.monotonic()
                 try:
-                    result = await call()
+                    result = await self._attempt(
+                        call, kind=kind, worst=worst, est_tokens=est_tokens, prompts=prompts
+                    )
                 except asyncio.TimeoutError:
                     error: EngineError = ConnectionFailedError(
                         f"no answer within {self.timeout:g} s",
@@ -812,6 +848,118 @@ class Dispatcher:
             log.info("retrying in %.2fs after %s", delay, error)
             self._emit()
             await self._sleep(delay)
+
+    async def _attempt(
+        self,
+        call: Callable[[], Awaitable[R]],
+        *,
+        kind: tuple[int, int],
+        worst: float,
+        est_tokens: int,
+        prompts: int,
+    ) -> R:
+        """One attempt, ``call()``; when it is late for its ``kind`` and the limits leave room,
+        a copy races it (``hedging.py``). Raises what the attempt (or, raced, the last of the
+        two) raised."""
+        started = time.monotonic()
+        delay = self._hedging.delay(kind)
+        if delay is None:
+            result = await call()
+            self._hedging.record(kind, time.monotonic() - started)
+            return result
+        first = asyncio.ensure_future(call())
+        try:
+            done, _ = await asyncio.wait((first,), timeout=delay)
+            while not done:
+                if self._may_hedge(worst, est_tokens):
+                    return await self._race(first, call, kind, worst, est_tokens, prompts)
+                # no room for a copy now (a full --concurrency, the RPM, the budget): look again
+                done, _ = await asyncio.wait((first,), timeout=min(1.0, delay / 4))
+        finally:
+            if not first.done():
+                first.cancel()
+                with contextlib.suppress(BaseException):
+                    await first
+        result = first.result()
+        self._hedging.record(kind, time.monotonic() - started)
+        return result
+
+    def _may_hedge(self, worst: float, est_tokens: int) -> bool:
+        """A copy may be sent now without waiting for anything or exceeding any limit."""
+        gate, cfg = self._gate, self.config
+        if gate is None or self._halted is not None or self._breaker.error is not None:
+            return False
+        if gate.probing or not gate.has_room():
+            return False
+        if not HedgePolicy.within_share(self.stats.hedged, self.stats.completed):
+            return False
+        if cfg.max_cost is not None and self.spent() + worst > cfg.max_cost:
+            return False
+        if self._rpm is not None and self._rpm.available() < 1:
+            return False
+        return self._tpm is None or self._tpm.available() >= min(est_tokens, self._tpm.capacity)
+
+    async def _race(
+        self,
+        first: asyncio.Future[R],
+        call: Callable[[], Awaitable[R]],
+        kind: tuple[int, int],
+        worst: float,
+        est_tokens: int,
+        prompts: int,
+    ) -> R:
+        """Send a copy of the attempt ``first`` and return whichever answers first; the other
+        is cancelled (and, when it was answered too, its usage counted: it was paid)."""
+        gate = self._limits()
+        probe = gate.take()
+        if self._rpm is not None:
+            await self._rpm.acquire(1)  # available: returns at once
+        if self._tpm is not None:
+            await self._tpm.acquire(est_tokens)
+        self._reserved += worst
+        self.stats.hedged += 1
+        log.info("no answer yet from a request late for its kind: sending a copy")
+        started = time.monotonic()
+        second = asyncio.ensure_future(call())
+        pending: set[asyncio.Future[R]] = {first, second}
+        winner: asyncio.Future[R] | None = None
+        error: BaseException | None = None
+        try:
+            while pending and winner is None:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in sorted(done, key=lambda t: t is not first):  # the original first
+                    exc = task.exception()
+                    if exc is not None:
+                        error = exc
+                    elif winner is None:
+                        winner = task
+                    else:  # both answered in the same instant: the copy was paid too
+                        self._account_copy(task.result())
+        finally:
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(BaseException):
+                    await task  # a copy answered as it was cancelled is stored and counted
+            self._reserved -= worst
+            gate.release(probe)
+        if winner is None:
+            assert error is not None
+            raise error
+        if winner is second:
+            self.stats.hedges_first += 1
+            self._hedging.record(kind, time.monotonic() - started)
+        return winner.result()
+
+    def _account_copy(self, result: Any) -> None:
+        """The usage and cost of an answer that was paid but not used (the slower of a raced
+        pair that answered at once)."""
+        usage = getattr(result, "usage", None)
+        if not isinstance(usage, Usage):
+            return
+        self.stats.usage = self.stats.usage + usage
+        if self._price is not None:
+            self.stats.cost += self._price.cost(usage)
 
     async def _call(self, request: Request, key: str, est_tokens: int) -> Completion:
         """The engine's answer to ``request``, within the timeout. With a cache, the call runs

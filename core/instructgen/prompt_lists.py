@@ -235,6 +235,7 @@ class PromptLists:
                 est_tokens=est_tokens,
                 prompts=len(items),
                 splittable=True,
+                kind=(requests[0].max_tokens, 2),  # every list is one kind: see hedging.py
             )
         except SplitRequest as split:
             await self._split(items, split.error)

@@ -64,6 +64,28 @@ class ByteSize(click.ParamType):
         return size
 
 
+class HedgeAfter(click.ParamType):
+    """``auto``, ``off`` or a number of seconds."""
+
+    name = "seconds|auto|off"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float | str:
+        if isinstance(value, float):
+            return value
+        text = str(value).strip().lower()
+        if text in ("auto", "off"):
+            return text
+        try:
+            seconds = float(text)
+        except ValueError:
+            self.fail(f"{value!r} is not a number of seconds, 'auto' or 'off'", param, ctx)
+        if not seconds > 0:
+            self.fail(f"{value!r} is not a positive number of seconds", param, ctx)
+        return seconds
+
+
 _OPTIONS = [
     click.option(
         "--engine",
@@ -140,6 +162,17 @@ _OPTIONS = [
         help="The most bytes one reply may have (e.g. 512K, 16M). Reading a larger one stops "
         "at the limit and the request fails without a retry; nothing of it is cached. In batch "
         "mode, the limit of each line of a result file.",
+    ),
+    click.option(
+        "--hedge-after",
+        type=HedgeAfter(),
+        default="auto",
+        show_default=True,
+        help="Send a second copy of a request that has had no answer for this many seconds "
+        "and use whichever answers first, so one request a server holds does not hold up the "
+        "run. auto: 3 x the time 95 % of the latest requests of its kind took, at least 5 s. "
+        "Copies stay under 2 % of the requests; a copy cancelled in flight may still be "
+        "billed. off: send every request once.",
     ),
     click.option(
         "--seed",
@@ -529,6 +562,7 @@ class RunOptions:
     dry_run: bool
     as_json: bool
     max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES
+    hedge_after: float | str = "auto"
     prompts_per_request: int = 20
     batch: bool = False
     batch_fallback: str = "batch"
@@ -662,6 +696,8 @@ class RunOptions:
             max_reply_bytes=self.max_reply_bytes,
             prompts_per_request=self.prompts_per_request,
             batch=self.batch_config(),
+            hedge=self.hedge_after != "off",
+            hedge_after=self.hedge_after if isinstance(self.hedge_after, float) else None,
         )
 
     def batch_config(self) -> Any:
