@@ -317,6 +317,10 @@ class _RateLimitSignal:
         return False
 
 
+class _NoCopy(Exception):
+    """A copy of a late request could not be sent after all (``Dispatcher._copy``)."""
+
+
 class _AdaptiveGate:
     """Caps requests in flight; on a real rate limit halves the cap and pauses everyone until
     Retry-After has passed.
@@ -352,7 +356,8 @@ class _AdaptiveGate:
             self.probes += 1
         return self.probing
 
-    async def acquire(self) -> bool:
+    async def acquire(self, *, front: bool = False) -> bool:
+        """A slot; ``front``: ahead of those already waiting for one."""
         while True:
             wait = max(self.pause_until, self.probe_until) - time.monotonic()
             if wait > 0:
@@ -362,7 +367,10 @@ class _AdaptiveGate:
             if self._free() and not self._waiters:
                 return self._take()
             fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-            self._waiters.append(fut)
+            if front:
+                self._waiters.appendleft(fut)
+            else:
+                self._waiters.append(fut)
             try:
                 probe = await fut
             except asyncio.CancelledError:
@@ -377,11 +385,6 @@ class _AdaptiveGate:
                 self.release(probe)
                 continue
             return probe
-
-    def take(self) -> bool:
-        """Take a slot at once (``has_room`` said there is one); hand the result to
-        ``release``."""
-        return self._take()
 
     def has_room(self) -> bool:
         """True when a request could enter now, without waiting behind others or a pause."""
@@ -862,19 +865,24 @@ class Dispatcher:
         a copy races it (``hedging.py``). Raises what the attempt (or, raced, the last of the
         two) raised."""
         started = time.monotonic()
-        delay = self._hedging.delay(kind)
-        if delay is None:
-            result = await call()
-            self._hedging.record(kind, time.monotonic() - started)
-            return result
+        if not self._hedging.enabled:
+            return await call()
         first = asyncio.ensure_future(call())
         try:
-            done, _ = await asyncio.wait((first,), timeout=delay)
-            while not done:
-                if self._may_hedge(worst, est_tokens):
+            while True:
+                delay = self._hedging.delay(kind)
+                late = time.monotonic() - started
+                if delay is None:  # too few answers of its kind yet: look again later
+                    wait = self._hedging.recheck()
+                elif late < delay:
+                    wait = delay - late
+                elif self._may_hedge(worst):
                     return await self._race(first, call, kind, worst, est_tokens, prompts)
-                # no room for a copy now (a full --concurrency, the RPM, the budget): look again
-                done, _ = await asyncio.wait((first,), timeout=min(1.0, delay / 4))
+                else:  # no copy now (the budget, the share of copies, a silent server)
+                    wait = min(1.0, delay / 4)
+                done, _ = await asyncio.wait((first,), timeout=wait)
+                if done:
+                    break
         finally:
             if not first.done():
                 first.cancel()
@@ -884,20 +892,42 @@ class Dispatcher:
         self._hedging.record(kind, time.monotonic() - started)
         return result
 
-    def _may_hedge(self, worst: float, est_tokens: int) -> bool:
-        """A copy may be sent now without waiting for anything or exceeding any limit."""
+    def _may_hedge(self, worst: float) -> bool:
+        """A copy may be sent: the run goes on, the server answers, the copies are within
+        their share and the budget has room for one more request's worst case."""
         gate, cfg = self._gate, self.config
         if gate is None or self._halted is not None or self._breaker.error is not None:
             return False
-        if gate.probing or not gate.has_room():
+        if gate.probing or not HedgePolicy.within_share(self.stats.hedged, self.stats.completed):
             return False
-        if not HedgePolicy.within_share(self.stats.hedged, self.stats.completed):
-            return False
-        if cfg.max_cost is not None and self.spent() + worst > cfg.max_cost:
-            return False
-        if self._rpm is not None and self._rpm.available() < 1:
-            return False
-        return self._tpm is None or self._tpm.available() >= min(est_tokens, self._tpm.capacity)
+        return cfg.max_cost is None or self.spent() + worst <= cfg.max_cost
+
+    async def _copy(
+        self, call: Callable[[], Awaitable[R]], worst: float, est_tokens: int, sent: list[float]
+    ) -> R:
+        """A copy of a late attempt, sent when a slot is free (ahead of the requests queued
+        for one: they wait on this answer too, or on what it unblocks), the RPM and TPM allow
+        it and the budget still has room. ``sent`` gets the time it was sent. Raises
+        ``_NoCopy`` when it could not be sent."""
+        gate = self._limits()
+        probe = await gate.acquire(front=True)
+        try:
+            if self._rpm is not None:
+                await self._rpm.acquire(1)
+            if self._tpm is not None:
+                await self._tpm.acquire(est_tokens)
+            if not self._may_hedge(worst):
+                raise _NoCopy
+            self._reserved += worst
+            self.stats.hedged += 1
+            log.info("no answer yet from a request late for its kind: sending a copy")
+            sent.append(time.monotonic())
+            try:
+                return await call()
+            finally:
+                self._reserved -= worst
+        finally:
+            gate.release(probe)
 
     async def _race(
         self,
@@ -908,19 +938,13 @@ class Dispatcher:
         est_tokens: int,
         prompts: int,
     ) -> R:
-        """Send a copy of the attempt ``first`` and return whichever answers first; the other
-        is cancelled (and, when it was answered too, its usage counted: it was paid)."""
-        gate = self._limits()
-        probe = gate.take()
-        if self._rpm is not None:
-            await self._rpm.acquire(1)  # available: returns at once
-        if self._tpm is not None:
-            await self._tpm.acquire(est_tokens)
-        self._reserved += worst
-        self.stats.hedged += 1
-        log.info("no answer yet from a request late for its kind: sending a copy")
-        started = time.monotonic()
-        second = asyncio.ensure_future(call())
+        """Race the attempt ``first`` against a copy (``_copy``) and return whichever answers
+        first; the other is cancelled (and, when it was answered too, its usage counted: it was
+        paid). Raises the last error when neither answers; when the original fails before
+        its copy could be sent (it may be waiting for the original's own slot), the copy is
+        dropped and the original's error raised, for the usual retry."""
+        sent: list[float] = []
+        second = asyncio.ensure_future(self._copy(call, worst, est_tokens, sent))
         pending: set[asyncio.Future[R]] = {first, second}
         winner: asyncio.Future[R] | None = None
         error: BaseException | None = None
@@ -930,25 +954,26 @@ class Dispatcher:
                 for task in sorted(done, key=lambda t: t is not first):  # the original first
                     exc = task.exception()
                     if exc is not None:
-                        error = exc
+                        if not isinstance(exc, _NoCopy):
+                            error = exc
                     elif winner is None:
                         winner = task
                     else:  # both answered in the same instant: the copy was paid too
                         self._account_copy(task.result())
+                if winner is None and error is not None and not sent:
+                    break  # the original failed and no copy went out: retry as usual
         finally:
             for task in pending:
                 task.cancel()
             for task in pending:
                 with contextlib.suppress(BaseException):
                     await task  # a copy answered as it was cancelled is stored and counted
-            self._reserved -= worst
-            gate.release(probe)
         if winner is None:
             assert error is not None
             raise error
         if winner is second:
             self.stats.hedges_first += 1
-            self._hedging.record(kind, time.monotonic() - started)
+            self._hedging.record(kind, time.monotonic() - sent[0])
         return winner.result()
 
     def _account_copy(self, result: Any) -> None:

@@ -14,13 +14,17 @@ The policy here:
   ``prompt_lists.py``, whatever its length: a server answers a list's prompts side by side),
   so a short classification is never judged by the time a long generation takes.
 - The delay is ``hedge_after`` seconds when it is given, else 3 x the 95th percentile of the
-  kind's last ``RECENT`` successful attempts, and never under ``HEDGE_FLOOR`` seconds. A kind
-  with fewer than ``MIN_SAMPLES`` answers is not hedged (nothing to compare with).
+  kind's last ``RECENT`` successful attempts, and never under ``HEDGE_FLOOR`` seconds. While a
+  kind has fewer than ``MIN_SAMPLES`` answers there is nothing to compare with: an attempt
+  sent then is looked at again every ``HEDGE_FLOOR`` seconds, so the first requests of a run
+  are hedged too once the others have answered.
 - One copy per attempt, and the copies of a run stay under ``HEDGE_SHARE`` of its answered
   requests (plus ``HEDGE_SPARE``): a provider that is slow everywhere gets no extra load.
-- The copy is an ordinary request to the dispatcher's limits: it needs a free slot under
-  ``--concurrency``, the RPM and TPM allowance and room in ``--max-cost``; without them it is
-  not sent (it never queues in front of other requests).
+- The copy is a request like any other to the dispatcher's limits: it takes a slot under
+  ``--concurrency`` (the next one free, ahead of requests queued for one: those wait on the
+  late answer too, or on what it unblocks), the RPM and TPM allowance, and room under
+  ``--max-cost``; without that room, or once the original has answered, it is not sent. No
+  copy is sent while the server answers nothing (the circuit breaker's probing).
 
 Cost: the copy's answer, when both arrive, is paid and counted; a copy or original cancelled
 while the server works on it may still be billed by a provider, at most one request per
@@ -110,6 +114,12 @@ class HedgePolicy:
                 return None
             delay = max(HEDGE_FLOOR, MULTIPLIER * seen.percentile(PERCENTILE))
         return delay if delay < self.timeout else None
+
+    @staticmethod
+    def recheck() -> float:
+        """Seconds after which an attempt whose kind had too few answers to tell is looked at
+        again (answers may have come in meanwhile)."""
+        return HEDGE_FLOOR
 
     @staticmethod
     def within_share(hedges: int, answered: int) -> bool:

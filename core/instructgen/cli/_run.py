@@ -803,14 +803,21 @@ def spending_summary(report: dict[str, Any]) -> str:
     from instructgen.run_totals import dispatch_stats, invocation_figures
 
     stats = dispatch_stats(report)
-    sent, failed, cached, prompts = (
+    sent, failed, cached, prompts, hedges = (
         sum(s.get(k, 0) for s in stats)
-        for k in ("requests_sent", "requests_failed", "requests_cached", "prompts_sent")
+        for k in (
+            "requests_sent",
+            "requests_failed",
+            "requests_cached",
+            "prompts_sent",
+            "hedges_sent",
+        )
     )
     now = invocation_figures(report)
     listed = f" ({prompts} prompts)" if prompts > sent else ""
     this = (
         f"{sent} requests sent{listed}"
+        + hedges_summary(hedges)
         + (f" ({failed} failed)" if failed else "")
         + f", {cached} cached, "
         f"{now['prompt_tokens'] + now['completion_tokens']:,} tokens, "
@@ -825,6 +832,13 @@ def spending_summary(report: dict[str, Any]) -> str:
         f"{totals['prompt_tokens'] + totals['completion_tokens']:,} tokens, "
         f"{_duration(totals['elapsed_s'])}"
     )
+
+
+def hedges_summary(hedges: int) -> str:
+    """The summary line's note of the copies sent of late requests (``hedging.py``)."""
+    if not hedges:
+        return ""
+    return f" (+{hedges} {'copy' if hedges == 1 else 'copies'} of late requests)"
 
 
 def _duration(seconds: float) -> str:

@@ -15,6 +15,7 @@ from instructgen.cli._run import (
     filter_settings,
     finish_run,
     format_option,
+    hedges_summary,
     judge_chosen,
     list_note,
     prompts_per_request,
@@ -292,6 +293,7 @@ def _generate_method(
         return (
             f"wrote {len(dataset)} of {n_examples} examples ({method.name}) to {out}; "
             f"{req['requests_sent']} requests sent"
+            + hedges_summary(req.get("hedges_sent", 0))
             + (f" ({req['requests_failed']} failed)" if req.get("requests_failed") else "")
             + f", {req['requests_cached']} cached, "
             f"{req['prompt_tokens'] + req['completion_tokens']:,} tokens, "
