@@ -77,8 +77,8 @@ def test_a_kind_is_hedged_only_once_it_has_enough_answers() -> None:
 def test_copies_stay_a_small_share_of_the_answered_requests() -> None:
     assert HedgePolicy.within_share(0, 0) and HedgePolicy.within_share(1, 0)
     assert not HedgePolicy.within_share(2, 0)
-    assert not HedgePolicy.within_share(2, 49) and HedgePolicy.within_share(2, 50)
-    assert HedgePolicy.within_share(3, 100) and not HedgePolicy.within_share(4, 100)
+    assert not HedgePolicy.within_share(2, 19) and HedgePolicy.within_share(2, 20)
+    assert HedgePolicy.within_share(6, 100) and not HedgePolicy.within_share(7, 100)
 
 
 # -- the dispatcher -------------------------------------------------------------------------
@@ -111,18 +111,38 @@ def test_a_held_request_gets_one_copy_and_its_answer_is_the_one_cached(
     assert report["hedges_answered_first"] == d.stats.hedges_first >= 1
 
 
-def test_a_copy_never_waits_on_its_own_originals_slot(wire_server: WireServer) -> None:
-    """With one slot the copy would wait for the held attempt's own slot: when the server drops
-    the held attempt, the copy is dropped too and the request retried as usual."""
-    wire_server.inject("hang", retry_after=1.5, match=held_once("q 0"))
+def test_a_copy_shares_its_originals_slot(wire_server: WireServer) -> None:
+    """One request, one slot: with ``--concurrency 1`` the held request still gets its copy,
+    sent alongside it."""
+    wire_server.inject("hang", retry_after=HOLD, match=held_once("q 0"))
     d = Dispatcher(
         make_engine(wire_server, "openai"),
-        config=DispatchConfig(concurrency=1, hedge_after=0.2, backoff_base=0.01),
+        config=DispatchConfig(concurrency=1, hedge_after=0.3),
     )
+    started = time.monotonic()
     out = run(d, requests(3))
+    assert time.monotonic() - started < HOLD / 2
     assert all(isinstance(c, Completion) for c in out)
-    assert d.stats.hedged == 0  # the held request had the only slot: it was retried instead
-    assert d.stats.retried == 1
+    assert d.stats.hedged == 1 and d.stats.hedges_first == 1 and d.stats.retried == 0
+    assert len(wire_server.calls) == 4  # the three requests and one copy
+
+
+def test_a_failed_copy_is_followed_by_another(wire_server: WireServer) -> None:
+    """The copy of a held request is refused (HTTP 500): another copy follows after the
+    backoff, instead of waiting out the hold."""
+    wire_server.inject("hang", retry_after=HOLD, match=held_once("q 1"))
+    wire_server.inject("500", match=held_once("q 1"))  # the first copy
+    d = Dispatcher(
+        make_engine(wire_server, "openai"),
+        config=DispatchConfig(concurrency=4, hedge_after=0.3, backoff_base=0.05),
+    )
+    started = time.monotonic()
+    out = run(d, requests(4))
+    assert time.monotonic() - started < HOLD / 2
+    assert all(isinstance(c, Completion) for c in out)
+    assert [c.prompt for c in wire_server.calls].count("q 1") == 3
+    assert d.stats.hedged == 2 and d.stats.hedges_first == 1
+    assert sum(d.stats.errors.values()) == 1  # the refused copy
 
 
 def test_hedge_off_sends_every_attempt_once(wire_server: WireServer) -> None:

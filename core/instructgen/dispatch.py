@@ -344,6 +344,8 @@ class _AdaptiveGate:
         self.probes = 0
         self.probe_until = 0.0
         self._waiters: collections.deque[asyncio.Future[bool]] = collections.deque()
+        # requests something waits on to build others (the run's critical path) go first
+        self._urgent: collections.deque[asyncio.Future[bool]] = collections.deque()
 
     def _free(self) -> bool:
         if self.in_flight >= max(1, int(self.limit)):
@@ -356,26 +358,24 @@ class _AdaptiveGate:
             self.probes += 1
         return self.probing
 
-    async def acquire(self, *, front: bool = False) -> bool:
-        """A slot; ``front``: ahead of those already waiting for one."""
+    async def acquire(self, *, urgent: bool = False) -> bool:
+        """A slot. ``urgent``: ahead of the requests that are not (FIFO among the urgent)."""
         while True:
             wait = max(self.pause_until, self.probe_until) - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
                 continue
             self._wake()  # slots freed while nobody could take them go to the queue first
-            if self._free() and not self._waiters:
+            if self._free() and not self._waiters and not self._urgent:
                 return self._take()
             fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-            if front:
-                self._waiters.appendleft(fut)
-            else:
-                self._waiters.append(fut)
+            queue = self._urgent if urgent else self._waiters
+            queue.append(fut)
             try:
                 probe = await fut
             except asyncio.CancelledError:
                 with contextlib.suppress(ValueError):
-                    self._waiters.remove(fut)
+                    queue.remove(fut)
                 if fut.done() and not fut.cancelled():
                     self.release(fut.result())  # handed a slot we will not use: pass it on
                 raise
@@ -389,11 +389,11 @@ class _AdaptiveGate:
     def has_room(self) -> bool:
         """True when a request could enter now, without waiting behind others or a pause."""
         paused = max(self.pause_until, self.probe_until) > time.monotonic()
-        return self._free() and not self._waiters and not paused
+        return self._free() and not self._waiters and not self._urgent and not paused
 
     def _wake(self) -> None:
-        while self._waiters and self._free():
-            fut = self._waiters.popleft()
+        while (self._urgent or self._waiters) and self._free():
+            fut = (self._urgent or self._waiters).popleft()
             if not fut.done():
                 fut.set_result(self._take())
 
@@ -416,10 +416,17 @@ class _AdaptiveGate:
             self._wake()
 
     def on_connection_failure(self, delay: float) -> None:
+        log.debug("connections fail: probing one request at a time for %.2f s", delay)
         self.probing = True
         self.probe_until = max(self.probe_until, time.monotonic() + delay)
 
     async def on_rate_limit(self, delay: float) -> None:
+        log.debug(
+            "a real rate limit: %d in flight at most (%d now), a pause of %.2f s",
+            self.limit / 2,
+            self.in_flight,
+            delay,
+        )
         self.limit = max(1.0, self.limit / 2)
         self.pause_until = max(self.pause_until, time.monotonic() + delay)
 
@@ -685,7 +692,9 @@ class Dispatcher:
         self, request: Request, *, sample: int = 0, batchable: bool = False
     ) -> Completion:
         """``batchable``: nothing waits on this request to build another one, so in batch
-        mode it may go through the engine's batch API (``batching.py``). On engines that take
+        mode it may go through the engine's batch API (``batching.py``), and online it waits
+        for a slot behind the requests that are not batchable (something waits on those: they
+        are the run's critical path, e.g. the Self-Instruct bootstrap). On engines that take
         several prompts a request, it may share one with others (``prompt_lists.py``)."""
         key = self.key(request, sample) if self.cache is not None else ""
         if self.cache is not None:
@@ -700,10 +709,10 @@ class Dispatcher:
         if batchable and self.batcher is not None:
             return await self.batcher.complete(request, sample, key or self.key(request, sample))
         if self.lists is not None and self.lists.accepts(request):
-            return await self.lists.complete(request, key)
-        return await self._online(request, key)
+            return await self.lists.complete(request, key, urgent=not batchable)
+        return await self._online(request, key, urgent=not batchable)
 
-    async def _online(self, request: Request, key: str) -> Completion:
+    async def _online(self, request: Request, key: str, *, urgent: bool = True) -> Completion:
         """``request`` sent on its own (not looked up in the cache), its answer stored."""
         est_tokens = prompt_tokens(request) + request.max_tokens * request.n
 
@@ -723,6 +732,7 @@ class Dispatcher:
             worst=self.worst_case_cost(request),
             est_tokens=est_tokens,
             kind=(request.max_tokens, 1),
+            urgent=urgent,
         )
 
     async def _send(
@@ -735,6 +745,7 @@ class Dispatcher:
         prompts: int = 1,
         splittable: bool = False,
         kind: tuple[int, int] = (0, 1),
+        urgent: bool = True,
     ) -> R:
         """One request to the engine, ``call()``, with every policy of the module: the gate,
         the budget (``worst`` reserved while it runs), the RPM (one) and TPM (``est_tokens``)
@@ -744,7 +755,7 @@ class Dispatcher:
         fit the budget or fails for good raises ``SplitRequest`` instead (its prompts are then
         sent on their own; nothing is counted as failed). ``kind``: the requests it is compared
         with to tell whether it is late (``hedging.py``): its ``max_tokens``, and 1 for one
-        prompt, 2 for a list."""
+        prompt, 2 for a list. ``urgent``: it waits for a slot ahead of requests that are not."""
         gate = self._limits()
         cfg = self.config
         breaker = self._breaker
@@ -757,7 +768,7 @@ class Dispatcher:
                 raise self._halted
             if breaker.error is not None:
                 raise copy.copy(breaker.error)
-            probe = await gate.acquire()
+            probe = await gate.acquire(urgent=urgent)
             try:
                 if self._halted is not None:
                     raise self._halted
@@ -898,36 +909,39 @@ class Dispatcher:
         gate, cfg = self._gate, self.config
         if gate is None or self._halted is not None or self._breaker.error is not None:
             return False
-        if gate.probing or not HedgePolicy.within_share(self.stats.hedged, self.stats.completed):
+        if gate.probing or not HedgePolicy.within_share(self.stats.hedged, self.stats.sent):
             return False
         return cfg.max_cost is None or self.spent() + worst <= cfg.max_cost
 
     async def _copy(
-        self, call: Callable[[], Awaitable[R]], worst: float, est_tokens: int, sent: list[float]
+        self,
+        call: Callable[[], Awaitable[R]],
+        worst: float,
+        est_tokens: int,
+        sent: list[float],
+        wait: float = 0.0,
     ) -> R:
-        """A copy of a late attempt, sent when a slot is free (ahead of the requests queued
-        for one: they wait on this answer too, or on what it unblocks), the RPM and TPM allow
-        it and the budget still has room. ``sent`` gets the time it was sent. Raises
+        """A copy of a late attempt, after ``wait`` seconds (the backoff after a failed copy),
+        once the RPM and TPM allow it, if the budget and the share of copies still have room.
+        It shares its original's slot under ``--concurrency``: one request, one slot (the
+        server sees one more connection for it). ``sent`` gets the time it was sent. Raises
         ``_NoCopy`` when it could not be sent."""
-        gate = self._limits()
-        probe = await gate.acquire(front=True)
+        if wait > 0:
+            await self._sleep(wait)
+        if self._rpm is not None:
+            await self._rpm.acquire(1)
+        if self._tpm is not None:
+            await self._tpm.acquire(est_tokens)
+        if not self._may_hedge(worst):
+            raise _NoCopy
+        self._reserved += worst
+        self.stats.hedged += 1
+        log.info("no answer yet from a request late for its kind: sending a copy")
+        sent.append(time.monotonic())
         try:
-            if self._rpm is not None:
-                await self._rpm.acquire(1)
-            if self._tpm is not None:
-                await self._tpm.acquire(est_tokens)
-            if not self._may_hedge(worst):
-                raise _NoCopy
-            self._reserved += worst
-            self.stats.hedged += 1
-            log.info("no answer yet from a request late for its kind: sending a copy")
-            sent.append(time.monotonic())
-            try:
-                return await call()
-            finally:
-                self._reserved -= worst
+            return await call()
         finally:
-            gate.release(probe)
+            self._reserved -= worst
 
     async def _race(
         self,
@@ -940,12 +954,13 @@ class Dispatcher:
     ) -> R:
         """Race the attempt ``first`` against a copy (``_copy``) and return whichever answers
         first; the other is cancelled (and, when it was answered too, its usage counted: it was
-        paid). Raises the last error when neither answers; when the original fails before
-        its copy could be sent (it may be waiting for the original's own slot), the copy is
-        dropped and the original's error raised, for the usual retry."""
+        paid). A copy that fails while the original is still out is followed by another after
+        the usual backoff (within the share of copies). When the original fails and no copy is
+        out, the original's error is raised, for the usual retry."""
         sent: list[float] = []
-        second = asyncio.ensure_future(self._copy(call, worst, est_tokens, sent))
-        pending: set[asyncio.Future[R]] = {first, second}
+        copies = 1
+        copy = asyncio.ensure_future(self._copy(call, worst, est_tokens, sent))
+        pending: set[asyncio.Future[R]] = {first, copy}
         winner: asyncio.Future[R] | None = None
         error: BaseException | None = None
         try:
@@ -953,15 +968,33 @@ class Dispatcher:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 for task in sorted(done, key=lambda t: t is not first):  # the original first
                     exc = task.exception()
-                    if exc is not None:
-                        if not isinstance(exc, _NoCopy):
-                            error = exc
-                    elif winner is None:
-                        winner = task
-                    else:  # both answered in the same instant: the copy was paid too
-                        self._account_copy(task.result())
-                if winner is None and error is not None and not sent:
-                    break  # the original failed and no copy went out: retry as usual
+                    if exc is None:
+                        if winner is None:
+                            winner = task
+                        else:  # both answered in the same instant: the copy was paid too
+                            self._account_copy(task.result())
+                        continue
+                    if isinstance(exc, _NoCopy):
+                        continue
+                    error = exc
+                    if task is first:
+                        continue
+                    self.stats.errors[type(exc).__name__] += 1
+                    retryable = isinstance(exc, asyncio.TimeoutError) or (
+                        isinstance(exc, EngineError) and exc.retryable
+                    )
+                    if first in pending and retryable:
+                        copies += 1
+                        backoff = (
+                            self._backoff(copies - 1, exc) if isinstance(exc, EngineError) else 0.0
+                        )
+                        copy = asyncio.ensure_future(
+                            self._copy(call, worst, est_tokens, sent, wait=backoff)
+                        )
+                        pending.add(copy)
+                copy_out = copy in pending and len(sent) == copies
+                if winner is None and first not in pending and not copy_out:
+                    break  # the original failed and no copy is out: retry as usual
         finally:
             for task in pending:
                 task.cancel()
@@ -971,9 +1004,9 @@ class Dispatcher:
         if winner is None:
             assert error is not None
             raise error
-        if winner is second:
+        if winner is not first:
             self.stats.hedges_first += 1
-            self._hedging.record(kind, time.monotonic() - sent[0])
+            self._hedging.record(kind, time.monotonic() - sent[-1])
         return winner.result()
 
     def _account_copy(self, result: Any) -> None:

@@ -121,6 +121,7 @@ class _Waiting:
     request: Request
     key: str
     future: asyncio.Future[Completion]
+    urgent: bool = True  # something waits on it (``Dispatcher.complete``): it goes first
 
 
 class PromptLists:
@@ -140,10 +141,10 @@ class PromptLists:
     def accepts(self, request: Request) -> bool:
         return self.refused is None and self.dispatcher.engine.accepts_prompt_list(request)
 
-    async def complete(self, request: Request, key: str) -> Completion:
+    async def complete(self, request: Request, key: str, *, urgent: bool = True) -> Completion:
         """``request``'s answer, sent in a list with others of its parameters."""
         loop = asyncio.get_running_loop()
-        waiting = _Waiting(request, key, loop.create_future())
+        waiting = _Waiting(request, key, loop.create_future(), urgent)
         group = list_group(request)
         items = self._open.setdefault(group, [])
         if not items:
@@ -236,6 +237,7 @@ class PromptLists:
                 prompts=len(items),
                 splittable=True,
                 kind=(requests[0].max_tokens, 2),  # every list is one kind: see hedging.py
+                urgent=any(w.urgent for w in items),
             )
         except SplitRequest as split:
             await self._split(items, split.error)
@@ -315,7 +317,8 @@ class PromptLists:
         d = self.dispatcher
         live = [w for w in items if not w.future.done()]
         results = await asyncio.gather(
-            *(d._online(w.request, w.key) for w in live), return_exceptions=True
+            *(d._online(w.request, w.key, urgent=w.urgent) for w in live),
+            return_exceptions=True,
         )
         for w, result in zip(live, results, strict=True):
             if isinstance(result, asyncio.CancelledError):

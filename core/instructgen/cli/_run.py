@@ -171,7 +171,7 @@ _OPTIONS = [
         help="Send a second copy of a request that has had no answer for this many seconds "
         "and use whichever answers first, so one request a server holds does not hold up the "
         "run. auto: 3 x the time 95 % of the latest requests of its kind took, at least 5 s. "
-        "Copies stay under 2 % of the requests; a copy cancelled in flight may still be "
+        "Copies stay within 5 % of the requests; a copy cancelled in flight may still be "
         "billed. off: send every request once.",
     ),
     click.option(
