@@ -888,7 +888,7 @@ class Dispatcher:
                 elif late < delay:
                     wait = delay - late
                 elif self._may_hedge(worst):
-                    return await self._race(first, call, kind, worst, est_tokens, prompts)
+                    return await self._race(first, call, kind, delay, worst, est_tokens)
                 else:  # no copy now (the budget, the share of copies, a silent server)
                     wait = min(1.0, delay / 4)
                 done, _ = await asyncio.wait((first,), timeout=wait)
@@ -948,24 +948,42 @@ class Dispatcher:
         first: asyncio.Future[R],
         call: Callable[[], Awaitable[R]],
         kind: tuple[int, int],
+        delay: float,
         worst: float,
         est_tokens: int,
-        prompts: int,
     ) -> R:
         """Race the attempt ``first`` against a copy (``_copy``) and return whichever answers
         first; the other is cancelled (and, when it was answered too, its usage counted: it was
         paid). A copy that fails while the original is still out is followed by another after
-        the usual backoff (within the share of copies). When the original fails and no copy is
+        the usual backoff, and one that is late too (``delay`` seconds without an answer) by
+        another at once, within the share of copies. When the original fails and no copy is
         out, the original's error is raised, for the usual retry."""
-        sent: list[float] = []
-        copies = 1
-        copy = asyncio.ensure_future(self._copy(call, worst, est_tokens, sent))
+        sent: dict[asyncio.Future[R], list[float]] = {}  # each copy's time sent, once sent
+
+        def another(wait: float = 0.0) -> asyncio.Future[R]:
+            mark: list[float] = []
+            task = asyncio.ensure_future(self._copy(call, worst, est_tokens, mark, wait))
+            sent[task] = mark
+            return task
+
+        copy = another()
         pending: set[asyncio.Future[R]] = {first, copy}
         winner: asyncio.Future[R] | None = None
         error: BaseException | None = None
         try:
             while pending and winner is None:
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                latest = sent[copy]  # empty while it waits for its backoff or the RPM
+                wait = max(0.0, latest[0] + delay - time.monotonic()) if latest else delay
+                done, pending = await asyncio.wait(
+                    pending,
+                    timeout=wait if copy in pending else None,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if not done:
+                    if sent[copy]:  # the latest copy is late too: one more
+                        copy = another()
+                        pending.add(copy)
+                    continue
                 for task in sorted(done, key=lambda t: t is not first):  # the original first
                     exc = task.exception()
                     if exc is None:
@@ -983,17 +1001,13 @@ class Dispatcher:
                     retryable = isinstance(exc, asyncio.TimeoutError) or (
                         isinstance(exc, EngineError) and exc.retryable
                     )
-                    if first in pending and retryable:
-                        copies += 1
-                        backoff = (
-                            self._backoff(copies - 1, exc) if isinstance(exc, EngineError) else 0.0
-                        )
-                        copy = asyncio.ensure_future(
-                            self._copy(call, worst, est_tokens, sent, wait=backoff)
-                        )
+                    if first in pending and retryable and task is copy:
+                        failed = sum(1 for t in sent if t.done())
+                        backoff = self._backoff(failed, exc) if isinstance(exc, EngineError) else 0
+                        copy = another(backoff)
                         pending.add(copy)
-                copy_out = copy in pending and len(sent) == copies
-                if winner is None and first not in pending and not copy_out:
+                copies_out = sum(1 for t in pending if t is not first and sent[t])
+                if winner is None and first not in pending and not copies_out:
                     break  # the original failed and no copy is out: retry as usual
         finally:
             for task in pending:
@@ -1006,7 +1020,7 @@ class Dispatcher:
             raise error
         if winner is not first:
             self.stats.hedges_first += 1
-            self._hedging.record(kind, time.monotonic() - sent[-1])
+            self._hedging.record(kind, time.monotonic() - sent[winner][0])
         return winner.result()
 
     def _account_copy(self, result: Any) -> None:
