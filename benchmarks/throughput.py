@@ -3,6 +3,7 @@ in its own process) that answers every request after exactly 200 ms.
 
     python benchmarks/throughput.py [--requests 2000] [--latency 0.2] [--sequential 40]
     python benchmarks/throughput.py --method alpaca --examples 20000 [--repeat 3]
+    python benchmarks/throughput.py --no-hedge     # without copies of late requests
 
 With ``--method``, each run has a server of its own and the rate is the server's (requests
 answered from the first arrival to the last answer); right after each run the same number of
@@ -35,6 +36,7 @@ from instructgen.method import RunSize
 from instructgen.runs import run_method as run_method_
 
 HERE = Path(__file__).resolve().parent
+HEDGE = True  # --no-hedge: no copies of late requests (the dispatcher's cost per request)
 
 
 def start_server(latency: float, *extra: str) -> tuple[subprocess.Popen[str], str]:
@@ -129,7 +131,7 @@ async def run_method(
             engine,
             size=RunSize(examples, instructions, 42),
             cache=False,
-            config=DispatchConfig(concurrency=concurrency),
+            config=DispatchConfig(hedge=HEDGE, concurrency=concurrency),
         )
     elapsed = time.perf_counter() - start
     sent = result.report["requests"]["requests_completed"]
@@ -149,7 +151,7 @@ def dispatcher_alone(a: argparse.Namespace, requests: int) -> float:
     tail and the dispatcher's own cost included)."""
     proc, url = start_server(a.latency)
     try:
-        config = DispatchConfig(concurrency=a.concurrency)
+        config = DispatchConfig(hedge=HEDGE, concurrency=a.concurrency)
         return asyncio.run(run(url, requests, config, "alone"))["per_second"]
     finally:
         assert proc.stdin is not None
@@ -191,7 +193,7 @@ def main_method(a: argparse.Namespace) -> None:
     client's (requests over the whole call, set-up included) is shown beside it."""
     proc, url = start_server(a.latency)
     try:
-        asyncio.run(run(url, 1, DispatchConfig(concurrency=1), "warm"))  # SDK import
+        asyncio.run(run(url, 1, DispatchConfig(hedge=HEDGE, concurrency=1), "warm"))  # SDK import
     finally:
         assert proc.stdin is not None
         proc.stdin.close()
@@ -237,19 +239,27 @@ def main() -> None:
     p.add_argument("--rpm", type=float, default=3000)
     p.add_argument("--sequential", type=int, default=40)
     p.add_argument("--repeat", type=int, default=3, help="concurrent runs; the median is shown")
+    p.add_argument("--no-hedge", action="store_true", help="DispatchConfig(hedge=False)")
     a = p.parse_args()
+    global HEDGE
+    HEDGE = not a.no_hedge
     if a.method:
         main_method(a)
         return
     proc, url = start_server(a.latency)
     try:
-        seq = asyncio.run(run(url, a.sequential, DispatchConfig(concurrency=1), "seq"))
+        seq = asyncio.run(run(url, a.sequential, DispatchConfig(hedge=HEDGE, concurrency=1), "seq"))
         runs = []  # the machine is shared: repeat and report the median run, and all of them
         for i in range(a.repeat):
             cpu0 = time.process_time()
             server0 = cpu_seconds(proc.pid)
             conc = asyncio.run(
-                run(url, a.requests, DispatchConfig(concurrency=a.concurrency), f"conc{i}")
+                run(
+                    url,
+                    a.requests,
+                    DispatchConfig(hedge=HEDGE, concurrency=a.concurrency),
+                    f"conc{i}",
+                )
             )
             conc["client_cpu_ms"] = (time.process_time() - cpu0) / a.requests * 1000
             conc["server_cpu_ms"] = (cpu_seconds(proc.pid) - server0) / a.requests * 1000
@@ -259,7 +269,12 @@ def main() -> None:
         cpu_per_request_ms = conc.pop("client_cpu_ms")
         server_ms = conc.pop("server_cpu_ms")
         capped = asyncio.run(
-            run(url, a.requests // 2, DispatchConfig(concurrency=a.concurrency, rpm=a.rpm), "rpm")
+            run(
+                url,
+                a.requests // 2,
+                DispatchConfig(hedge=HEDGE, concurrency=a.concurrency, rpm=a.rpm),
+                "rpm",
+            )
         )
     finally:
         assert proc.stdin is not None

@@ -317,6 +317,16 @@ class _RateLimitSignal:
         return False
 
 
+def _keep_answered(tasks: Iterable[asyncio.Future[R]], keep: Callable[[R], None]) -> None:
+    """Hand the first answer among ``tasks`` that nobody took (the run was cancelled as it
+    arrived) to ``keep``: it was paid for. A failure to store it is the store's to count."""
+    for task in tasks:
+        if task.done() and not task.cancelled() and task.exception() is None:
+            with contextlib.suppress(Exception):
+                keep(task.result())
+            return
+
+
 class _NoCopy(Exception):
     """A copy of a late request could not be sent after all (``Dispatcher._copy``)."""
 
@@ -793,7 +803,7 @@ class Dispatcher:
                 sent = time.monotonic()
                 try:
                     result = await self._attempt(
-                        call, kind=kind, worst=worst, est_tokens=est_tokens, prompts=prompts
+                        call, kind=kind, worst=worst, est_tokens=est_tokens, keep=deliver
                     )
                 except asyncio.TimeoutError:
                     error: EngineError = ConnectionFailedError(
@@ -870,15 +880,17 @@ class Dispatcher:
         kind: tuple[int, int],
         worst: float,
         est_tokens: int,
-        prompts: int,
+        keep: Callable[[R], None],
     ) -> R:
         """One attempt, ``call()``; when it is late for its ``kind`` and the limits leave room,
         a copy races it (``hedging.py``). Raises what the attempt (or, raced, the last of the
-        two) raised."""
+        two) raised. An answer that arrived as the run was cancelled is handed to ``keep``
+        (stored and counted: it was paid for)."""
         started = time.monotonic()
         if not self._hedging.enabled:
             return await call()
         first = asyncio.ensure_future(call())
+        racing = False
         try:
             while True:
                 delay = self._hedging.delay(kind)
@@ -888,12 +900,17 @@ class Dispatcher:
                 elif late < delay:
                     wait = delay - late
                 elif self._may_hedge(worst):
-                    return await self._race(first, call, kind, delay, worst, est_tokens)
+                    racing = True
+                    return await self._race(first, call, kind, delay, worst, est_tokens, keep)
                 else:  # no copy now (the budget, the share of copies, a silent server)
                     wait = min(1.0, delay / 4)
                 done, _ = await asyncio.wait((first,), timeout=wait)
                 if done:
                     break
+        except BaseException:
+            if not racing:
+                _keep_answered([first], keep)
+            raise
         finally:
             if not first.done():
                 first.cancel()
@@ -951,6 +968,7 @@ class Dispatcher:
         delay: float,
         worst: float,
         est_tokens: int,
+        keep: Callable[[R], None],
     ) -> R:
         """Race the attempt ``first`` against a copy (``_copy``) and return whichever answers
         first; the other is cancelled (and, when it was answered too, its usage counted: it was
@@ -1009,6 +1027,10 @@ class Dispatcher:
                 copies_out = sum(1 for t in pending if t is not first and sent[t])
                 if winner is None and first not in pending and not copies_out:
                     break  # the original failed and no copy is out: retry as usual
+        except BaseException:
+            if winner is None:
+                _keep_answered([first, *sent], keep)
+            raise
         finally:
             for task in pending:
                 task.cancel()
