@@ -57,7 +57,7 @@ def test_the_percentile_is_that_of_the_latest_samples() -> None:
     assert seen.percentile(0.0) == 800.0 and seen.percentile(1.0) == 999.0
 
 
-def test_a_kind_is_hedged_only_once_it_has_enough_answers() -> None:
+def test_a_kind_is_hedged_once_it_or_the_run_has_enough_answers() -> None:
     policy = HedgePolicy()
     kind = (1024, 1)
     for _ in range(MIN_SAMPLES - 1):
@@ -68,7 +68,12 @@ def test_a_kind_is_hedged_only_once_it_has_enough_answers() -> None:
     for _ in range(200):
         policy.record(kind, 4.0)
     assert policy.delay(kind) == 12.0
-    assert policy.delay((16, 1)) is None  # another kind has its own answers
+    assert policy.delay((16, 1)) == 12.0  # a kind with few answers: compared with them all
+    policy.record((16, 1), 0.1)
+    assert policy.delay((16, 1)) == 12.0
+    for _ in range(MIN_SAMPLES):
+        policy.record((16, 1), 0.1)
+    assert policy.delay((16, 1)) == HEDGE_FLOOR  # enough of its own now
     assert HedgePolicy(after=2.0).delay((16, 1)) == 2.0
     assert HedgePolicy(enabled=False, after=2.0).delay(kind) is None
     assert HedgePolicy(after=30.0, timeout=30.0).delay(kind) is None  # the deadline comes first

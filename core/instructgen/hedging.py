@@ -14,10 +14,12 @@ The policy here:
   ``prompt_lists.py``, whatever its length: a server answers a list's prompts side by side),
   so a short classification is never judged by the time a long generation takes.
 - The delay is ``hedge_after`` seconds when it is given, else 3 x the 95th percentile of the
-  kind's last ``RECENT`` successful attempts, and never under ``HEDGE_FLOOR`` seconds. While a
-  kind has fewer than ``MIN_SAMPLES`` answers there is nothing to compare with: an attempt
-  sent then is looked at again every ``HEDGE_FLOOR`` seconds, so the first requests of a run
-  are hedged too once the others have answered.
+  kind's last ``RECENT`` successful attempts, and never under ``HEDGE_FLOOR`` seconds. A kind
+  with fewer than ``MIN_SAMPLES`` answers is compared with the last ``RECENT`` answers of every
+  kind (a rare request held while the run waits on it adds no answers of its kind); with fewer
+  than that in all there is nothing to compare with: an attempt sent then is looked at again
+  every ``HEDGE_FLOOR`` seconds, so the first requests of a run are hedged too once the others
+  have answered.
 - One copy per attempt, and the copies of a run stay within ``HEDGE_SHARE`` of its attempts
   (plus ``HEDGE_SPARE``): a provider that is slow everywhere gets little extra load, and the
   copies cost at most that share more.
@@ -98,11 +100,13 @@ class HedgePolicy:
         self.after = after
         self.timeout = timeout
         self._kinds: dict[tuple[int, int], Latencies] = {}
+        self._all = Latencies()  # every kind's: the reference of a kind with few answers
 
     def record(self, kind: tuple[int, int], seconds: float) -> None:
         """A successful attempt of ``kind`` took ``seconds``."""
         if self.enabled:
             self._kinds.setdefault(kind, Latencies()).add(seconds)
+            self._all.add(seconds)
 
     def delay(self, kind: tuple[int, int]) -> float | None:
         """Seconds after which an unanswered attempt of ``kind`` gets a copy, or None."""
@@ -113,6 +117,8 @@ class HedgePolicy:
         else:
             seen = self._kinds.get(kind)
             if seen is None or len(seen) < MIN_SAMPLES:
+                seen = self._all  # a rare kind: compared with every answer of the run
+            if len(seen) < MIN_SAMPLES:
                 return None
             delay = max(HEDGE_FLOOR, MULTIPLIER * seen.percentile(PERCENTILE))
         return delay if delay < self.timeout else None
