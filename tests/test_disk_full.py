@@ -54,8 +54,9 @@ def grow(disk: Path, size: str) -> None:
 
 
 def fill(path: Path) -> None:
-    """Take every byte left on the disk of ``path``."""
-    with path.open("wb") as fh, contextlib.suppress(OSError):
+    """Take every byte left on the disk of ``path`` (none may be left: then even creating the
+    file fails, and the disk is as full as this would make it)."""
+    with contextlib.suppress(OSError), path.open("wb") as fh:
         while True:
             fh.write(b"\0" * 65536)
             fh.flush()
@@ -125,7 +126,7 @@ def fill_run_free_rerun(tmp_path: Path, command: list[str], responder: Any) -> N
         assert payload["resume"].startswith("instructgen ")
         assert sum(server.successes.values()) == paid
 
-        (disk / "filler").unlink()
+        (disk / "filler").unlink(missing_ok=True)
         grow(disk, "64m")
         server.latency = 0
         resumed = run(cmd(server, out))
